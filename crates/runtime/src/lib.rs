@@ -1,0 +1,37 @@
+//! berth's OCI runtime: the runtime-spec `config.json` in, an isolated process out.
+//!
+//! The design follows the kernel's order of operations. The caller (the `berth-runtime` CLI or
+//! the shim, in-process) validates the config, creates the container's cgroups and forks a
+//! short-lived *stage-1* child. Stage 1 joins any namespaces given by path, joins the cgroup,
+//! then `clone(2)`s the container's init with `CLONE_PARENT` and the new namespace flags, so the
+//! init is pid 1 of a fresh pid namespace and still the caller's child. The caller and the init
+//! talk over a `SOCK_SEQPACKET` socketpair (see [`channel`]): the caller writes uid/gid maps,
+//! runs the runtime hooks and records state; the init builds the root filesystem, pivots into it,
+//! drops privileges and blocks on the `exec.fifo` until `start` opens it, exactly as runc does,
+//! so the CLI of runc (and everything that drives it) works unchanged.
+//!
+//! There is no re-exec of the runtime binary on the hot path: the init is a fork of the caller.
+//! To keep the container away from the runtime binary (the CVE-2019-5736 class) the CLI first
+//! re-executes itself from a sealed memfd copy (see [`sys::ensure_sealed_exe`]), so
+//! `/proc/self/exe` inside the container can never name a writable host file.
+//!
+//! Code that only computes (mount plans, cgroup paths, seccomp rules, capability sets) is kept
+//! apart from code that calls the kernel so it can be unit-tested without root.
+
+pub mod capabilities;
+pub mod cgroups;
+pub mod channel;
+pub mod config;
+pub mod console;
+pub mod container;
+pub mod error;
+pub mod hooks;
+pub mod namespaces;
+pub mod rlimits;
+pub mod rootfs;
+pub mod seccomp;
+pub mod spec;
+pub mod state;
+pub mod sys;
+
+pub use error::RuntimeError;
