@@ -346,6 +346,30 @@ fn v2_device_filter_is_enforced_and_replaced() {
     filter(true);
     let (ok, stderr) = run_in(&procs, "head -c1 /dev/zero >/dev/null");
     assert!(ok, "everything allowed after the update: {stderr}");
+
+    // A later deny of one access bit wins over an earlier allow of all of them.
+    let mut rules = device_rules(false).devices().clone().unwrap_or_default();
+    for (allow, access) in [(true, "rwm"), (false, "w")] {
+        rules.push(
+            LinuxDeviceCgroupBuilder::default()
+                .allow(allow)
+                .typ(LinuxDeviceType::C)
+                .major(1i64)
+                .minor(5i64)
+                .access(access)
+                .build()
+                .expect("rule"),
+        );
+    }
+    let rules = devices::normalize(&rules).expect("normalize");
+    bpf::install_device_filter(&dir, &devices::program(&rules).expect("program")).expect("install");
+    let (ok, stderr) = run_in(&procs, "head -c1 /dev/zero >/dev/null");
+    assert!(ok, "/dev/zero readable: {stderr}");
+    let (ok, stderr) = run_in(&procs, "echo x > /dev/zero");
+    assert!(
+        !ok && stderr.contains("Operation not permitted"),
+        "/dev/zero not writable: {stderr}"
+    );
 }
 
 /// The v2 code paths (subtree_control walk, cgroup.freeze, cgroup.events, unified pids and
