@@ -22,16 +22,24 @@ pub enum RuntimeError {
     #[error("invalid container id {id:?}: {reason}")]
     InvalidId { id: String, reason: &'static str },
     #[error("cannot {action} container {id:?}: container is {status}")]
-    WrongState { id: String, action: &'static str, status: String },
+    WrongState {
+        id: String,
+        action: &'static str,
+        status: String,
+    },
     #[error("invalid config {path}: {reason}")]
     InvalidConfig { path: PathBuf, reason: String },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: PathBuf, source: std::io::Error },
-    #[error("{what}: {source}")]
-    Sys { what: String, source: nix::Error },
-    #[error("container init failed: {0}")]
+    #[error("{what} {path}: {error}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{what}: {error}")]
+    Sys { what: String, error: nix::Error },
+    #[error("{0}")]
     Init(String),
     #[error("hook {path} failed: {reason}")]
     Hook { path: PathBuf, reason: String },
@@ -50,16 +58,24 @@ impl RuntimeError {
                 ErrorKind::InvalidInput
             }
             Self::Seccomp(_) => ErrorKind::InvalidInput,
+            Self::Cgroup(e) => e.kind(),
             _ => ErrorKind::Internal,
         }
     }
 
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { what, path: path.into(), source }
+        Self::Io {
+            what,
+            path: path.into(),
+            error: source,
+        }
     }
 
     pub(crate) fn sys(what: impl Into<String>, source: nix::Error) -> Self {
-        Self::Sys { what: what.into(), source }
+        Self::Sys {
+            what: what.into(),
+            error: source,
+        }
     }
 }
 

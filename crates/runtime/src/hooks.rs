@@ -1,1 +1,77 @@
-//! hooks
+//! OCI hooks: each is run with the container's state JSON on stdin, its own args and env, and an
+//! optional timeout after which it is killed and counted as failed.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+
+use crate::error::{Result, RuntimeError};
+use crate::state::OciState;
+
+pub fn run_all(hooks: Option<&Vec<Hook>>, state: &OciState) -> Result<()> {
+    for h in hooks.map(Vec::as_slice).unwrap_or_default() {
+        run(h, state)?;
+    }
+    Ok(())
+}
+
+pub fn run(hook: &Hook, state: &OciState) -> Result<()> {
+    let fail = |reason: String| RuntimeError::Hook {
+        path: hook.path().clone(),
+        reason,
+    };
+    let input = serde_json::to_vec(state).map_err(|e| fail(format!("encode state: {e}")))?;
+    let args = hook.args().clone().unwrap_or_default();
+    let mut cmd = Command::new(hook.path());
+    if let Some((argv0, rest)) = args.split_first() {
+        use std::os::unix::process::CommandExt;
+        cmd.arg0(argv0).args(rest);
+    }
+    cmd.env_clear();
+    for kv in hook.env().as_deref().unwrap_or_default() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| fail(format!("start: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine: ignore EPIPE.
+        let _ = stdin.write_all(&input);
+    }
+    let deadline = hook
+        .timeout()
+        .and_then(|t| u64::try_from(t).ok())
+        .filter(|&t| t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t));
+    let status = loop {
+        match child.try_wait().map_err(|e| fail(format!("wait: {e}")))? {
+            Some(s) => break s,
+            None => {}
+        }
+        if let Some(d) = deadline {
+            if Instant::now() >= d {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!(
+                    "timed out after {}s",
+                    hook.timeout().unwrap_or(0)
+                )));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(fail(format!("{status}: {}", err.trim())));
+    }
+    Ok(())
+}

@@ -27,6 +27,7 @@ pub mod container;
 pub mod error;
 pub mod hooks;
 pub mod namespaces;
+pub mod process;
 pub mod rlimits;
 pub mod rootfs;
 pub mod seccomp;

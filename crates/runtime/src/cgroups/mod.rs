@@ -216,6 +216,30 @@ impl CgroupPaths {
             .collect()
     }
 
+    /// What the container's `/sys/fs/cgroup` shows: one entry per hierarchy, named as hosts
+    /// name their mounts (`memory`, `cpu,cpuacct`, `systemd`, `unified`), with the container's
+    /// directory in it.
+    pub fn mount_dirs(&self) -> Vec<(String, PathBuf)> {
+        let mut by_dir: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
+        for (name, dir) in &self.v1 {
+            by_dir
+                .entry(dir.as_path())
+                .or_default()
+                .push(name.strip_prefix("name=").unwrap_or(name));
+        }
+        let mut out: Vec<(String, PathBuf)> = by_dir
+            .into_iter()
+            .map(|(dir, mut names)| {
+                names.sort_unstable();
+                (names.join(","), dir.to_path_buf())
+            })
+            .collect();
+        if let Some(u) = &self.unified {
+            out.push(("unified".to_string(), u.clone()));
+        }
+        out
+    }
+
     /// The directory a write goes to.
     fn dir(&self, target: Target) -> Option<&Path> {
         match target {
