@@ -111,6 +111,13 @@ pub fn parse_options(opts: &[String]) -> MountOptions {
 /// Makes every missing directory of `path` inside the root (and the last component as a file
 /// when `file` is set), then returns an `O_PATH` descriptor of it.
 pub fn ensure_in_root(root: BorrowedFd<'_>, path: &Path, file: bool) -> Result<OwnedFd> {
+    ensure_depth(root, path, file, 0)
+}
+
+/// As many symlinks as the kernel follows in one lookup (SYMLOOP_MAX).
+const MAX_LINKS: u32 = 40;
+
+fn ensure_depth(root: BorrowedFd<'_>, path: &Path, file: bool, depth: u32) -> Result<OwnedFd> {
     let comps: Vec<&OsStr> = path
         .components()
         .filter_map(|c| match c {
@@ -122,6 +129,7 @@ pub fn ensure_in_root(root: BorrowedFd<'_>, path: &Path, file: bool) -> Result<O
     for (i, name) in comps.iter().enumerate() {
         let parent = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY)
             .map_err(|e| RuntimeError::io("open in rootfs", &cur, e))?;
+        let dir = cur.clone();
         cur.push(name);
         let last = i + 1 == comps.len();
         match open_in_root(root, &cur, libc::O_PATH) {
@@ -133,6 +141,21 @@ pub fn ensure_in_root(root: BorrowedFd<'_>, path: &Path, file: bool) -> Result<O
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(RuntimeError::io("open in rootfs", &cur, e)),
+        }
+        // A dangling symlink: create what it points at, inside the root, then go on from there.
+        if let Ok(target) = nix::fcntl::readlinkat(parent.as_fd(), *name) {
+            if depth >= MAX_LINKS {
+                return Err(RuntimeError::InvalidArgument(format!(
+                    "too many levels of symbolic links under {}",
+                    path.display()
+                )));
+            }
+            let target = PathBuf::from(target);
+            let mut next = if target.is_absolute() { target } else { dir.join(target) };
+            for rest in &comps[i + 1..] {
+                next.push(rest);
+            }
+            return ensure_depth(root, &next, file, depth + 1);
         }
         if last && file {
             let r = nix::fcntl::openat(
