@@ -144,8 +144,8 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
         }
         check_mappings("uidMappings", &uid_maps).map_err(|r| invalid(cfg, r))?;
         check_mappings("gidMappings", &gid_maps).map_err(|r| invalid(cfg, r))?;
-    } else if !uid_maps.is_empty() || !gid_maps.is_empty() {
-        if !has(LinuxNamespaceType::User) {
+    } else if (!uid_maps.is_empty() || !gid_maps.is_empty()) && !has(LinuxNamespaceType::User) {
+        {
             return Err(invalid(
                 cfg,
                 "uidMappings/gidMappings given without a user namespace",

@@ -402,7 +402,7 @@ impl Runtime {
     pub fn kill(&self, id: &str, sig: Signal, all: bool) -> Result<()> {
         let st = self.load(id)?;
         let status = st.status(&self.root);
-        if !status.can_kill() && !(all && status == Status::Stopped) {
+        if !(status.can_kill() || all && status == Status::Stopped) {
             return Err(RuntimeError::WrongState {
                 id: id.into(),
                 action: "kill",
@@ -604,16 +604,14 @@ impl Runtime {
                 let pid = sys::clone_fork(libc::CLONE_PARENT)
                     .map_err(|e| RuntimeError::sys("clone", e))?;
                 if pid == 0 {
-                    let e = match exec_child(
+                    let Err(e) = exec_child(
                         &child,
                         p,
                         seccomp.as_ref(),
                         console.as_ref().map(|c| c.as_raw_fd()),
                         userns,
                         o.preserve_fds,
-                    ) {
-                        Err(e) => e,
-                    };
+                    );
                     let _ = child.send(&ToParent::Error(e.to_string()));
                     // SAFETY: leaving the forked child without running the parent's destructors.
                     unsafe { libc::_exit(exit_code_for(&e)) };
@@ -783,13 +781,13 @@ fn with_default_devices(
 fn merge_resources(old: Option<LinuxResources>, new: &LinuxResources) -> LinuxResources {
     let mut r = old.unwrap_or_default();
     if new.memory().is_some() {
-        r.set_memory(new.memory().clone());
+        r.set_memory(*new.memory());
     }
     if new.cpu().is_some() {
         r.set_cpu(new.cpu().clone());
     }
     if new.pids().is_some() {
-        r.set_pids(new.pids().clone());
+        r.set_pids(*new.pids());
     }
     if new.block_io().is_some() {
         r.set_block_io(new.block_io().clone());
@@ -813,9 +811,7 @@ fn stage1_create(ch: &Channel, plan: &InitPlan<'_>) -> Result<()> {
     let pid = sys::clone_fork(flags)
         .map_err(|e| RuntimeError::sys(format!("clone with flags {:?}", plan.ns.new), e))?;
     if pid == 0 {
-        let e = match init(ch, plan) {
-            Err(e) => e,
-        };
+        let Err(e) = init(ch, plan);
         if ch.send(&ToParent::Error(e.to_string())).is_err() {
             // The runtime is gone (the container was started): the container's stderr is the
             // only place left to say why it did not run.

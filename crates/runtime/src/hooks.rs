@@ -2,8 +2,8 @@
 //! optional timeout after which it is killed and counted as failed.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use oci_spec::runtime::Hook;
 
@@ -43,28 +43,36 @@ pub fn run(hook: &Hook, state: &OciState) -> Result<()> {
         // A hook that does not read its stdin is fine: ignore EPIPE.
         let _ = stdin.write_all(&input);
     }
-    let deadline = hook
+    let timeout = hook
         .timeout()
         .and_then(|t| u64::try_from(t).ok())
-        .filter(|&t| t > 0)
-        .map(|t| Instant::now() + Duration::from_secs(t));
-    let status = loop {
-        match child.try_wait().map_err(|e| fail(format!("wait: {e}")))? {
-            Some(s) => break s,
-            None => {}
-        }
-        if let Some(d) = deadline {
-            if Instant::now() >= d {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(fail(format!(
-                    "timed out after {}s",
-                    hook.timeout().unwrap_or(0)
-                )));
+        .filter(|&t| t > 0);
+    if let Some(t) = timeout {
+        // Wait on a pidfd with the deadline: no polling loop, no reaping race.
+        let pid = libc::pid_t::try_from(child.id()).unwrap_or(0);
+        let pidfd = crate::sys::pidfd_open(pid).map_err(|e| fail(format!("pidfd_open: {e}")))?;
+        let ms = i32::try_from(t.saturating_mul(1000)).unwrap_or(i32::MAX);
+        let mut fds = [nix::poll::PollFd::new(
+            pidfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ready = loop {
+            match nix::poll::poll(
+                &mut fds,
+                nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX),
+            ) {
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(fail(format!("wait: {e}"))),
+                Ok(n) => break n > 0,
             }
+        };
+        if !ready {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail(format!("timed out after {t}s")));
         }
-        std::thread::sleep(Duration::from_millis(2));
-    };
+    }
+    let status = child.wait().map_err(|e| fail(format!("wait: {e}")))?;
     if !status.success() {
         let mut err = String::new();
         if let Some(mut e) = child.stderr.take() {

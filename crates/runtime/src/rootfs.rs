@@ -151,7 +151,11 @@ fn ensure_depth(root: BorrowedFd<'_>, path: &Path, file: bool, depth: u32) -> Re
                 )));
             }
             let target = PathBuf::from(target);
-            let mut next = if target.is_absolute() { target } else { dir.join(target) };
+            let mut next = if target.is_absolute() {
+                target
+            } else {
+                dir.join(target)
+            };
             for rest in &comps[i + 1..] {
                 next.push(rest);
             }

@@ -35,7 +35,7 @@ pub fn clone_fork(flags: libc::c_int) -> nix::Result<libc::pid_t> {
             0usize,
         )
     };
-    Errno::result(ret).map(|pid| pid as libc::pid_t)
+    Errno::result(ret).map(|pid| libc::pid_t::try_from(pid).unwrap_or(-1))
 }
 
 /// `struct open_how` of openat2(2), version 0 (24 bytes).

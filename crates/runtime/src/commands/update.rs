@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPidsBuilder, LinuxResources};
+use oci_spec::runtime::{LinuxPidsBuilder, LinuxResources};
 
 use crate::Globals;
 
@@ -84,7 +84,7 @@ pub fn run(g: &Globals, a: &Args) -> anyhow::Result<i32> {
         None => LinuxResources::default(),
     };
     if a.memory.is_some() || a.memory_swap.is_some() || a.memory_reservation.is_some() {
-        let mut m = r.memory().clone().unwrap_or_else(LinuxMemory::default);
+        let mut m = r.memory().unwrap_or_default();
         if let Some(v) = &a.memory {
             m.set_limit(Some(parse_size(v)?));
         }
@@ -104,7 +104,7 @@ pub fn run(g: &Globals, a: &Args) -> anyhow::Result<i32> {
         || a.cpu_rt_period.is_some()
         || a.cpu_rt_runtime.is_some()
     {
-        let mut c = r.cpu().clone().unwrap_or_else(LinuxCpu::default);
+        let mut c = r.cpu().clone().unwrap_or_default();
         if a.cpu_shares.is_some() {
             c.set_shares(a.cpu_shares);
         }
