@@ -5,7 +5,8 @@
 # Usage: bench/runtime.sh [N]     (N timed runs per runtime, default 50; run as root)
 # Env:   BERTH_RUNTIME (default $CARGO_TARGET_DIR/release/berth-runtime or target/release/...)
 #        RUNC (default: runc on PATH), BERTH_FIXTURE (berth-fixture, same default dir),
-#        RSS_RUNS (runs under /usr/bin/time for peak RSS, default 5), WARMUP (default 3)
+#        RSS_RUNS (runs under /usr/bin/time for peak RSS, default 5), WARMUP (default 3),
+#        RUN_TIMEOUT (seconds before a hung run is killed and the benchmark fails, default 10)
 set -euo pipefail
 
 N=${1:-50}
@@ -16,7 +17,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
 BERTH_RUNTIME=${BERTH_RUNTIME:-$TARGET_DIR/release/berth-runtime}
 BERTH_FIXTURE=${BERTH_FIXTURE:-$TARGET_DIR/release/berth-fixture}
 RUNC=${RUNC:-$(command -v runc || true)}
-RUN_TIMEOUT=10
+RUN_TIMEOUT=${RUN_TIMEOUT:-10}
 
 die() {
   echo "bench: $*" >&2
@@ -43,6 +44,7 @@ CG_NAME="berth-bench-$TAG"
 cleanup() {
   local name root dir id mnt
   set +e
+  [ -n "${WATCHDOG:-}" ] && kill "$WATCHDOG" 2>/dev/null
   for name in berth runc; do
     root="$WORK/root-$name"
     for dir in "$root"/*/; do
@@ -81,30 +83,57 @@ for name in berth runc; do
 done
 
 SEQ=0
-# The command line of one run of $1 (berth, runc, unshare), a fresh container id each time.
+# The command line of one run of $1, a fresh container id each time: berth, runc, the floor
+# (unshare+chroot), and a bare fork+exec of the same `true` (what any run costs from this shell).
 run_cmd() {
   SEQ=$((SEQ + 1))
   case "$1" in
     berth) CMD=("$BERTH_RUNTIME" --root "$WORK/root-berth" run --bundle "$WORK/bundle-berth" "b$TAG-$SEQ") ;;
     runc) CMD=("$RUNC" --root "$WORK/root-runc" run --bundle "$WORK/bundle-runc" "r$TAG-$SEQ") ;;
     unshare) CMD=(unshare --fork --pid --mount --net --uts --ipc chroot "$ROOTFS" /bin/true) ;;
+    exec) CMD=("$ROOTFS/bin/busybox" true) ;;
   esac
 }
 
-# Times one run in microseconds (bash's EPOCHREALTIME: no fork around the measured command).
+# A watchdog instead of timeout(1) around each timed run (timeout's own fork and exec would add
+# about 1.5 ms to every sample): time_one records the pid of the run in progress and when it started;
+# the watchdog SIGKILLs that run if it is still going after RUN_TIMEOUT seconds. It sleeps with
+# `read -t` on a fifo, so it forks nothing while the benchmark runs.
+mkfifo "$WORK/tick"
+(
+  exec 9<>"$WORK/tick"
+  while :; do
+    read -r -t 1 -u 9 _ || true
+    [ -d "$WORK" ] || exit 0
+    read -r pid started 2>/dev/null <"$WORK/current" || continue
+    if [ -z "$pid" ] || [ $((SECONDS - started)) -le "$RUN_TIMEOUT" ]; then continue; fi
+    # Only a child of the benchmark shell (so never a recycled pid of someone else's).
+    read -r _ _ _ ppid _ 2>/dev/null <"/proc/$pid/stat" || continue
+    [ "$ppid" = "$$" ] && kill -KILL "$pid" 2>/dev/null
+  done
+) &
+WATCHDOG=$!
+
+# Times one run in microseconds with bash's EPOCHREALTIME: only the fork and exec of the measured
+# command itself are in the sample.
 time_one() {
-  local t0 t1
+  local t0 t1 pid rc=0
   run_cmd "$1"
   t0=${EPOCHREALTIME/./}
-  timeout -k 2 "$RUN_TIMEOUT" "${CMD[@]}" </dev/null >/dev/null 2>"$WORK/err" || {
-    echo "bench: $1 run failed: $(head -c 400 "$WORK/err")" >&2
-    return 1
-  }
+  "${CMD[@]}" </dev/null >/dev/null 2>"$WORK/err" &
+  pid=$!
+  echo "$pid $SECONDS" >"$WORK/current"
+  wait "$pid" || rc=$?
   t1=${EPOCHREALTIME/./}
+  : >"$WORK/current"
+  if [ "$rc" -ne 0 ]; then
+    echo "bench: $1 run failed (exit $rc): $(head -c 400 "$WORK/err")" >&2
+    return 1
+  fi
   echo $((t1 - t0)) >>"$WORK/times-$1"
 }
 
-KINDS=(berth runc unshare)
+KINDS=(berth runc unshare exec)
 echo "warming up ($WARMUP runs each)..." >&2
 for ((i = 0; i < WARMUP; i++)); do
   for k in "${KINDS[@]}"; do
@@ -113,10 +142,12 @@ for ((i = 0; i < WARMUP; i++)); do
 done
 for k in "${KINDS[@]}"; do : >"$WORK/times-$k"; done
 
-# Interleaved, so drift in machine load hits all three alike.
+# Interleaved, so drift in machine load hits all three alike, and the order rotates every round, so
+# no runtime always runs first (right after the previous round's floor run) or last.
 echo "timing $N runs each..." >&2
 for ((i = 0; i < N; i++)); do
-  for k in "${KINDS[@]}"; do
+  for ((j = 0; j < ${#KINDS[@]}; j++)); do
+    k=${KINDS[$(((i + j) % ${#KINDS[@]}))]}
     time_one "$k" || die "timed run of $k failed"
   done
 done
@@ -158,6 +189,7 @@ label() {
     berth) echo "berth-runtime run" ;;
     runc) echo "runc run" ;;
     unshare) echo "unshare+chroot (floor)" ;;
+    exec) echo "fork+exec true" ;;
   esac
 }
 ratio() {

@@ -92,7 +92,7 @@ timeout 5 "${CTR[@]}" version >/dev/null 2>&1 || {
   die "containerd did not answer within 30s"
 }
 
-"$BERTH_FIXTURE" bundle "$WORK/bundle" || die "berth-fixture bundle failed"
+"$BERTH_FIXTURE" bundle "$WORK/bundle" >/dev/null || die "berth-fixture bundle failed"
 ROOTFS="$WORK/bundle/rootfs"
 [ -x "$ROOTFS/bin/sh" ] || die "fixture bundle has no $ROOTFS/bin/sh"
 

@@ -101,7 +101,7 @@ timeout 5 docker version >/dev/null 2>&1 || {
   die "dockerd did not answer within 60s"
 }
 
-"$BERTH_FIXTURE" rootfs-tar "$WORK/rootfs.tar" || die "berth-fixture rootfs-tar failed"
+"$BERTH_FIXTURE" rootfs-tar "$WORK/rootfs.tar" >/dev/null || die "berth-fixture rootfs-tar failed"
 docker_ import "$WORK/rootfs.tar" busybox:latest >/dev/null || die "docker import of the busybox rootfs failed"
 
 RUNX=(run --runtime berth --network none --pull never)

@@ -86,7 +86,7 @@ stop_all() {
 add_cleanup stop_all
 
 echo "# $(podman --version) runtime=$BERTH_RUNTIME"
-"$BERTH_FIXTURE" rootfs-tar "$WORK/rootfs.tar" || die "berth-fixture rootfs-tar failed"
+"$BERTH_FIXTURE" rootfs-tar "$WORK/rootfs.tar" >/dev/null || die "berth-fixture rootfs-tar failed"
 podman_ import "$WORK/rootfs.tar" localhost/busybox:latest >/dev/null 2>"$WORK/import.err" ||
   die "podman import failed: $(tail -n 3 "$WORK/import.err")"
 
