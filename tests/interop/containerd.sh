@@ -131,15 +131,7 @@ rc=0
 ctr_ run --rm $(run_opts c-exit) "$ROOTFS" c-exit sh -c 'exit 3' >/dev/null 2>&1 || rc=$?
 expect_eq exit-code 3 "$rc"
 
-rc=0
-out=$(in_pty "${CTR[*]} run --rm -t $(run_opts c-tty) $ROOTFS c-tty tty") || rc=$?
-if [ "$rc" -ne 0 ]; then
-  fail tty "ctr run -t exited $rc: $(echo "$out" | tail -n 3)"
-elif echo "$out" | grep -qE '/dev/pts/[0-9]+$'; then
-  ok tty
-else
-  fail tty "tty printed no /dev/pts path: $out"
-fi
+check_tty tty "${CTR[*]} run --rm -t $(run_opts c-tty) $ROOTFS c-tty tty"
 
 # shellcheck disable=SC2046
 if out=$(ctr_ run -d --memory-limit 67108864 $(run_opts c-long) "$ROOTFS" c-long sleep 300 2>&1) &&
@@ -157,12 +149,7 @@ if out=$(ctr_ run -d --memory-limit 67108864 $(run_opts c-long) "$ROOTFS" c-long
   ctr_ task exec --fifo-dir "$WORK/fifo" --exec-id e2 c-long sh -c 'exit 5' >/dev/null 2>&1 || rc=$?
   expect_eq exec-exit-code 5 "$rc"
 
-  out=$(in_pty "${CTR[*]} task exec --fifo-dir $WORK/fifo -t --exec-id e3 c-long tty") || true
-  if echo "$out" | grep -qE '/dev/pts/[0-9]+$'; then
-    ok exec-tty
-  else
-    fail exec-tty "ctr task exec -t gave: $out"
-  fi
+  check_tty exec-tty "${CTR[*]} task exec --fifo-dir $WORK/fifo -t --exec-id e3 c-long tty"
 
   pid=$(ctr_ task ls 2>/dev/null | awk '$1 == "c-long" { print $2 }')
   if out=$(ctr_ task ps c-long 2>&1) && echo "$out" | awk 'NR > 1 { print $1 }' | grep -qx "$pid"; then
@@ -171,25 +158,19 @@ if out=$(ctr_ run -d --memory-limit 67108864 $(run_opts c-long) "$ROOTFS" c-long
     fail ps "ctr task ps does not list init pid $pid: $out"
   fi
 
-  if [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
-    rel=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ { print $3 }' "/proc/$pid/cgroup" 2>/dev/null || true)
-    limit_file="/sys/fs/cgroup/memory$rel/memory.limit_in_bytes"
-  else
-    rel=$(awk -F: '$1 == "0" { print $3 }' "/proc/$pid/cgroup" 2>/dev/null || true)
-    limit_file="/sys/fs/cgroup$rel/memory.max"
-  fi
-  case "$rel" in
-    *"$CG_PARENT/c-long") expect_eq memory-limit 67108864 "$(cat "$limit_file" 2>&1)" ;;
-    *) fail memory-limit "task cgroup '$rel' is not the requested $CG_PARENT/c-long" ;;
+  memory_cgroup_of "$pid"
+  case "$MEM_CG" in
+    *"/$CG_PARENT/c-long") expect_eq memory-limit 67108864 "$(cat "$MEM_LIMIT_FILE" 2>&1)" ;;
+    *) fail memory-limit "task cgroup '$MEM_CG' is not the requested $CG_PARENT/c-long" ;;
   esac
 
   if ctr_ task pause c-long >/dev/null 2>&1; then
-    expect_eq pause PAUSED "$(task_status c-long)"
+    expect_eq pause "PAUSED FROZEN" "$(task_status c-long) $(freezer_state "$pid")"
   else
     fail pause "ctr task pause failed"
   fi
   if ctr_ task resume c-long >/dev/null 2>&1; then
-    expect_eq resume RUNNING "$(task_status c-long)"
+    expect_eq resume "RUNNING THAWED" "$(task_status c-long) $(freezer_state "$pid")"
     out=$(ctr_ task exec --fifo-dir "$WORK/fifo" --exec-id e4 c-long echo alive 2>&1) || true
     expect_eq exec-after-resume alive "$out"
   else

@@ -118,16 +118,8 @@ rc=0
 docker_ "${RUNX[@]}" --rm busybox sh -c 'exit 3' >/dev/null 2>&1 || rc=$?
 expect_eq exit-code 3 "$rc"
 
-# 3. A tty (console socket): script gives the docker CLI a pty even with no terminal around us.
-rc=0
-out=$(in_pty "docker ${RUNX[*]} --rm -it busybox tty") || rc=$?
-if [ "$rc" -ne 0 ]; then
-  fail tty "docker run -it exited $rc: $(echo "$out" | tail -n 3)"
-elif echo "$out" | grep -qE '/dev/pts/[0-9]+$'; then
-  ok tty
-else
-  fail tty "tty printed no /dev/pts path: $out"
-fi
+# 3. A tty (console socket); in_pty gives the docker CLI a pty even with no terminal around us.
+check_tty tty "docker ${RUNX[*]} --rm -it busybox tty"
 
 # 4. Detached container, exec, pause/unpause, stop.
 if cid=$(docker_ "${RUNX[@]}" -d busybox sleep 300 2>&1); then
@@ -143,12 +135,7 @@ if cid=$(docker_ "${RUNX[@]}" -d busybox sleep 300 2>&1); then
   docker_ exec "$cid" sh -c 'exit 5' >/dev/null 2>&1 || rc=$?
   expect_eq exec-exit-code 5 "$rc"
 
-  if out=$(in_pty "docker exec -it $cid tty") &&
-    echo "$out" | grep -qE '/dev/pts/[0-9]+$'; then
-    ok exec-tty
-  else
-    fail exec-tty "docker exec -it gave: $out"
-  fi
+  check_tty exec-tty "docker exec -it $cid tty"
 
   if out=$(docker_ top "$cid" 2>&1) && echo "$out" | grep -q 'sleep 300'; then
     ok top
@@ -156,13 +143,14 @@ if cid=$(docker_ "${RUNX[@]}" -d busybox sleep 300 2>&1); then
     fail top "docker top (runtime ps) gave: $out"
   fi
 
+  pid=$(docker_ inspect -f '{{.State.Pid}}' "$cid" 2>/dev/null || echo 0)
   if docker_ pause "$cid" >/dev/null 2>&1; then
-    expect_eq pause true "$(docker_ inspect -f '{{.State.Paused}}' "$cid" 2>&1)"
+    expect_eq pause "true FROZEN" "$(docker_ inspect -f '{{.State.Paused}}' "$cid" 2>&1) $(freezer_state "$pid")"
   else
     fail pause "docker pause failed"
   fi
   if docker_ unpause "$cid" >/dev/null 2>&1; then
-    expect_eq unpause false "$(docker_ inspect -f '{{.State.Paused}}' "$cid" 2>&1)"
+    expect_eq unpause "false THAWED" "$(docker_ inspect -f '{{.State.Paused}}' "$cid" 2>&1) $(freezer_state "$pid")"
     out=$(docker_ exec "$cid" echo alive 2>&1) || true
     expect_eq exec-after-unpause alive "$out"
   else
@@ -196,21 +184,13 @@ fi
 # 6. --memory reaches the container's cgroup: on the host and as seen from inside.
 if cid=$(docker_ "${RUNX[@]}" -d --memory 64m busybox sleep 300 2>&1); then
   pid=$(docker_ inspect -f '{{.State.Pid}}' "$cid" 2>/dev/null || echo 0)
-  if [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
-    rel=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ { print $3 }' "/proc/$pid/cgroup" 2>/dev/null || true)
-    host_file="/sys/fs/cgroup/memory$rel/memory.limit_in_bytes"
-    inner_file=/sys/fs/cgroup/memory/memory.limit_in_bytes
-  else
-    rel=$(awk -F: '$1 == "0" { print $3 }' "/proc/$pid/cgroup" 2>/dev/null || true)
-    host_file="/sys/fs/cgroup$rel/memory.max"
-    inner_file=/sys/fs/cgroup/memory.max
-  fi
-  case "$rel" in
-    *"$CG_PARENT"*) ok cgroup-parent ;;
-    *) fail cgroup-parent "container cgroup '$rel' is not below --cgroup-parent $CG_PARENT" ;;
+  memory_cgroup_of "$pid"
+  case "$MEM_CG" in
+    *"/$CG_PARENT/"*) ok cgroup-parent ;;
+    *) fail cgroup-parent "container cgroup '$MEM_CG' is not below --cgroup-parent $CG_PARENT" ;;
   esac
-  expect_eq memory-limit 67108864 "$(cat "$host_file" 2>&1)"
-  expect_eq memory-limit-inside 67108864 "$(docker_ exec "$cid" cat "$inner_file" 2>&1)"
+  expect_eq memory-limit 67108864 "$(cat "$MEM_LIMIT_FILE" 2>&1)"
+  expect_eq memory-limit-inside 67108864 "$(docker_ exec "$cid" cat "$MEM_LIMIT_INSIDE" 2>&1)"
   docker_ rm -f "$cid" >/dev/null 2>&1 || true
 else
   fail memory-limit "docker run --memory 64m failed: $cid"

@@ -183,6 +183,53 @@ in_pty() {
   timeout -k 5 "$T" script -qec "$1" /dev/null <>"$fifo" 2>&1 | clean
 }
 
+# check_tty CHECK CMDLINE: CMDLINE, run with a pty as its terminal, must exit 0 and print the
+# /dev/pts path of the container's own terminal (so the runtime set up the console socket).
+check_tty() {
+  local out rc=0
+  out=$(in_pty "$2") || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    fail "$1" "exited $rc: $(tail -n 3 <<<"$out")"
+  elif grep -qE '/dev/pts/[0-9]+$' <<<"$out"; then
+    ok "$1"
+  else
+    fail "$1" "printed no /dev/pts path: $out"
+  fi
+}
+
+# Sets MEM_CG to the memory cgroup of process $1 and MEM_LIMIT_FILE to that cgroup's limit file on
+# the host (cgroup v1 memory hierarchy, or the unified one on a v2 host), MEM_LIMIT_INSIDE to where
+# the container sees its own limit.
+# shellcheck disable=SC2034 # the MEM_* results are read by the scripts that source this file
+memory_cgroup_of() {
+  if [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
+    MEM_CG=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ { print $3 }' "/proc/$1/cgroup" 2>/dev/null || true)
+    MEM_LIMIT_FILE="/sys/fs/cgroup/memory$MEM_CG/memory.limit_in_bytes"
+    MEM_LIMIT_INSIDE=/sys/fs/cgroup/memory/memory.limit_in_bytes
+  else
+    MEM_CG=$(awk -F: '$1 == "0" { print $3 }' "/proc/$1/cgroup" 2>/dev/null || true)
+    MEM_LIMIT_FILE="/sys/fs/cgroup$MEM_CG/memory.max"
+    MEM_LIMIT_INSIDE=/sys/fs/cgroup/memory.max
+  fi
+}
+
+# FROZEN or THAWED: the freezer state of process $1's cgroup, as the kernel has it (an engine's own
+# "paused" flag only says the runtime's pause command exited 0).
+freezer_state() {
+  local cg
+  if [ -d /sys/fs/cgroup/freezer ]; then
+    cg=$(awk -F: '$2 ~ /(^|,)freezer(,|$)/ { print $3 }' "/proc/$1/cgroup" 2>/dev/null || true)
+    cat "/sys/fs/cgroup/freezer$cg/freezer.state" 2>/dev/null || echo "no freezer cgroup for pid $1"
+  else
+    cg=$(awk -F: '$1 == "0" { print $3 }' "/proc/$1/cgroup" 2>/dev/null || true)
+    case "$(awk '$1 == "frozen" { print $2 }' "/sys/fs/cgroup$cg/cgroup.events" 2>/dev/null)" in
+      1) echo FROZEN ;;
+      0) echo THAWED ;;
+      *) echo "no cgroup.events for pid $1" ;;
+    esac
+  fi
+}
+
 # expect_eq CHECK WANT GOT: ok when equal, FAIL with both values otherwise.
 expect_eq() {
   if [ "$2" = "$3" ]; then

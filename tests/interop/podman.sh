@@ -103,15 +103,7 @@ rc=0
 podman_ "${RUNX[@]}" --rm "$IMG" sh -c 'exit 3' >/dev/null 2>&1 || rc=$?
 expect_eq exit-code 3 "$rc"
 
-rc=0
-out=$(in_pty "${PODMAN[*]} ${RUNX[*]} --rm -it $IMG tty") || rc=$?
-if [ "$rc" -ne 0 ]; then
-  fail tty "podman run -it exited $rc: $(echo "$out" | tail -n 3)"
-elif echo "$out" | grep -qE '/dev/pts/[0-9]+$'; then
-  ok tty
-else
-  fail tty "tty printed no /dev/pts path: $out"
-fi
+check_tty tty "${PODMAN[*]} ${RUNX[*]} --rm -it $IMG tty"
 
 if cid=$(podman_ "${RUNX[@]}" -d "$IMG" sleep 300 2>&1); then
   ok run-detached
@@ -126,19 +118,16 @@ if cid=$(podman_ "${RUNX[@]}" -d "$IMG" sleep 300 2>&1); then
   podman_ exec "$cid" sh -c 'exit 5' >/dev/null 2>&1 || rc=$?
   expect_eq exec-exit-code 5 "$rc"
 
-  if out=$(in_pty "${PODMAN[*]} exec -it $cid tty") && echo "$out" | grep -qE '/dev/pts/[0-9]+$'; then
-    ok exec-tty
-  else
-    fail exec-tty "podman exec -it gave: $out"
-  fi
+  check_tty exec-tty "${PODMAN[*]} exec -it $cid tty"
 
+  pid=$(podman_ inspect -f '{{.State.Pid}}' "$cid" 2>/dev/null || echo 0)
   if podman_ pause "$cid" >/dev/null 2>&1; then
-    expect_eq pause paused "$(podman_ inspect -f '{{.State.Status}}' "$cid" 2>&1)"
+    expect_eq pause "paused FROZEN" "$(podman_ inspect -f '{{.State.Status}}' "$cid" 2>&1) $(freezer_state "$pid")"
   else
     fail pause "podman pause failed"
   fi
   if podman_ unpause "$cid" >/dev/null 2>&1; then
-    expect_eq unpause running "$(podman_ inspect -f '{{.State.Status}}' "$cid" 2>&1)"
+    expect_eq unpause "running THAWED" "$(podman_ inspect -f '{{.State.Status}}' "$cid" 2>&1) $(freezer_state "$pid")"
     out=$(podman_ exec "$cid" echo alive 2>&1) || true
     expect_eq exec-after-unpause alive "$out"
   else
