@@ -12,18 +12,29 @@ use crate::error::{Result, RuntimeError};
 pub fn to_set(caps: Option<&Capabilities>) -> HashSet<Capability> {
     let mut out = HashSet::new();
     let Some(caps) = caps else { return out };
-    let all = caps::runtime::thread_all_supported();
+    let last = last_cap();
     for c in caps {
         let name = serde_json::to_value(c)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned));
         if let Some(cap) = name.and_then(|n| n.parse::<Capability>().ok()) {
-            if all.contains(&cap) {
+            if cap.index() <= last {
                 out.insert(cap);
             }
         }
     }
     out
+}
+
+/// The highest capability the running kernel knows, read once.
+fn last_cap() -> u8 {
+    static LAST: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+    })
 }
 
 /// The resolved sets.
@@ -52,10 +63,12 @@ pub fn plan(c: Option<&LinuxCapabilities>) -> CapPlan {
 /// Drops everything outside the bounding set. Needs CAP_SETPCAP, so it runs before the user
 /// switch.
 pub fn drop_bounding(p: &CapPlan) -> Result<()> {
-    for cap in caps::runtime::thread_all_supported() {
-        if !p.bounding.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap)
-                .map_err(|e| RuntimeError::Init(format!("drop {cap} from bounding set: {e}")))?;
+    // One prctl per capability, no read-back: dropping an absent one is a no-op for the kernel.
+    let last = last_cap();
+    for cap in caps::all() {
+        if cap.index() <= last && !p.bounding.contains(&cap) {
+            crate::sys::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap.index()))
+                .map_err(|e| RuntimeError::sys(format!("drop {cap} from bounding set"), e))?;
         }
     }
     Ok(())

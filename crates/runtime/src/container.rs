@@ -130,6 +130,7 @@ struct InitPlan<'a> {
     root_gid: u32,
     runtime_hooks: bool,
     id: &'a str,
+    dmz: Option<RawFd>,
 }
 
 impl Runtime {
@@ -244,6 +245,14 @@ impl Runtime {
             h.prestart().as_ref().is_some_and(|v| !v.is_empty())
                 || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
         });
+        let dmz = if crate::dmz::available() {
+            Some(
+                crate::dmz::memfd()
+                    .map_err(|e| RuntimeError::io("create exec trampoline", "memfd", e))?,
+            )
+        } else {
+            None
+        };
         let plan = InitPlan {
             spec: &spec,
             bundle: &bundle,
@@ -260,6 +269,7 @@ impl Runtime {
             root_gid,
             runtime_hooks,
             id: &o.id,
+            dmz: dmz.as_ref().map(|d| d.as_raw_fd()),
         };
 
         let (parent, child) = channel::pair().map_err(|e| RuntimeError::Init(e.to_string()))?;
@@ -593,15 +603,23 @@ impl Runtime {
             .map(crate::console::connect)
             .transpose()?;
         let cg = st.cgroup();
+        let dmz = if crate::dmz::available() {
+            Some(
+                crate::dmz::memfd()
+                    .map_err(|e| RuntimeError::io("create exec trampoline", "memfd", e))?,
+            )
+        } else {
+            None
+        };
 
         let (parent, child) = channel::pair().map_err(|e| RuntimeError::Init(e.to_string()))?;
         let stage1 = sys::clone_fork(0).map_err(|e| RuntimeError::sys("fork", e))?;
         if stage1 == 0 {
             drop(parent);
             let r = (|| -> Result<()> {
-                cg.add_task(std::process::id().try_into().unwrap_or(0))?;
+                let cgroup_fd = join_cgroup_fast(cg.paths())?;
                 namespaces::join_all(&plan.join)?;
-                let pid = sys::clone_fork(libc::CLONE_PARENT)
+                let pid = spawn_into(libc::CLONE_PARENT, cgroup_fd.as_ref(), &cg)
                     .map_err(|e| RuntimeError::sys("clone", e))?;
                 if pid == 0 {
                     let Err(e) = exec_child(
@@ -611,6 +629,7 @@ impl Runtime {
                         console.as_ref().map(|c| c.as_raw_fd()),
                         userns,
                         o.preserve_fds,
+                        dmz.as_ref().map(|d| d.as_raw_fd()),
                     );
                     let _ = child.send(&ToParent::Error(e.to_string()));
                     // SAFETY: leaving the forked child without running the parent's destructors.
@@ -804,11 +823,10 @@ fn merge_resources(old: Option<LinuxResources>, new: &LinuxResources) -> LinuxRe
 fn stage1_create(ch: &Channel, plan: &InitPlan<'_>) -> Result<()> {
     // Join the cgroup before any namespace: the init inherits it, so it is limited from its
     // first instruction, and a cgroup namespace created below is rooted at it.
-    plan.cgroup
-        .add_task(std::process::id().try_into().unwrap_or(0))?;
+    let cgroup_fd = join_cgroup_fast(plan.cgroup.paths())?;
     namespaces::join_all(&plan.ns.join)?;
     let flags = libc::CLONE_PARENT | plan.ns.new.bits();
-    let pid = sys::clone_fork(flags)
+    let pid = spawn_into(flags, cgroup_fd.as_ref(), plan.cgroup)
         .map_err(|e| RuntimeError::sys(format!("clone with flags {:?}", plan.ns.new), e))?;
     if pid == 0 {
         let Err(e) = init(ch, plan);
@@ -824,8 +842,57 @@ fn stage1_create(ch: &Channel, plan: &InitPlan<'_>) -> Result<()> {
         .map_err(|e| RuntimeError::Init(e.to_string()))
 }
 
+/// Moves the calling (single-threaded) process into the container's v1 hierarchies by writing
+/// "0" to their `tasks` files: migrating only the caller lets the kernel skip the global
+/// threadgroup lock that a `cgroup.procs` write takes (and its RCU grace period, tens of
+/// milliseconds here). The unified (v2) directory is returned open, for `CLONE_INTO_CGROUP`.
+fn join_cgroup_fast(paths: &crate::cgroups::CgroupPaths) -> Result<Option<OwnedFd>> {
+    let mut seen = std::collections::BTreeSet::new();
+    for dir in paths.v1.values() {
+        if !seen.insert(dir) {
+            continue;
+        }
+        let tasks = dir.join("tasks");
+        std::fs::write(&tasks, b"0").map_err(|e| RuntimeError::io("join cgroup", &tasks, e))?;
+    }
+    match &paths.unified {
+        Some(u) => Ok(Some(
+            sys::open_path(u).map_err(|e| RuntimeError::io("open cgroup", u, e))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// clone3 into the unified cgroup when there is one; clone plus a `cgroup.procs` write where
+/// the kernel lacks clone3 or `CLONE_INTO_CGROUP`.
+fn spawn_into(
+    flags: libc::c_int,
+    cgroup_fd: Option<&OwnedFd>,
+    cgroup: &Cgroup,
+) -> nix::Result<i32> {
+    let flags64 = u64::try_from(flags).unwrap_or(0);
+    match cgroup_fd {
+        None => sys::clone3_fork(flags64, None).or_else(|_| sys::clone_fork(flags)),
+        Some(fd) => match sys::clone3_fork(flags64, Some(fd.as_fd())) {
+            Err(
+                nix::Error::ENOSYS
+                | nix::Error::EINVAL
+                | nix::Error::E2BIG
+                | nix::Error::EOPNOTSUPP,
+            ) => {
+                let me = i32::try_from(std::process::id()).unwrap_or(0);
+                cgroup.add_task(me).map_err(|_| nix::Error::EIO)?;
+                sys::clone_fork(flags)
+            }
+            r => r,
+        },
+    }
+}
+
 /// The container's init, from its first instruction in the new namespaces to execve.
 fn init(ch: &Channel, plan: &InitPlan<'_>) -> Result<Infallible> {
+    // Nothing in the container may open our /proc entries while we still run the runtime's code.
+    sys::set_dumpable(false).map_err(|e| RuntimeError::sys("prctl dumpable", e))?;
     let ToChild::Go { pid } = ch
         .expect::<ToChild>()
         .map_err(|e| RuntimeError::Init(e.to_string()))?
@@ -916,8 +983,32 @@ fn init(ch: &Channel, plan: &InitPlan<'_>) -> Result<Infallible> {
         crate::console::setup(sock, size)?;
     }
     let program = crate::process::lookup(process)?;
-    // The runtime binary must not be reachable from the container through our /proc entries.
-    sys::set_dumpable(false).map_err(|e| RuntimeError::sys("prctl dumpable", e))?;
+    let start_hooks = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+        .is_some_and(|v| !v.is_empty());
+    let mut keep = vec![ch.raw_fd()];
+    keep.extend(plan.console);
+    if plan.dmz.is_some() && !start_hooks && Path::new("/proc/self/fd").is_dir() {
+        // The trampoline does the wait on exec.fifo: everything else is done now, so from
+        // `create` on, pid 1 is the sealed trampoline and not the runtime.
+        let fifo = crate::dmz::inheritable(&fifo)
+            .map_err(|e| RuntimeError::sys("unset close-on-exec on exec.fifo", e))?;
+        drop(host_proc);
+        ch.send(&ToParent::Ready)
+            .map_err(|e| RuntimeError::Init(e.to_string()))?;
+        let ctx = ExecContext {
+            program: &program,
+            seccomp: plan.seccomp,
+            preserve_fds: plan.preserve_fds,
+            can_setgroups: true,
+            dmz: plan.dmz,
+            fifo: Some(fifo),
+            keep,
+        };
+        return finalize_and_exec(process, &ctx);
+    }
     ch.send(&ToParent::Ready)
         .map_err(|e| RuntimeError::Init(e.to_string()))?;
 
@@ -940,12 +1031,14 @@ fn init(ch: &Channel, plan: &InitPlan<'_>) -> Result<Infallible> {
     if let Some(h) = spec.hooks().as_ref() {
         crate::hooks::run_all(h.start_container().as_ref(), &state)?;
     }
-    sys::set_dumpable(true).map_err(|e| RuntimeError::sys("prctl dumpable", e))?;
     let ctx = ExecContext {
         program: &program,
         seccomp: plan.seccomp,
         preserve_fds: plan.preserve_fds,
         can_setgroups: true,
+        dmz: plan.dmz,
+        fifo: None,
+        keep,
     };
     finalize_and_exec(process, &ctx)
 }
@@ -958,7 +1051,10 @@ fn exec_child(
     console: Option<RawFd>,
     userns: bool,
     preserve_fds: i32,
+    dmz: Option<RawFd>,
 ) -> Result<Infallible> {
+    // Nothing in the container may open our /proc entries while we still run the runtime's code.
+    sys::set_dumpable(false).map_err(|e| RuntimeError::sys("prctl dumpable", e))?;
     match ch
         .expect::<ToChild>()
         .map_err(|e| RuntimeError::Init(e.to_string()))?
@@ -983,11 +1079,16 @@ fn exec_child(
         crate::console::setup(sock, size)?;
     }
     let program = crate::process::lookup(p)?;
+    let mut keep = vec![ch.raw_fd()];
+    keep.extend(console);
     let ctx = ExecContext {
         program: &program,
         seccomp,
         preserve_fds,
         can_setgroups: true,
+        dmz,
+        fifo: None,
+        keep,
     };
     finalize_and_exec(p, &ctx)
 }

@@ -11,9 +11,11 @@
 //! so the CLI of runc (and everything that drives it) works unchanged.
 //!
 //! There is no re-exec of the runtime binary on the hot path: the init is a fork of the caller.
-//! To keep the container away from the runtime binary (the CVE-2019-5736 class) the CLI first
-//! re-executes itself from a sealed memfd copy (see [`sys::ensure_sealed_exe`]), so
-//! `/proc/self/exe` inside the container can never name a writable host file.
+//! To keep the container away from the runtime binary (the CVE-2019-5736 class) the container's
+//! program is exec'd through a tiny trampoline held in a sealed memfd ([`dmz`]), so
+//! `/proc/self/exe` inside the container never names a writable host file; builds without the
+//! trampoline re-execute the whole runtime from a sealed copy instead
+//! ([`sys::ensure_sealed_exe`]).
 //!
 //! Code that only computes (mount plans, cgroup paths, seccomp rules, capability sets) is kept
 //! apart from code that calls the kernel so it can be unit-tested without root.
@@ -24,6 +26,7 @@ pub mod channel;
 pub mod config;
 pub mod console;
 pub mod container;
+pub mod dmz;
 pub mod error;
 pub mod hooks;
 pub mod namespaces;

@@ -128,12 +128,15 @@ fn main() {
         );
         std::process::exit(1);
     }
-    if matches!(
-        command,
-        Command::Create(_) | Command::Run(_) | Command::Exec(_)
-    ) {
-        // Container processes are forked from us: make sure what they could reach as
-        // /proc/self/exe is a sealed copy, not the binary on the host (CVE-2019-5736).
+    if !berth_runtime::dmz::available()
+        && matches!(
+            command,
+            Command::Create(_) | Command::Run(_) | Command::Exec(_)
+        )
+    {
+        // Without the exec trampoline, container processes exec straight from a fork of us:
+        // make sure what they could reach as /proc/self/exe is a sealed copy, not the binary
+        // on the host (CVE-2019-5736).
         if let Err(e) = berth_runtime::sys::ensure_sealed_exe(SEALED_MARKER) {
             log_error(&cli, &format!("re-exec from sealed copy: {e}"));
             std::process::exit(1);

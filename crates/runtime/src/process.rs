@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -98,6 +99,12 @@ pub struct ExecContext<'a> {
     pub preserve_fds: i32,
     /// Whether setgroups(2) is allowed (not in a user namespace whose setgroups is denied).
     pub can_setgroups: bool,
+    /// The sealed exec trampoline ([`crate::dmz`]), when this build has one.
+    pub dmz: Option<RawFd>,
+    /// An inheritable `O_PATH` descriptor of exec.fifo for the trampoline to wait on.
+    pub fifo: Option<RawFd>,
+    /// Descriptors that must stay open until exec (all close-on-exec but the fifo).
+    pub keep: Vec<RawFd>,
 }
 
 pub fn finalize_and_exec(process: &Process, ctx: &ExecContext<'_>) -> Result<Infallible> {
@@ -130,7 +137,10 @@ pub fn finalize_and_exec(process: &Process, ctx: &ExecContext<'_>) -> Result<Inf
 
     // No descriptor of the runtime may reach the container, nor be usable as a cwd escape
     // (CVE-2024-21626): close them before chdir, keeping only stdio and the preserved ones.
-    crate::sys::close_all_except(3 + ctx.preserve_fds.max(0), &[])
+    let mut keep = ctx.keep.clone();
+    keep.extend(ctx.dmz);
+    keep.extend(ctx.fifo);
+    crate::sys::close_all_except(3 + ctx.preserve_fds.max(0), &keep)
         .map_err(|e| RuntimeError::Init(format!("close descriptors: {e}")))?;
     let cwd = process.cwd();
     nix::unistd::chdir(cwd).map_err(|e| {
@@ -179,7 +189,20 @@ pub fn finalize_and_exec(process: &Process, ctx: &ExecContext<'_>) -> Result<Inf
         .collect();
     let prog = CString::new(ctx.program.as_os_str().as_bytes())
         .map_err(|_| RuntimeError::InvalidArgument("program path contains NUL".into()))?;
-    let e = nix::unistd::execve(&prog, &args, &env).unwrap_err();
+    let e = match ctx.dmz {
+        // SAFETY: the descriptor is the trampoline memfd, open for the whole call.
+        Some(fd) => crate::dmz::exec(
+            unsafe { BorrowedFd::borrow_raw(fd) },
+            ctx.fifo,
+            ctx.program,
+            &args,
+            &env,
+        ),
+        None => match nix::unistd::execve(&prog, &args, &env) {
+            Err(e) => e,
+            Ok(never) => match never {},
+        },
+    };
     Err(RuntimeError::sys(
         format!("exec {}", ctx.program.display()),
         e,
