@@ -876,7 +876,10 @@ fn stage1_create(ch: &Channel, plan: &InitPlan<'_>) -> Result<()> {
     // first instruction, and a cgroup namespace created below is rooted at it.
     let cgroup_fd = join_cgroup_fast(plan.cgroup.paths())?;
     namespaces::join_all(&plan.ns.join)?;
-    let flags = libc::CLONE_PARENT | plan.ns.new.bits();
+    // The cgroup namespace is made by the init itself (see `init`): clone would root it at
+    // stage 1's cgroup, which on the unified hierarchy is still the runtime's, not the
+    // container's that CLONE_INTO_CGROUP puts the init in.
+    let flags = libc::CLONE_PARENT | (plan.ns.new - CloneFlags::CLONE_NEWCGROUP).bits();
     let pid = spawn_into(flags, cgroup_fd.as_ref(), plan.cgroup)
         .map_err(|e| RuntimeError::sys(format!("clone with flags {:?}", plan.ns.new), e))?;
     if pid == 0 {
@@ -962,6 +965,11 @@ fn init(ch: &Channel, plan: &InitPlan<'_>) -> Result<Infallible> {
         // there (and only there).
         sys::setresgid(0).map_err(|e| RuntimeError::sys("setgid 0 in user namespace", e))?;
         sys::setresuid(0).map_err(|e| RuntimeError::sys("setuid 0 in user namespace", e))?;
+    }
+    if plan.ns.new.contains(CloneFlags::CLONE_NEWCGROUP) {
+        // Now that we are in the container's cgroups, they become the namespace's root.
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| RuntimeError::sys("unshare cgroup namespace", e))?;
     }
     nix::unistd::setsid().map_err(|e| RuntimeError::sys("setsid", e))?;
     if plan.ns.new.contains(CloneFlags::CLONE_NEWUTS) {
