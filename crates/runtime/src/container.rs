@@ -276,34 +276,11 @@ impl Runtime {
             dmz: dmz.as_ref().map(|d| d.as_raw_fd()),
         };
 
-        let (parent, child) = channel::pair().map_err(|e| RuntimeError::Init(e.to_string()))?;
-        let stage1 = sys::clone_fork(0).map_err(|e| RuntimeError::sys("fork", e))?;
-        if stage1 == 0 {
-            drop(parent);
-            let code = match stage1_create(&child, &plan) {
-                Ok(()) => 0,
-                Err(e) => {
-                    let _ = child.send(&ToParent::Error(e.to_string()));
-                    1
-                }
-            };
-            // SAFETY: _exit skips atexit handlers and destructors that belong to the parent's
-            // copy of the process state.
-            unsafe { libc::_exit(code) };
-        }
-        drop(child);
-        let first = parent.recv::<ToParent>();
-        let _ = waitpid(Pid::from_raw(stage1), None);
-        let init_pid = match first.map_err(|e| RuntimeError::Init(e.to_string()))? {
-            Some(ToParent::Pid(p)) => p,
-            Some(ToParent::Error(e)) => return Err(RuntimeError::Init(e)),
-            Some(other) => return Err(RuntimeError::Init(format!("unexpected message {other:?}"))),
-            None => {
-                return Err(RuntimeError::Init(
-                    "stage-1 process exited without a message".into(),
-                ))
-            }
-        };
+        // The cgroup namespace is made by the init itself (see `init`): clone would root it at
+        // stage 1's cgroup, which on the unified hierarchy is still the runtime's, not the
+        // container's that CLONE_INTO_CGROUP puts the init in.
+        let flags = libc::CLONE_PARENT | (plan.ns.new - CloneFlags::CLONE_NEWCGROUP).bits();
+        let (parent, init_pid) = via_stage1(&cgroup, &plan.ns.join, flags, |ch| init(ch, &plan))?;
         guard.init = Some(init_pid);
         if new_userns {
             write_id_maps(init_pid, &spec)?;
@@ -616,55 +593,17 @@ impl Runtime {
             None
         };
 
-        let (parent, child) = channel::pair().map_err(|e| RuntimeError::Init(e.to_string()))?;
-        let stage1 = sys::clone_fork(0).map_err(|e| RuntimeError::sys("fork", e))?;
-        if stage1 == 0 {
-            drop(parent);
-            let r = (|| -> Result<()> {
-                let cgroup_fd = join_cgroup_fast(cg.paths())?;
-                namespaces::join_all(&plan.join)?;
-                let pid = spawn_into(libc::CLONE_PARENT, cgroup_fd.as_ref(), &cg)
-                    .map_err(|e| RuntimeError::sys("clone", e))?;
-                if pid == 0 {
-                    let Err(e) = exec_child(
-                        &child,
-                        p,
-                        seccomp.as_ref(),
-                        console.as_ref().map(|c| c.as_raw_fd()),
-                        userns,
-                        o.preserve_fds,
-                        dmz.as_ref().map(|d| d.as_raw_fd()),
-                    );
-                    let _ = child.send(&ToParent::Error(e.to_string()));
-                    // SAFETY: leaving the forked child without running the parent's destructors.
-                    unsafe { libc::_exit(exit_code_for(&e)) };
-                }
-                child
-                    .send(&ToParent::Pid(pid))
-                    .map_err(|e| RuntimeError::Init(e.to_string()))
-            })();
-            let code = match r {
-                Ok(()) => 0,
-                Err(e) => {
-                    let _ = child.send(&ToParent::Error(e.to_string()));
-                    1
-                }
-            };
-            // SAFETY: as above.
-            unsafe { libc::_exit(code) };
-        }
-        drop(child);
-        let first = parent.recv::<ToParent>();
-        let _ = waitpid(Pid::from_raw(stage1), None);
-        let pid = match first.map_err(|e| RuntimeError::Init(e.to_string()))? {
-            Some(ToParent::Pid(p)) => p,
-            Some(ToParent::Error(e)) => return Err(RuntimeError::Init(e)),
-            _ => {
-                return Err(RuntimeError::Init(
-                    "exec: setup process exited without a message".into(),
-                ))
-            }
-        };
+        let (parent, pid) = via_stage1(&cg, &plan.join, libc::CLONE_PARENT, |ch| {
+            exec_child(
+                ch,
+                p,
+                seccomp.as_ref(),
+                console.as_ref().map(|c| c.as_raw_fd()),
+                userns,
+                o.preserve_fds,
+                dmz.as_ref().map(|d| d.as_raw_fd()),
+            )
+        })?;
         let fail = |e: RuntimeError| {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid), None);
@@ -871,29 +810,61 @@ fn merge_resources(old: Option<LinuxResources>, new: &LinuxResources) -> LinuxRe
     r
 }
 
-fn stage1_create(ch: &Channel, plan: &InitPlan<'_>) -> Result<()> {
-    // Join the cgroup before any namespace: the init inherits it, so it is limited from its
-    // first instruction, and a cgroup namespace created below is rooted at it.
-    let cgroup_fd = join_cgroup_fast(plan.cgroup.paths())?;
-    namespaces::join_all(&plan.ns.join)?;
-    // The cgroup namespace is made by the init itself (see `init`): clone would root it at
-    // stage 1's cgroup, which on the unified hierarchy is still the runtime's, not the
-    // container's that CLONE_INTO_CGROUP puts the init in.
-    let flags = libc::CLONE_PARENT | (plan.ns.new - CloneFlags::CLONE_NEWCGROUP).bits();
-    let pid = spawn_into(flags, cgroup_fd.as_ref(), plan.cgroup)
-        .map_err(|e| RuntimeError::sys(format!("clone with flags {:?}", plan.ns.new), e))?;
-    if pid == 0 {
-        let Err(e) = init(ch, plan);
-        if ch.send(&ToParent::Error(e.to_string())).is_err() {
-            // The runtime is gone (the container was started): the container's stderr is the
-            // only place left to say why it did not run.
-            eprintln!("berth-runtime: {e}");
-        }
-        // SAFETY: leaving the forked init without running the parent's destructors.
-        unsafe { libc::_exit(exit_code_for(&e)) };
+/// Forks stage 1, which joins the container's cgroups and the namespaces in `join`, then clones
+/// the final process (with `flags`, and `CLONE_PARENT` so it is our child) to run `child`, and
+/// reports its pid. Returns our end of the channel to that process and its pid.
+fn via_stage1(
+    cgroup: &Cgroup,
+    join: &[(LinuxNamespaceType, PathBuf)],
+    flags: libc::c_int,
+    child: impl FnOnce(&Channel) -> Result<Infallible>,
+) -> Result<(Channel, i32)> {
+    let (parent, ch) = channel::pair().map_err(|e| RuntimeError::Init(e.to_string()))?;
+    let stage1 = sys::clone_fork(0).map_err(|e| RuntimeError::sys("fork", e))?;
+    if stage1 == 0 {
+        drop(parent);
+        let r = (|| -> Result<()> {
+            // Join the cgroups before any namespace: the process inherits them, so it is limited
+            // from its first instruction.
+            let cgroup_fd = join_cgroup_fast(cgroup.paths())?;
+            namespaces::join_all(join)?;
+            let pid = spawn_into(flags, cgroup_fd.as_ref(), cgroup)
+                .map_err(|e| RuntimeError::sys(format!("clone with flags {flags:#x}"), e))?;
+            if pid == 0 {
+                let Err(e) = child(&ch);
+                if ch.send(&ToParent::Error(e.to_string())).is_err() {
+                    // The runtime is gone (the container was started): the container's stderr
+                    // is the only place left to say why it did not run.
+                    eprintln!("berth-runtime: {e}");
+                }
+                // SAFETY: leaving the forked process without running the parent's destructors.
+                unsafe { libc::_exit(exit_code_for(&e)) };
+            }
+            ch.send(&ToParent::Pid(pid))
+                .map_err(|e| RuntimeError::Init(e.to_string()))
+        })();
+        let code = match r {
+            Ok(()) => 0,
+            Err(e) => {
+                let _ = ch.send(&ToParent::Error(e.to_string()));
+                1
+            }
+        };
+        // SAFETY: _exit skips atexit handlers and destructors that belong to the parent's copy
+        // of the process state.
+        unsafe { libc::_exit(code) };
     }
-    ch.send(&ToParent::Pid(pid))
-        .map_err(|e| RuntimeError::Init(e.to_string()))
+    drop(ch);
+    let first = parent.recv::<ToParent>();
+    let _ = waitpid(Pid::from_raw(stage1), None);
+    match first.map_err(|e| RuntimeError::Init(e.to_string()))? {
+        Some(ToParent::Pid(p)) => Ok((parent, p)),
+        Some(ToParent::Error(e)) => Err(RuntimeError::Init(e)),
+        Some(other) => Err(RuntimeError::Init(format!("unexpected message {other:?}"))),
+        None => Err(RuntimeError::Init(
+            "stage-1 process exited without a message".into(),
+        )),
+    }
 }
 
 /// Moves the calling (single-threaded) process into the container's v1 hierarchies by writing
