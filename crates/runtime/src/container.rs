@@ -249,14 +249,8 @@ impl Runtime {
             h.prestart().as_ref().is_some_and(|v| !v.is_empty())
                 || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
         });
-        let dmz = if crate::dmz::available() {
-            Some(
-                crate::dmz::memfd()
-                    .map_err(|e| RuntimeError::io("create exec trampoline", "memfd", e))?,
-            )
-        } else {
-            None
-        };
+        let dmz = crate::dmz::memfd_if_available()
+            .map_err(|e| RuntimeError::io("create exec trampoline", "memfd", e))?;
         let plan = InitPlan {
             spec: &spec,
             bundle: &bundle,
@@ -584,14 +578,8 @@ impl Runtime {
             .map(crate::console::connect)
             .transpose()?;
         let cg = st.cgroup();
-        let dmz = if crate::dmz::available() {
-            Some(
-                crate::dmz::memfd()
-                    .map_err(|e| RuntimeError::io("create exec trampoline", "memfd", e))?,
-            )
-        } else {
-            None
-        };
+        let dmz = crate::dmz::memfd_if_available()
+            .map_err(|e| RuntimeError::io("create exec trampoline", "memfd", e))?;
 
         let (parent, pid) = via_stage1(&cg, &plan.join, libc::CLONE_PARENT, |ch| {
             exec_child(

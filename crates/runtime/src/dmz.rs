@@ -43,6 +43,15 @@ pub fn memfd() -> std::io::Result<OwnedFd> {
     Ok(OwnedFd::from(f))
 }
 
+/// [`memfd`] when this build has the trampoline.
+pub fn memfd_if_available() -> std::io::Result<Option<OwnedFd>> {
+    if available() {
+        memfd().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Execs `program` with `args` (args[0] is its argv[0]) through the trampoline. With `fifo` (an
 /// inheritable `O_PATH` descriptor of exec.fifo) the trampoline first blocks until `start`.
 /// Returns only on failure.
