@@ -388,11 +388,7 @@ impl Runtime {
         let st = self.load(id)?;
         let status = st.status(&self.root);
         if !(status.can_kill() || all && status == Status::Stopped) {
-            return Err(RuntimeError::WrongState {
-                id: id.into(),
-                action: "kill",
-                status: "not running".into(),
-            });
+            return Err(wrong(id, "kill", status));
         }
         if all {
             let cg = st.cgroup();
@@ -411,11 +407,7 @@ impl Runtime {
         let st = self.load(id)?;
         let status = st.status(&self.root);
         if !status.can_delete() && !force {
-            return Err(RuntimeError::WrongState {
-                id: id.into(),
-                action: "delete",
-                status: format!("{status} (use --force)"),
-            });
+            return Err(wrong(id, "delete", status));
         }
         let cg = st.cgroup();
         if status != Status::Stopped {
@@ -668,11 +660,24 @@ fn compile_seccomp_cached(
     Ok(f)
 }
 
+/// The refusal of `action` in `status`, in runc's words.
 fn wrong(id: &str, action: &'static str, status: Status) -> RuntimeError {
+    let message = match (action, status) {
+        ("start", Status::Stopped) => "cannot start a container that has stopped".to_string(),
+        ("start", Status::Running | Status::Paused) => {
+            "cannot start an already running container".to_string()
+        }
+        ("delete", s) => {
+            format!("cannot delete container {id} that is not stopped: {s} (use --force)")
+        }
+        ("exec in", s) => format!("cannot exec in a {s} container"),
+        ("resume", _) => "container not paused".to_string(),
+        ("kill" | "pause" | "update", _) => "container not running".to_string(),
+        (a, s) => format!("cannot {a} a container that is {s}"),
+    };
     RuntimeError::WrongState {
         id: id.into(),
-        action,
-        status: status.to_string(),
+        message,
     }
 }
 
@@ -690,14 +695,11 @@ pub fn exit_code_for(e: &RuntimeError) -> i32 {
 
 /// Signals the init through a pidfd, after checking it is still the process we created.
 fn signal_init(st: &ContainerState, sig: Signal) -> Result<()> {
-    let pidfd = sys::pidfd_open(st.pid)
-        .map_err(|e| RuntimeError::io("pidfd_open", format!("/proc/{}", st.pid), e))?;
+    let gone = || wrong(&st.id, "kill", Status::Stopped);
+    let pidfd = sys::pidfd_open(st.pid).map_err(|_| gone())?;
+    // Checked after opening the pidfd: from here on it names this very process or none.
     if !st.init_alive() {
-        return Err(RuntimeError::WrongState {
-            id: st.id.clone(),
-            action: "kill",
-            status: "not running".into(),
-        });
+        return Err(gone());
     }
     sys::pidfd_send_signal(pidfd.as_fd(), sig as libc::c_int)
         .map_err(|e| RuntimeError::sys(format!("signal {sig} to pid {}", st.pid), e))

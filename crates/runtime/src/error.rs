@@ -21,12 +21,9 @@ pub enum RuntimeError {
     AlreadyExists { id: String },
     #[error("invalid container id {id:?}: {reason}")]
     InvalidId { id: String, reason: &'static str },
-    #[error("cannot {action} container {id:?}: container is {status}")]
-    WrongState {
-        id: String,
-        action: &'static str,
-        status: String,
-    },
+    /// Worded as runc words it: engines match on some of these ("container not running").
+    #[error("{message}")]
+    WrongState { id: String, message: String },
     #[error("invalid config {path}: {reason}")]
     InvalidConfig { path: PathBuf, reason: String },
     #[error("invalid argument: {0}")]
