@@ -14,6 +14,8 @@
 //!   container that inherits the runtime's stdout cannot keep a read blocked.
 //! - [`ContainerGuard`] deletes a container (`delete --force`) when dropped, so a failing test
 //!   leaves no process, mount or cgroup behind.
+//! - [`ConsoleSocket`] is the caller's end of `--console-socket`: it receives the pty master
+//!   and reads the container's terminal with a deadline.
 //! - [`cgroup`] finds where a relative `linux.cgroupsPath` lands for the calling process, on
 //!   cgroup v1, v2 and hybrid hosts, so tests can read counters and check cleanup.
 //!
@@ -22,10 +24,12 @@
 
 pub mod bundle;
 pub mod cgroup;
+pub mod console;
 pub mod runtime;
 
 pub use bundle::{default_config, Bundle, BundleError, BUSYBOX_PATH, DEFAULT_PATH_ENV, HOSTNAME};
-pub use runtime::{CmdOutput, ContainerGuard, Running, Runtime, RuntimeError};
+pub use console::{ConsoleError, ConsoleSocket};
+pub use runtime::{CmdOutput, ContainerGuard, Extras, Running, Runtime, RuntimeError};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -157,6 +157,17 @@ impl fmt::Display for CmdOutput {
     }
 }
 
+/// What an invocation gets beyond its arguments, for the few tests that need more than the
+/// defaults (standard input from /dev/null, nothing open above stdio).
+#[derive(Debug, Default, Clone)]
+pub struct Extras {
+    /// Bytes fed to the runtime's standard input (e.g. `update --resources -`).
+    pub stdin: Option<Vec<u8>>,
+    /// Descriptors the runtime starts with, beyond stdio: each number is opened read-only on
+    /// the file, without close-on-exec (to check that the runtime does not pass them on).
+    pub inherited_fds: Vec<(u32, PathBuf)>,
+}
+
 /// An OCI runtime binary with its own state root.
 ///
 /// Cloning shares the temporary root (if any); it is removed when the last clone is dropped,
@@ -229,7 +240,11 @@ impl Runtime {
         line
     }
 
-    fn start<I, S>(&self, args: I) -> Result<(Child, String, TempDir), RuntimeError>
+    fn start<I, S>(
+        &self,
+        args: I,
+        extras: &Extras,
+    ) -> Result<(Child, String, TempDir), RuntimeError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -246,11 +261,38 @@ impl Runtime {
         let stderr_path = out_dir.path().join("stderr");
         let stdout = File::create(&stdout_path).map_err(io_err("create", &stdout_path))?;
         let stderr = File::create(&stderr_path).map_err(io_err("create", &stderr_path))?;
-        let mut cmd = Command::new(&self.bin);
+        let stdin = match &extras.stdin {
+            Some(bytes) => {
+                let path = out_dir.path().join("stdin");
+                fs::write(&path, bytes).map_err(io_err("write", &path))?;
+                Stdio::from(File::open(&path).map_err(io_err("open", &path))?)
+            }
+            None => Stdio::null(),
+        };
+        let mut cmd = if extras.inherited_fds.is_empty() {
+            Command::new(&self.bin)
+        } else {
+            // A shell opens the files on the wanted numbers (without close-on-exec) and then
+            // becomes the runtime, so the runtime starts with them open, as when a careless
+            // caller leaks descriptors.
+            let mut script = String::from("exec");
+            for (i, (fd, _)) in extras.inherited_fds.iter().enumerate() {
+                script.push_str(&format!(" {fd}<\"${}\"", i + 1));
+            }
+            script.push_str(&format!(
+                "; shift {}; exec \"$@\"",
+                extras.inherited_fds.len()
+            ));
+            let mut sh = Command::new("/bin/sh");
+            sh.arg("-c").arg(script).arg("sh");
+            sh.args(extras.inherited_fds.iter().map(|(_, path)| path));
+            sh.arg(&self.bin);
+            sh
+        };
         cmd.arg("--root")
             .arg(&self.root)
             .args(&args)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(stdout)
             .stderr(stderr)
             // Own process group, so a timeout can kill the runtime and its helpers together.
@@ -299,13 +341,31 @@ impl Runtime {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let (child, command, out_dir) = self.start(args)?;
+        self.spawn_with(args, &Extras::default())
+    }
+
+    /// Like [`Runtime::spawn`], with standard input or inherited descriptors from `extras`.
+    pub fn spawn_with<I, S>(&self, args: I, extras: &Extras) -> Result<Running, RuntimeError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let (child, command, out_dir) = self.start(args, extras)?;
         Ok(Running {
             child: Some(child),
             command,
             out_dir,
             timeout: self.timeout,
         })
+    }
+
+    /// Like [`Runtime::invoke`], with standard input or inherited descriptors from `extras`.
+    pub fn invoke_with<I, S>(&self, args: I, extras: &Extras) -> Result<CmdOutput, RuntimeError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.spawn_with(args, extras)?.wait()
     }
 
     /// `create --bundle <bundle> <id>`.
@@ -653,6 +713,32 @@ mod tests {
         assert_eq!(out.stdout.trim(), "args:state x");
         assert_eq!(out.stderr.trim(), "err");
         assert!(out.check().is_err());
+    }
+
+    #[test]
+    fn extras_feed_stdin_and_inherit_fds() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("fake-runtime");
+        fs::write(
+            &script,
+            "#!/bin/sh\nread line; echo \"stdin:$line\"; echo \"fd5:$(cat <&5)\"; echo \"fd7:$(cat <&7)\"\n",
+        )
+        .unwrap();
+        fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let five = dir.path().join("five");
+        let seven = dir.path().join("seven with space");
+        fs::write(&five, "5").unwrap();
+        fs::write(&seven, "7").unwrap();
+        let rt = Runtime::with_temp_root(&script).unwrap();
+        let extras = Extras {
+            stdin: Some(b"hello\n".to_vec()),
+            inherited_fds: vec![(5, five), (7, seven)],
+        };
+        let out = rt.invoke_with(["x"], &extras).unwrap().check().unwrap();
+        assert_eq!(out.stdout, "stdin:hello\nfd5:5\nfd7:7\n");
+        // Without extras, stdin is empty and nothing is open above stdio.
+        let out = rt.invoke(["x"]).unwrap();
+        assert!(out.stdout.starts_with("stdin:\nfd5:\n"), "{out}");
     }
 
     #[test]
