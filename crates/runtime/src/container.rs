@@ -1016,8 +1016,6 @@ fn init(ch: &Channel, plan: &InitPlan<'_>) -> Result<Infallible> {
         let fifo = crate::dmz::inheritable(&fifo)
             .map_err(|e| RuntimeError::sys("unset close-on-exec on exec.fifo", e))?;
         drop(host_proc);
-        ch.send(&ToParent::Ready)
-            .map_err(|e| RuntimeError::Init(e.to_string()))?;
         let ctx = ExecContext {
             program: &program,
             seccomp: plan.seccomp,
@@ -1027,7 +1025,12 @@ fn init(ch: &Channel, plan: &InitPlan<'_>) -> Result<Infallible> {
             fifo: Some(fifo),
             keep,
         };
-        return finalize_and_exec(process, &ctx);
+        // Everything that can fail is done while `create` still listens; then Ready, and the
+        // trampoline waits for `start`.
+        let prepared = crate::process::prepare(process, &ctx)?;
+        ch.send(&ToParent::Ready)
+            .map_err(|e| RuntimeError::Init(e.to_string()))?;
+        return Err(crate::process::exec_prepared(&ctx, &prepared));
     }
     ch.send(&ToParent::Ready)
         .map_err(|e| RuntimeError::Init(e.to_string()))?;

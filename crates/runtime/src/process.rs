@@ -107,68 +107,17 @@ pub struct ExecContext<'a> {
     pub keep: Vec<RawFd>,
 }
 
-pub fn finalize_and_exec(process: &Process, ctx: &ExecContext<'_>) -> Result<Infallible> {
-    crate::rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
-    crate::sys::reset_signals().map_err(|e| RuntimeError::sys("reset signal handlers", e))?;
-    let nnp = process.no_new_privileges().unwrap_or(false);
-    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which is about to go.
-    if !nnp {
-        if let Some(f) = ctx.seccomp {
-            f.load()?;
-        }
-    }
-    let caps = crate::capabilities::plan(process.capabilities().as_ref());
-    crate::capabilities::drop_bounding(&caps)?;
+/// The argv and environment, ready for execve, once [`prepare`] has done the rest.
+#[derive(Debug)]
+pub struct Prepared {
+    args: Vec<CString>,
+    env: Vec<CString>,
+    prog: CString,
+}
+
+/// Everything up to exec, so that a failure can still be reported to the runtime.
+pub fn prepare(process: &Process, ctx: &ExecContext<'_>) -> Result<Prepared> {
     let user = process.user();
-    crate::sys::set_keep_caps(true).map_err(|e| RuntimeError::sys("keep capabilities", e))?;
-    if ctx.can_setgroups {
-        let gids = user.additional_gids().clone().unwrap_or_default();
-        crate::sys::setgroups(&gids)
-            .map_err(|e| RuntimeError::sys(format!("setgroups {gids:?}"), e))?;
-    }
-    crate::sys::setresgid(user.gid())
-        .map_err(|e| RuntimeError::sys(format!("setgid {}", user.gid()), e))?;
-    crate::sys::setresuid(user.uid())
-        .map_err(|e| RuntimeError::sys(format!("setuid {}", user.uid()), e))?;
-    crate::sys::set_keep_caps(false)
-        .map_err(|e| RuntimeError::sys("reset keep capabilities", e))?;
-    crate::capabilities::apply(&caps)?;
-    crate::sys::umask(user.umask().unwrap_or(0o022));
-
-    // No descriptor of the runtime may reach the container, nor be usable as a cwd escape
-    // (CVE-2024-21626): close them before chdir, keeping only stdio and the preserved ones.
-    let mut keep = ctx.keep.clone();
-    keep.extend(ctx.dmz);
-    keep.extend(ctx.fifo);
-    crate::sys::close_all_except(3 + ctx.preserve_fds.max(0), &keep)
-        .map_err(|e| RuntimeError::Init(format!("close descriptors: {e}")))?;
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd).map_err(|e| {
-        RuntimeError::sys(
-            format!(
-                "chdir to cwd {:?} set in config.json",
-                cwd.display().to_string()
-            ),
-            e,
-        )
-    })?;
-    match nix::unistd::getcwd() {
-        Ok(c) if c.is_absolute() => {}
-        _ => {
-            return Err(RuntimeError::Init(format!(
-                "cwd {} is outside the container's root",
-                cwd.display()
-            )))
-        }
-    }
-
-    if nnp {
-        crate::sys::set_no_new_privs().map_err(|e| RuntimeError::sys("set no_new_privs", e))?;
-        if let Some(f) = ctx.seccomp {
-            f.load()?;
-        }
-    }
-
     let args: Vec<CString> = process
         .args()
         .as_deref()
@@ -189,22 +138,96 @@ pub fn finalize_and_exec(process: &Process, ctx: &ExecContext<'_>) -> Result<Inf
         .collect();
     let prog = CString::new(ctx.program.as_os_str().as_bytes())
         .map_err(|_| RuntimeError::InvalidArgument("program path contains NUL".into()))?;
+
+    crate::rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    crate::sys::reset_signals().map_err(|e| RuntimeError::sys("reset signal handlers", e))?;
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which is about to go.
+    if !nnp {
+        if let Some(f) = ctx.seccomp {
+            f.load()?;
+        }
+    }
+    let caps = crate::capabilities::plan(process.capabilities().as_ref());
+    crate::capabilities::drop_bounding(&caps)?;
+
+    // No descriptor of the runtime may reach the container, nor be usable as a cwd escape
+    // (CVE-2024-21626): close them before chdir, keeping only stdio and the preserved ones.
+    let mut keep = ctx.keep.clone();
+    keep.extend(ctx.dmz);
+    keep.extend(ctx.fifo);
+    crate::sys::close_all_except(3 + ctx.preserve_fds.max(0), &keep)
+        .map_err(|e| RuntimeError::Init(format!("close descriptors: {e}")))?;
+    // Enter the cwd while still root, as runc does, so a directory only root may search works
+    // for any user; retry as the user below if root could not.
+    let cwd = process.cwd();
+    let as_root = nix::unistd::chdir(cwd);
+
+    crate::sys::set_keep_caps(true).map_err(|e| RuntimeError::sys("keep capabilities", e))?;
+    if ctx.can_setgroups {
+        let gids = user.additional_gids().clone().unwrap_or_default();
+        crate::sys::setgroups(&gids)
+            .map_err(|e| RuntimeError::sys(format!("setgroups {gids:?}"), e))?;
+    }
+    crate::sys::setresgid(user.gid())
+        .map_err(|e| RuntimeError::sys(format!("setgid {}", user.gid()), e))?;
+    crate::sys::setresuid(user.uid())
+        .map_err(|e| RuntimeError::sys(format!("setuid {}", user.uid()), e))?;
+    crate::sys::set_keep_caps(false)
+        .map_err(|e| RuntimeError::sys("reset keep capabilities", e))?;
+    crate::capabilities::apply(&caps)?;
+    crate::sys::umask(user.umask().unwrap_or(0o022));
+
+    if as_root.is_err() {
+        nix::unistd::chdir(cwd).map_err(|e| {
+            RuntimeError::sys(
+                format!(
+                    "chdir to cwd {:?} set in config.json",
+                    cwd.display().to_string()
+                ),
+                e,
+            )
+        })?;
+    }
+    match nix::unistd::getcwd() {
+        Ok(c) if c.is_absolute() => {}
+        _ => {
+            return Err(RuntimeError::Init(format!(
+                "cwd {} is outside the container's root",
+                cwd.display()
+            )))
+        }
+    }
+
+    if nnp {
+        crate::sys::set_no_new_privs().map_err(|e| RuntimeError::sys("set no_new_privs", e))?;
+        if let Some(f) = ctx.seccomp {
+            f.load()?;
+        }
+    }
+    Ok(Prepared { args, env, prog })
+}
+
+/// The exec itself (through the trampoline when there is one); returns only on failure.
+pub fn exec_prepared(ctx: &ExecContext<'_>, p: &Prepared) -> RuntimeError {
     let e = match ctx.dmz {
         // SAFETY: the descriptor is the trampoline memfd, open for the whole call.
         Some(fd) => crate::dmz::exec(
             unsafe { BorrowedFd::borrow_raw(fd) },
             ctx.fifo,
             ctx.program,
-            &args,
-            &env,
+            &p.args,
+            &p.env,
         ),
-        None => match nix::unistd::execve(&prog, &args, &env) {
+        None => match nix::unistd::execve(&p.prog, &p.args, &p.env) {
             Err(e) => e,
             Ok(never) => match never {},
         },
     };
-    Err(RuntimeError::sys(
-        format!("exec {}", ctx.program.display()),
-        e,
-    ))
+    RuntimeError::sys(format!("exec {}", ctx.program.display()), e)
+}
+
+pub fn finalize_and_exec(process: &Process, ctx: &ExecContext<'_>) -> Result<Infallible> {
+    let p = prepare(process, ctx)?;
+    Err(exec_prepared(ctx, &p))
 }

@@ -289,6 +289,11 @@ pub fn prepare(ctx: &RootfsContext<'_>) -> Result<()> {
         create_devices(ctx, root.as_fd())?;
         dev_symlinks(ctx.rootfs)?;
     }
+    // A missing cwd is created, as runc does, before the root may become read-only; resolving it
+    // inside the root refuses magic links such as /proc/self/fd/N (CVE-2024-21626).
+    if let Some(p) = ctx.spec.process().as_ref() {
+        ensure_in_root(root.as_fd(), p.cwd(), false)?;
+    }
     Ok(())
 }
 
