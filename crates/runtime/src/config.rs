@@ -165,6 +165,15 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
         if d.as_os_str().is_empty() {
             return Err(invalid(cfg, "mount destination is empty"));
         }
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return Err(invalid(
+                cfg,
+                format!(
+                    "mount on {}: idmapped mounts are not supported",
+                    d.display()
+                ),
+            ));
+        }
         let typ = m.typ().as_deref().unwrap_or("");
         let is_bind = typ == "bind"
             || m.options()

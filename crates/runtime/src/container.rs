@@ -42,6 +42,8 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: i32,
+    /// Keep the caller's session keyring instead of joining a new one (`--no-new-keyring`).
+    pub no_new_keyring: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -131,6 +133,7 @@ struct InitPlan<'a> {
     runtime_hooks: bool,
     id: &'a str,
     dmz: Option<RawFd>,
+    no_new_keyring: bool,
 }
 
 impl Runtime {
@@ -268,6 +271,7 @@ impl Runtime {
             runtime_hooks,
             id: &o.id,
             dmz: dmz.as_ref().map(|d| d.as_raw_fd()),
+            no_new_keyring: o.no_new_keyring,
         };
 
         // The cgroup namespace is made by the init itself (see `init`): clone would root it at
@@ -933,6 +937,18 @@ fn init(ch: &Channel, plan: &InitPlan<'_>) -> Result<Infallible> {
             .map_err(|e| RuntimeError::sys("unshare cgroup namespace", e))?;
     }
     nix::unistd::setsid().map_err(|e| RuntimeError::sys("setsid", e))?;
+    if !plan.no_new_keyring {
+        sys::join_session_keyring(&format!("_ses.{}", plan.id))
+            .map_err(|e| RuntimeError::sys("join a new session keyring", e))?;
+    }
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        let persona = match p.domain() {
+            // PER_LINUX32 and PER_LINUX from linux/personality.h.
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0x0000,
+        };
+        sys::personality(persona).map_err(|e| RuntimeError::sys("set personality", e))?;
+    }
     if plan.ns.new.contains(CloneFlags::CLONE_NEWUTS) {
         if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
             nix::unistd::sethostname(h)

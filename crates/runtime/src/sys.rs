@@ -385,3 +385,30 @@ pub fn clone3_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<li
 
 /// `CLONE_INTO_CGROUP` from linux/sched.h (not in every libc).
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Joins a new, named session keyring, so the container does not share the caller's keys.
+/// Kernels without keyrings (ENOSYS) and hosts that forbid it (EPERM, EACCES) are not errors.
+pub fn join_session_keyring(name: &str) -> nix::Result<()> {
+    let Ok(c) = CString::new(name) else {
+        return Ok(());
+    };
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads one NUL-terminated name that outlives the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_JOIN_SESSION_KEYRING,
+            c.as_ptr(),
+        )
+    };
+    match Errno::result(r) {
+        Ok(_) | Err(Errno::ENOSYS | Errno::EPERM | Errno::EACCES | Errno::EDQUOT) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets the execution domain (`linux.personality`).
+pub fn personality(persona: libc::c_ulong) -> nix::Result<()> {
+    // SAFETY: integer-only syscall.
+    let r = unsafe { libc::personality(persona) };
+    Errno::result(r).map(drop)
+}

@@ -22,7 +22,7 @@ pub struct Args {
     /// Use MS_MOVE and chroot instead of pivot_root
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
-    /// Accepted for runc compatibility
+    /// Keep the caller's session keyring instead of a new one per container
     #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
     /// Pass N extra descriptors (3..3+N) to the container
@@ -39,6 +39,7 @@ impl Args {
             console_socket: self.console_socket.clone(),
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
+            no_new_keyring: self.no_new_keyring,
         }
     }
 }
