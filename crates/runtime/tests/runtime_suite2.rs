@@ -948,3 +948,88 @@ fn mount_through_absolute_symlink_stays_in_rootfs() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn personality_linux32() -> Result<()> {
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("note: personality test needs an x86_64 host; skipped");
+        return Ok(());
+    }
+    let mut c = Case::new("persona", &["uname", "-m"])?;
+    c.config()["linux"]["personality"] = json!({ "domain": "LINUX32" });
+    c.save()?;
+    let out = c.run()?.check()?;
+    // runc before 1.2 ignores `linux.personality`.
+    if c.berth_only("linux.personality is applied") {
+        ensure!(out.stdout.trim() == "i686", "uname -m under LINUX32: {out}");
+    }
+    Ok(())
+}
+
+#[test]
+fn bad_idmapped_mount_refused() -> Result<()> {
+    let mut c = Case::new("idmap", &["true"])?;
+    let mounts = c.config()["mounts"].as_array_mut().map(|m| {
+        m.push(json!({
+            "destination": "/mnt/idm",
+            "type": "bind",
+            "source": "/tmp",
+            "options": ["rbind", "idmap"],
+            "uidMappings": [{ "containerID": 0, "hostID": 100000, "size": 1 }],
+            "gidMappings": [{ "containerID": 0, "hostID": 100000, "size": 1 }]
+        }))
+    });
+    ensure!(mounts.is_some(), "config has no mounts array");
+    c.save()?;
+    let out = c.rt.create(c.id(), c.bundle.path())?;
+    // runc 1.1 ignores idmapped mount fields; berth refuses what it cannot honour.
+    if c.berth_only("idmapped mounts are refused") {
+        c.assert_refused(&out, &["idmapped"], &[])?;
+        c.assert_nothing_left()?;
+    }
+    Ok(())
+}
+
+#[test]
+fn run_attached_with_terminal_relays_the_pty() -> Result<()> {
+    // `run` without --console-socket and process.terminal true: the runtime is the console.
+    // `script` gives the runtime a terminal of its own to relay to.
+    let mut c = Case::new(
+        "runtty",
+        &["sh", "-c", "tty; read line; echo got:$line; exit 3"],
+    )?;
+    c.config()["process"]["terminal"] = json!(true);
+    c.save()?;
+    let cmd = format!(
+        "{} --root {} run -b {} {}",
+        c.rt.bin.display(),
+        c.rt.root.display(),
+        c.bundle.path().display(),
+        c.id()
+    );
+    let mut child = std::process::Command::new("timeout")
+        .args(["20", "script", "-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("run script(1) (package bsdutils)")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        // Give the container a moment to reach `read`; a line typed earlier is buffered anyway.
+        stdin.write_all(b"hello\n")?;
+    }
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        text.contains("/dev/pts/"),
+        "no tty in the container: {text:?}"
+    );
+    ensure!(text.contains("got:hello"), "input not relayed: {text:?}");
+    ensure!(
+        out.status.code() == Some(3),
+        "exit status {:?}, output {text:?}",
+        out.status
+    );
+    Ok(())
+}
