@@ -1,7 +1,7 @@
 //! The container's terminal: a pty created inside the container (on its devpts) whose master is
 //! handed to the caller over `--console-socket` with `SCM_RIGHTS`, as runc does.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -30,25 +30,14 @@ pub fn setup(socket: RawFd, size: Option<(u16, u16)>) -> Result<()> {
     )
     .map_err(|e| RuntimeError::sys(format!("open {name}"), e))?;
     if let Some((rows, cols)) = size {
-        let ws = nix::pty::Winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads one Winsize from the pointer, which is valid for the call.
-        unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        crate::sys::set_winsize(slave.as_fd(), rows, cols)
+            .map_err(|e| RuntimeError::sys("set the terminal size", e))?;
     }
     crate::channel::send_raw(socket, name.as_bytes(), Some(master.as_raw_fd()))
         .map_err(|e| RuntimeError::sys("send pty master over console socket", e))?;
     drop(master);
-    // SAFETY: TIOCSCTTY takes an integer argument; we are a session leader without a terminal.
-    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
-        return Err(RuntimeError::sys(
-            "make pty the controlling terminal",
-            nix::Error::last(),
-        ));
-    }
+    crate::sys::set_controlling_terminal(slave.as_fd())
+        .map_err(|e| RuntimeError::sys("make pty the controlling terminal", e))?;
     nix::unistd::dup2_stdin(&slave).map_err(|e| RuntimeError::sys("dup pty to stdin", e))?;
     nix::unistd::dup2_stdout(&slave).map_err(|e| RuntimeError::sys("dup pty to stdout", e))?;
     nix::unistd::dup2_stderr(&slave).map_err(|e| RuntimeError::sys("dup pty to stderr", e))?;

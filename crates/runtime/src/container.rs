@@ -408,7 +408,19 @@ impl Runtime {
     }
 
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let st = self.load(id)?;
+        let st = match self.load(id) {
+            Err(RuntimeError::NotFound { .. }) if force => {
+                // A create killed half-way leaves a directory without state.json: with --force,
+                // clear it so the id can be used again.
+                let dir = ContainerState::dir(&self.root, id);
+                if dir.is_dir() {
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| RuntimeError::io("remove state", &dir, e))?;
+                }
+                return Err(RuntimeError::NotFound { id: id.to_string() });
+            }
+            r => r?,
+        };
         let status = st.status(&self.root);
         if !status.can_delete() && !force {
             return Err(wrong(id, "delete", status));

@@ -68,7 +68,7 @@ pub fn forward_and_wait(pid: i32) -> anyhow::Result<i32> {
 /// what `runc run` does for a terminal container when no console socket is given.
 pub fn relay_and_wait(pid: i32, master: std::os::fd::OwnedFd) -> anyhow::Result<i32> {
     use std::io::{Read, Write};
-    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::fd::AsFd;
 
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::termios;
@@ -79,7 +79,7 @@ pub fn relay_and_wait(pid: i32, master: std::os::fd::OwnedFd) -> anyhow::Result<
         let mut raw = t.clone();
         termios::cfmakeraw(&mut raw);
         let _ = termios::tcsetattr(stdin.as_fd(), termios::SetArg::TCSANOW, &raw);
-        copy_winsize(stdin.as_raw_fd(), master.as_raw_fd());
+        copy_winsize(stdin.as_fd(), master.as_fd());
     }
     let restore = |saved: &Option<termios::Termios>| {
         if let Some(t) = saved {
@@ -145,7 +145,7 @@ pub fn relay_and_wait(pid: i32, master: std::os::fd::OwnedFd) -> anyhow::Result<
                 if signo == Signal::SIGCHLD as i32 {
                     exit = code(waitpid(child, Some(WaitPidFlag::WNOHANG))?);
                 } else if signo == Signal::SIGWINCH as i32 {
-                    copy_winsize(std::io::stdin().as_raw_fd(), m.as_raw_fd());
+                    copy_winsize(std::io::stdin().as_fd(), m.as_fd());
                 } else if let Ok(sig) = Signal::try_from(signo) {
                     let _ = nix::sys::signal::kill(child, sig);
                 }
@@ -168,17 +168,8 @@ pub fn relay_and_wait(pid: i32, master: std::os::fd::OwnedFd) -> anyhow::Result<
     Ok(exit.unwrap_or(0))
 }
 
-fn copy_winsize(from: std::os::fd::RawFd, to: std::os::fd::RawFd) {
-    let mut ws = nix::pty::Winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ/TIOCSWINSZ read or write one Winsize through a pointer valid for the call.
-    unsafe {
-        if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 {
-            libc::ioctl(to, libc::TIOCSWINSZ, &ws);
-        }
+fn copy_winsize(from: std::os::fd::BorrowedFd<'_>, to: std::os::fd::BorrowedFd<'_>) {
+    if let Some((rows, cols)) = berth_runtime::sys::get_winsize(from) {
+        let _ = berth_runtime::sys::set_winsize(to, rows, cols);
     }
 }
