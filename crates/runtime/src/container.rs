@@ -44,6 +44,9 @@ pub struct CreateOptions {
     pub preserve_fds: i32,
     /// Keep the caller's session keyring instead of joining a new one (`--no-new-keyring`).
     pub no_new_keyring: bool,
+    /// Descriptors (of the caller) to become the container's stdin, stdout and stderr; the
+    /// caller's own stdio when `None`, as the CLI wants. An in-process shim passes its pipes.
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -52,6 +55,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
+    /// As [`CreateOptions::stdio`].
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// Undoes a half-made container when create fails at any step.
@@ -134,6 +139,7 @@ struct InitPlan<'a> {
     id: &'a str,
     dmz: Option<RawFd>,
     no_new_keyring: bool,
+    stdio: Option<[RawFd; 3]>,
 }
 
 impl Runtime {
@@ -272,6 +278,7 @@ impl Runtime {
             id: &o.id,
             dmz: dmz.as_ref().map(|d| d.as_raw_fd()),
             no_new_keyring: o.no_new_keyring,
+            stdio: o.stdio,
         };
 
         // The cgroup namespace is made by the init itself (see `init`): clone would root it at
@@ -592,12 +599,15 @@ impl Runtime {
         let (parent, pid) = via_stage1(&cg, &plan.join, libc::CLONE_PARENT, |ch| {
             exec_child(
                 ch,
-                p,
-                seccomp.as_ref(),
-                console.as_ref().map(|c| c.as_raw_fd()),
-                userns,
-                o.preserve_fds,
-                dmz.as_ref().map(|d| d.as_raw_fd()),
+                &ExecPlan {
+                    process: p,
+                    seccomp: seccomp.as_ref(),
+                    console: console.as_ref().map(|c| c.as_raw_fd()),
+                    userns,
+                    preserve_fds: o.preserve_fds,
+                    dmz: dmz.as_ref().map(|d| d.as_raw_fd()),
+                    stdio: o.stdio,
+                },
             )
         })?;
         let fail = |e: RuntimeError| {
@@ -924,6 +934,9 @@ fn spawn_into(
 fn init(ch: &Channel, plan: &InitPlan<'_>) -> Result<Infallible> {
     // Nothing in the container may open our /proc entries while we still run the runtime's code.
     sys::set_dumpable(false).map_err(|e| RuntimeError::sys("prctl dumpable", e))?;
+    if let Some(fds) = plan.stdio {
+        sys::set_stdio(fds).map_err(|e| RuntimeError::sys("set up stdio", e))?;
+    }
     let ToChild::Go { pid } = ch
         .expect::<ToChild>()
         .map_err(|e| RuntimeError::Init(e.to_string()))?
@@ -1095,17 +1108,24 @@ fn init(ch: &Channel, plan: &InitPlan<'_>) -> Result<Infallible> {
 }
 
 /// The exec'd process, after stage 1 joined the container's namespaces and cgroup.
-fn exec_child(
-    ch: &Channel,
-    p: &Process,
-    seccomp: Option<&SeccompFilter>,
+/// What the exec'd process needs, computed before the fork.
+#[derive(Debug)]
+struct ExecPlan<'a> {
+    process: &'a Process,
+    seccomp: Option<&'a SeccompFilter>,
     console: Option<RawFd>,
     userns: bool,
     preserve_fds: i32,
     dmz: Option<RawFd>,
-) -> Result<Infallible> {
+    stdio: Option<[RawFd; 3]>,
+}
+
+fn exec_child(ch: &Channel, plan: &ExecPlan<'_>) -> Result<Infallible> {
     // Nothing in the container may open our /proc entries while we still run the runtime's code.
     sys::set_dumpable(false).map_err(|e| RuntimeError::sys("prctl dumpable", e))?;
+    if let Some(fds) = plan.stdio {
+        sys::set_stdio(fds).map_err(|e| RuntimeError::sys("set up stdio", e))?;
+    }
     match ch
         .expect::<ToChild>()
         .map_err(|e| RuntimeError::Init(e.to_string()))?
@@ -1115,11 +1135,12 @@ fn exec_child(
             return Err(RuntimeError::Init("unexpected message from runtime".into()))
         }
     }
-    if userns {
+    let p = plan.process;
+    if plan.userns {
         sys::setresgid(0).map_err(|e| RuntimeError::sys("setgid 0 in user namespace", e))?;
         sys::setresuid(0).map_err(|e| RuntimeError::sys("setuid 0 in user namespace", e))?;
     }
-    if let Some(sock) = console {
+    if let Some(sock) = plan.console {
         nix::unistd::setsid().map_err(|e| RuntimeError::sys("setsid", e))?;
         let size = p.console_size().map(|b| {
             (
@@ -1131,13 +1152,13 @@ fn exec_child(
     }
     let program = crate::process::lookup(p)?;
     let mut keep = vec![ch.raw_fd()];
-    keep.extend(console);
+    keep.extend(plan.console);
     let ctx = ExecContext {
         program: &program,
-        seccomp,
-        preserve_fds,
+        seccomp: plan.seccomp,
+        preserve_fds: plan.preserve_fds,
         can_setgroups: true,
-        dmz,
+        dmz: plan.dmz,
         fifo: None,
         keep,
     };

@@ -445,3 +445,24 @@ pub fn set_controlling_terminal(fd: BorrowedFd<'_>) -> nix::Result<()> {
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
     Errno::result(r).map(drop)
 }
+
+/// `dup2(from, to)`: the caller's stdio for the container, given as descriptors of the caller.
+pub fn dup_onto(from: RawFd, to: RawFd) -> nix::Result<()> {
+    if from == to {
+        // dup2 would keep close-on-exec set; clear it instead.
+        // SAFETY: fcntl with an integer argument on a descriptor number we were given.
+        let r = unsafe { libc::fcntl(from, libc::F_SETFD, 0) };
+        return Errno::result(r).map(drop);
+    }
+    // SAFETY: dup2 on descriptor numbers; it only changes our descriptor table.
+    let r = unsafe { libc::dup2(from, to) };
+    Errno::result(r).map(drop)
+}
+
+/// Makes the given descriptors the process's stdin, stdout and stderr.
+pub fn set_stdio(fds: [RawFd; 3]) -> nix::Result<()> {
+    for (to, from) in (0..).zip(fds) {
+        dup_onto(from, to)?;
+    }
+    Ok(())
+}

@@ -40,6 +40,7 @@ impl Args {
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
             no_new_keyring: self.no_new_keyring,
+            stdio: None,
         }
     }
 }

@@ -149,6 +149,7 @@ pub fn run(g: &Globals, a: &Args) -> anyhow::Result<i32> {
         pid_file: a.pid_file.clone(),
         console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds,
+        stdio: None,
     };
     let pid = super::runtime(g)
         .exec(&a.id, &o)
