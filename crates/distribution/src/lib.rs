@@ -1,0 +1,1 @@
+//! Registry client: see the module docs (being written).
