@@ -220,6 +220,19 @@ impl FromStr for Reference {
     }
 }
 
+impl serde::Serialize for Reference {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Reference {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Reference, D::Error> {
+        let s = String::deserialize(d)?;
+        Reference::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Splits `name[:tag]`: the tag is after the last ':' that follows the last '/' (so the port of
 /// `host:5000/x` is not taken for a tag).
 fn split_tag(s: &str) -> (&str, Option<&str>) {
@@ -559,6 +572,69 @@ mod tests {
             assert_eq!(Reference::parse(&display).as_ref(), Ok(&r), "{display}");
             assert_eq!(display.parse::<Reference>(), Ok(r));
         }
+    }
+
+    /// More of distribution's own reference test inputs: (input, normalised form).
+    #[test]
+    fn distribution_corpus() {
+        let cases = [
+            ("test_com", "docker.io/library/test_com:latest"),
+            ("test.com:tag", "docker.io/library/test.com:tag"),
+            ("test.com:5000", "docker.io/library/test.com:5000"),
+            ("test.com/repo:tag", "test.com/repo:tag"),
+            ("test:5000/repo", "test:5000/repo:latest"),
+            ("test:5000/repo:tag", "test:5000/repo:tag"),
+            (
+                "sub-dom1.foo.com/bar/baz/quux",
+                "sub-dom1.foo.com/bar/baz/quux:latest",
+            ),
+            (
+                "b.gcr.io/test.example.com/my-app:test.example.com",
+                "b.gcr.io/test.example.com/my-app:test.example.com",
+            ),
+            (
+                "xn--n3h.com/myimage:xn--n3h.com",
+                "xn--n3h.com/myimage:xn--n3h.com",
+            ),
+            ("foo_bar.com:8080", "docker.io/library/foo_bar.com:8080"),
+            ("foo/foo_bar.com:8080", "docker.io/foo/foo_bar.com:8080"),
+            ("[2001:db8::1]/repo", "[2001:db8::1]/repo:latest"),
+            ("[2001:db8::1]:5000/repo", "[2001:db8::1]:5000/repo:latest"),
+            (
+                "1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d/x",
+                "docker.io/1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d/x:latest",
+            ),
+        ];
+        for (input, want) in cases {
+            let r = Reference::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(r.to_string(), want, "{input}");
+        }
+        let bad = [
+            "aa/asdf$$^/aa",
+            "[fe80::1%eth0]:5000/repo",
+            "[2001:db8::1]:/repo",
+            "validname@invaliddigest:ecbd",
+            "Uppercase:tag",
+            "test:5000/Uppercase/lowercase:tag",
+            "a:b:c/d",
+            "repo@sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        ];
+        for input in bad {
+            assert!(
+                Reference::parse(input).is_err(),
+                "{input} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn serde_as_normalised_string() {
+        let r = Reference::parse("busybox").expect("parse");
+        let json = serde_json::to_string(&r).expect("ser");
+        assert_eq!(json, "\"docker.io/library/busybox:latest\"");
+        assert_eq!(serde_json::from_str::<Reference>(&json).expect("de"), r);
+        let err = serde_json::from_str::<Reference>("\"Bad\"").expect_err("bad");
+        assert!(err.to_string().contains("must be lowercase"), "{err}");
     }
 
     #[test]
