@@ -328,6 +328,47 @@ impl ContentStore {
         Ok(out)
     }
 
+    /// Removes ingest files untouched for `max_age` that no writer holds (partial data left by
+    /// crashed or abandoned writers); returns how many were removed. A partial of a known
+    /// digest is removed under its lock, so a writer never loses the file it works on.
+    pub fn prune_ingests(&self, max_age: std::time::Duration) -> Result<usize, ContentError> {
+        let dir = self.ingest_dir();
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        let entries = fs::read_dir(&dir).map_err(io_err("read directory", &dir))?;
+        for entry in entries {
+            let entry = entry.map_err(io_err("read directory", &dir))?;
+            let path = entry.path();
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age >= max_age));
+            if !old {
+                continue;
+            }
+            let name = entry.file_name();
+            let temp = name.to_str().is_some_and(|n| n.starts_with("tmp-"));
+            // A temp file's writer holds no lock: its age is all we go by.
+            let _guard = if temp {
+                None
+            } else {
+                let Ok(f) = OpenOptions::new().read(true).open(&path) else {
+                    continue;
+                };
+                match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                    Ok(l) => Some(l),
+                    Err(_) => continue,
+                }
+            };
+            match fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &path)(e)),
+            }
+        }
+        Ok(removed)
+    }
+
     /// `Some((digest, size))` when the blob is already stored (and of the expected size).
     fn existing(
         &self,

@@ -295,6 +295,47 @@ fn commit_when_the_blob_already_exists_is_ok() {
     assert!(entries(&ingest_dir(dir.path())).is_empty());
 }
 
+#[test]
+fn prune_removes_only_old_unlocked_ingests() {
+    let (dir, s) = store();
+    let hour = std::time::Duration::from_secs(3600);
+    let old = std::time::SystemTime::now() - 2 * hour;
+    let age = |p: &Path| {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .expect("open")
+            .set_modified(old)
+            .expect("set mtime");
+    };
+    // An abandoned partial, an abandoned temp file, a fresh partial, and an old one in use.
+    let abandoned = Digest::sha256_of(b"abandoned");
+    let mut w = s.writer(&abandoned, None).expect("writer");
+    w.write_all(b"aban").expect("write");
+    drop(w);
+    age(&s.ingest_path(&abandoned));
+    let temp = ingest_dir(dir.path()).join("tmp-1-2-3");
+    std::fs::write(&temp, b"x").expect("temp");
+    age(&temp);
+    let fresh = Digest::sha256_of(b"fresh");
+    drop(s.writer(&fresh, None).expect("writer"));
+    let busy = Digest::sha256_of(b"busy");
+    let mut held = s.writer(&busy, None).expect("writer");
+    held.write_all(b"bu").expect("write");
+    age(&s.ingest_path(&busy));
+
+    assert_eq!(s.prune_ingests(hour).expect("prune"), 2);
+    let left = entries(&ingest_dir(dir.path()));
+    assert_eq!(left, {
+        let mut v = vec![s.ingest_path(&fresh), s.ingest_path(&busy)];
+        v.sort();
+        v
+    });
+    // The writer still holding its file can finish.
+    held.write_all(b"sy").expect("write");
+    held.commit().expect("commit");
+}
+
 /// A reader that hands out small pieces, so concurrent writers overlap.
 struct Slow<'a>(&'a [u8]);
 
