@@ -15,4 +15,5 @@ pub mod manifest;
 pub mod platform;
 pub mod reference;
 pub mod snapshot;
+pub mod store;
 pub mod unpack;
