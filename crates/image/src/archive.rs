@@ -760,7 +760,30 @@ impl Loader<'_> {
                     .map_err(content_err(format!("read config {cd}")))?;
                 let cfg =
                     manifest::parse_config(&cfg).map_err(manifest_err(format!("config {cd}")))?;
-                manifest::check_config(&m, &cfg).map_err(manifest_err(by))?;
+                manifest::check_config(&m, &cfg).map_err(manifest_err(by.clone()))?;
+                // Layers this load brought in are checked against the config's DiffIDs here
+                // (the digest in their name only proves the compressed bytes).
+                let ids = manifest::diff_ids(&cfg).map_err(manifest_err(format!("config {cd}")))?;
+                for (l, want) in m.layers().iter().zip(&ids) {
+                    let ld = desc_digest(l)?;
+                    if !self.added.contains(&ld) {
+                        continue;
+                    }
+                    let head = first_bytes(self.store, &ld)?;
+                    let actual = if docker_layer_media_type(&head) == mt::DOCKER_LAYER {
+                        ld.clone()
+                    } else {
+                        layer_diff_id(self.store, &ld)?
+                    };
+                    if actual != *want {
+                        return Err(ArchiveError::DiffIdMismatch {
+                            layer: ld.to_string(),
+                            config: cd.to_string(),
+                            expected: want.to_string(),
+                            actual: actual.to_string(),
+                        });
+                    }
+                }
                 Ok(Some(cd))
             }
             ManifestKind::Index(i) => {
@@ -969,23 +992,49 @@ pub fn read_archive(store: &ContentStore, r: impl Read) -> Result<Vec<LoadedImag
 // ---------------------------------------------------------------------------------------------
 // Import of a root filesystem tar
 
-/// Counts, hashes and keeps the first tar block of what passes through.
+/// Hashes what passes through.
 struct Tap<R> {
     inner: R,
     hasher: Hasher,
-    head: Vec<u8>,
 }
 
 impl<R: Read> Read for Tap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        if self.head.len() < 512 {
-            let take = (512 - self.head.len()).min(n);
-            self.head.extend_from_slice(&buf[..take]);
-        }
         Ok(n)
     }
+}
+
+/// Whether a 512-byte block is a tar header with a right checksum (any tar flavour, v7
+/// included) or the zero block that ends an archive.
+fn tar_block_ok(block: &[u8]) -> bool {
+    if block.iter().all(|&b| b == 0) {
+        return true;
+    }
+    let Some(field) = block.get(148..156) else {
+        return false;
+    };
+    let digits: String = field
+        .iter()
+        .map(|&b| b as char)
+        .filter(|c| ('0'..='7').contains(c))
+        .collect();
+    let Ok(stored) = u32::from_str_radix(&digits, 8) else {
+        return false;
+    };
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    sum == stored
 }
 
 /// Splits a change's argument into words, honouring quotes and backslashes.
@@ -1135,7 +1184,20 @@ fn apply_changes(
                     if !valid {
                         return Err(bad(format!("invalid port {p:?}")));
                     }
-                    ports[format!("{num}/{proto}")] = json!({});
+                    // A range expands to its ports, as Docker does.
+                    let (lo, hi) = match num.split_once('-') {
+                        Some((a, b)) => (a.parse::<u16>(), b.parse::<u16>()),
+                        None => (num.parse::<u16>(), num.parse::<u16>()),
+                    };
+                    let (Ok(lo), Ok(hi)) = (lo, hi) else {
+                        return Err(bad(format!("invalid port {p:?}")));
+                    };
+                    if lo > hi || lo == 0 {
+                        return Err(bad(format!("invalid port range {p:?}")));
+                    }
+                    for port in lo..=hi {
+                        ports[format!("{port}/{proto}")] = json!({});
+                    }
                 }
             }
             "VOLUME" => {
@@ -1200,24 +1262,31 @@ pub fn import_rootfs(
     let mut runtime_cfg = serde_json::Map::new();
     apply_changes(changes, &mut runtime_cfg)?;
 
-    let input = decompress(tar, "import input")?;
+    // Look at the first block before storing anything: a tar header, or the zero block of an
+    // empty archive.
+    let mut input = decompress(tar, "import input")?;
+    let mut head = vec![0u8; 512];
+    let mut n = 0;
+    while n < head.len() {
+        match input.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err("read import input")(e)),
+        }
+    }
+    if n < 512 || !tar_block_ok(&head) {
+        return Err(ArchiveError::NotATar);
+    }
     let mut tap = Tap {
-        inner: input,
+        inner: io::Cursor::new(head).chain(input),
         hasher: Hasher::new(),
-        head: Vec::new(),
     };
     let enc = flate2::read::GzEncoder::new(&mut tap, flate2::Compression::fast());
     let (layer_digest, layer_size) = store
         .ingest(None, None, enc)
         .map_err(content_err("store imported layer"))?;
-    let head = std::mem::take(&mut tap.head);
     let diff_id = tap.hasher.finish();
-    let is_tar = head.len() == 512
-        && (head.get(257..262) == Some(b"ustar".as_slice()) || head.iter().all(|&b| b == 0));
-    if !is_tar {
-        let _ = store.delete(&layer_digest);
-        return Err(ArchiveError::NotATar);
-    }
 
     let created = rfc3339(
         SystemTime::now()
@@ -1308,7 +1377,7 @@ mod tests {
             "ENV A z",
             "WORKDIR /srv",
             "USER 1000:1000",
-            "EXPOSE 80 53/udp",
+            "EXPOSE 80 53/udp 8000-8001",
             r#"LABEL org.x="y z""#,
             r#"VOLUME ["/data"]"#,
             "STOPSIGNAL SIGTERM",
@@ -1323,7 +1392,10 @@ mod tests {
         assert_eq!(v["Env"], json!(["C=d e", "A=z"]));
         assert_eq!(v["WorkingDir"], json!("/srv"));
         assert_eq!(v["User"], json!("1000:1000"));
-        assert_eq!(v["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
+        assert_eq!(
+            v["ExposedPorts"],
+            json!({"80/tcp": {}, "53/udp": {}, "8000/tcp": {}, "8001/tcp": {}})
+        );
         assert_eq!(v["Labels"], json!({"org.x": "y z"}));
         assert_eq!(v["Volumes"], json!({"/data": {}}));
         assert_eq!(v["StopSignal"], json!("SIGTERM"));
@@ -1334,6 +1406,7 @@ mod tests {
         for (c, needle) in [
             ("RUN true", "RUN is not one of"),
             ("EXPOSE 99999", "invalid port"),
+            ("EXPOSE 90-80", "invalid port range"),
             ("ENV =x", "not key=value"),
             ("WORKDIR", "expected one directory"),
             (r#"LABEL a="b"#, "unterminated quote"),

@@ -430,3 +430,91 @@ fn not_an_archive() {
     assert!(matches!(e, ArchiveError::NotAnArchive), "{e}");
     assert_eq!(s.list().unwrap(), before);
 }
+
+#[test]
+fn oci_layer_not_matching_config_diff_id_refused() {
+    // A well-formed layout whose config names another DiffID than its layer has.
+    let (_d0, src) = store();
+    let layer_gz = {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&rootfs_tar()).unwrap();
+        gz.finish().unwrap()
+    };
+    let layer_d = src.put_bytes(&layer_gz).unwrap();
+    let wrong = Digest::sha256_of(b"not the layer");
+    let cfg = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [wrong.as_str()]},
+    }))
+    .unwrap();
+    let cfg_d = src.put_bytes(&cfg).unwrap();
+    let m = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::media_types::OCI_MANIFEST,
+        "config": {"mediaType": manifest::media_types::OCI_CONFIG, "size": cfg.len(), "digest": cfg_d.as_str()},
+        "layers": [{"mediaType": manifest::media_types::OCI_LAYER_GZIP, "size": layer_gz.len(), "digest": layer_d.as_str()}],
+    }))
+    .unwrap();
+    let m_d = src.put_bytes(&m).unwrap();
+    let mut out = Vec::new();
+    let images = [ArchiveImage {
+        manifest_digest: m_d,
+        names: vec![],
+    }];
+    write_oci_layout(&src, &images, &mut out).unwrap();
+    let (_d, s, before) = used_store();
+    let e = read_archive(&s, out.as_slice()).unwrap_err();
+    assert!(matches!(e, ArchiveError::DiffIdMismatch { .. }), "{e}");
+    assert_eq!(s.list().unwrap(), before);
+}
+
+#[test]
+fn index_roundtrip_keeps_present_children() {
+    let (_d0, s) = store();
+    let img = imported(&s);
+    let m_size = s.size(&img.manifest_digest).unwrap().unwrap();
+    let absent = Digest::sha256_of(b"arm64 manifest we never pulled");
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::media_types::OCI_INDEX,
+        "manifests": [
+            {"mediaType": manifest::media_types::OCI_MANIFEST, "size": m_size,
+             "digest": img.manifest_digest.as_str(),
+             "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": manifest::media_types::OCI_MANIFEST, "size": 100,
+             "digest": absent.as_str(),
+             "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+        ],
+    }))
+    .unwrap();
+    let index_d = s.put_bytes(&index).unwrap();
+    let mut out = Vec::new();
+    let images = [ArchiveImage {
+        manifest_digest: index_d.clone(),
+        names: vec!["multi:latest".to_string()],
+    }];
+    write_oci_layout(&s, &images, &mut out).unwrap();
+    let (_d, empty) = store();
+    let loaded = read_archive(&empty, out.as_slice()).unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].manifest_digest, index_d);
+    assert_eq!(loaded[0].media_type, manifest::media_types::OCI_INDEX);
+    assert_eq!(loaded[0].config_digest, None);
+    assert!(empty.exists(&img.layer_digest));
+    assert!(empty.exists(&img.manifest_digest));
+    assert!(!empty.exists(&absent));
+}
+
+#[test]
+fn import_accepts_empty_and_compressed_tars() {
+    let (_d, s) = store();
+    let p = Platform::parse("linux/arm64").unwrap();
+    let empty_tar = tar::Builder::new(Vec::new()).into_inner().unwrap();
+    let img = import_rootfs(&s, empty_tar.as_slice(), &[], &p).unwrap();
+    assert_eq!(img.diff_id, Digest::sha256_of(&empty_tar));
+    let cfg = manifest::parse_config(&s.read_blob(&img.config_digest, 1 << 20).unwrap()).unwrap();
+    assert_eq!(cfg.variant().as_deref(), Some("v8"));
+    let zst = zstd::encode_all(rootfs_tar().as_slice(), 3).unwrap();
+    let img = import_rootfs(&s, zst.as_slice(), &[], &p).unwrap();
+    assert_eq!(img.diff_id, Digest::sha256_of(&rootfs_tar()));
+}
