@@ -191,8 +191,14 @@ pub struct LoadedImage {
     pub media_type: String,
     /// The config digest (the image ID); None for an index.
     pub config_digest: Option<Digest>,
-    /// Names the archive gave it (RepoTags, OCI name annotations).
+    /// Names the archive gave it: Docker's RepoTags, the `io.containerd.image.name`
+    /// annotation, and `org.opencontainers.image.ref.name` when it is a whole name (has a `/`
+    /// or `:`). Not normalised: `busybox:latest` and `docker.io/library/busybox:latest` may
+    /// both appear.
     pub names: Vec<String>,
+    /// The raw `org.opencontainers.image.ref.name` annotation (often a bare tag such as
+    /// `latest`, which a loader may combine with a name the user gives).
+    pub oci_ref_name: Option<String>,
 }
 
 /// What [`import_rootfs`] made.
@@ -822,34 +828,40 @@ impl Loader<'_> {
             let config = self.check_manifest(desc, referenced)?;
             let d = desc_digest(desc)?;
             let mut names = Vec::new();
-            if let Some(a) = desc.annotations() {
-                if let Some(n) = a
-                    .get(ANNOTATION_IMAGE_NAME)
-                    .or_else(|| a.get(ANNOTATION_REF_NAME))
-                {
-                    names.push(n.clone());
+            let annotations = desc.annotations().clone().unwrap_or_default();
+            let ref_name = annotations.get(ANNOTATION_REF_NAME).cloned();
+            if let Some(n) = annotations.get(ANNOTATION_IMAGE_NAME) {
+                names.push(n.clone());
+            }
+            if let Some(r) = &ref_name {
+                if r.contains('/') || r.contains(':') {
+                    names.push(r.clone());
                 }
             }
             if let Some(tags) = config.as_ref().and_then(|c| docker_tags.get(c)) {
                 names.extend(tags.iter().cloned());
             }
-            match out.iter_mut().find(|l| l.manifest_digest == d) {
-                Some(l) => {
-                    for n in names {
-                        if !l.names.contains(&n) {
-                            l.names.push(n);
-                        }
-                    }
-                }
+            let idx = match out.iter().position(|l| l.manifest_digest == d) {
+                Some(i) => i,
                 None => {
-                    names.dedup();
                     out.push(LoadedImage {
                         manifest_digest: d,
                         media_type: desc.media_type().to_string(),
                         config_digest: config,
-                        names,
+                        names: Vec::new(),
+                        oci_ref_name: None,
                     });
+                    out.len() - 1
                 }
+            };
+            let l = &mut out[idx];
+            for n in names {
+                if !l.names.contains(&n) {
+                    l.names.push(n);
+                }
+            }
+            if l.oci_ref_name.is_none() {
+                l.oci_ref_name = ref_name;
             }
         }
         Ok(out)
@@ -924,6 +936,7 @@ impl Loader<'_> {
                 media_type: mt::DOCKER_MANIFEST.to_string(),
                 config_digest: Some(cd),
                 names: e.repo_tags.clone().unwrap_or_default(),
+                oci_ref_name: None,
             });
         }
         Ok(out)

@@ -518,3 +518,23 @@ fn import_accepts_empty_and_compressed_tars() {
     let img = import_rootfs(&s, zst.as_slice(), &[], &p).unwrap();
     assert_eq!(img.diff_id, Digest::sha256_of(&rootfs_tar()));
 }
+
+#[test]
+fn oci_ref_names() {
+    let (_d0, s) = store();
+    let img = imported(&s);
+    let mut out = Vec::new();
+    let images = [ArchiveImage {
+        manifest_digest: img.manifest_digest.clone(),
+        names: vec!["a/b:c".to_string(), "d:e".to_string()],
+    }];
+    write_oci_layout(&s, &images, &mut out).unwrap();
+    let (_d, empty) = store();
+    let loaded = read_archive(&empty, out.as_slice()).unwrap();
+    assert_eq!(loaded.len(), 1, "one image, two names");
+    assert_eq!(
+        loaded[0].names,
+        vec!["a/b:c".to_string(), "d:e".to_string()]
+    );
+    assert_eq!(loaded[0].oci_ref_name.as_deref(), Some("c"));
+}
