@@ -406,12 +406,11 @@ fn write_layout(
         let d = &img.manifest_digest;
         let kind = collect_blobs(store, d, &mut blobs, &mut seen)?;
         let size = store
-            .size(d)
-            .map_err(content_err(format!("stat manifest {d}")))?
-            .ok_or_else(|| ArchiveError::Content {
-                what: format!("manifest {d}"),
-                source: ContentError::NotFound(d.clone()),
-            })?;
+            .open_blob(d)
+            .map_err(content_err(format!("open manifest {d}")))?
+            .metadata()
+            .map_err(io_err(format!("stat manifest {d}")))?
+            .len();
         let desc = |annotations: Option<Value>| {
             let mut v = json!({"mediaType": kind.media_type(), "digest": d.as_str(), "size": size});
             if let Some(a) = annotations {
@@ -962,11 +961,10 @@ impl Loader<'_> {
             return Err(ArchiveError::NotAnArchive);
         };
         // Files the metadata never named (legacy extras, junk) do not stay in the store.
-        for d in self.added.clone() {
-            if !referenced.contains(&d) {
-                self.store
-                    .delete(&d)
-                    .map_err(content_err(format!("delete unreferenced blob {d}")))?;
+        // Best effort: a leftover is only an unreferenced blob, which garbage collection takes.
+        for d in &self.added {
+            if !referenced.contains(d) {
+                let _ = self.store.delete(d);
             }
         }
         Ok(loaded)

@@ -22,8 +22,11 @@ pub enum ContentError {
         source: io::Error,
     },
     /// The blob is absent.
-    #[error("blob {0} not found")]
-    NotFound(Digest),
+    #[error("blob {digest}: not found")]
+    NotFound {
+        /// The blob.
+        digest: Digest,
+    },
     /// The blob is larger than the caller accepts.
     #[error("blob {digest} is {size} bytes, more than the limit of {max}")]
     TooLarge {
@@ -105,7 +108,7 @@ impl ContentStore {
         let p = self.blob_path(d);
         File::open(&p).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
-                ContentError::NotFound(d.clone())
+                ContentError::NotFound { digest: d.clone() }
             } else {
                 io_err("open", &p)(e)
             }
@@ -181,12 +184,15 @@ impl ContentStore {
         Ok(self.ingest(None, Some(bytes.len() as u64), bytes)?.0)
     }
 
-    /// Deletes a blob (Ok if absent).
+    /// Deletes a blob; NotFound when absent.
     pub fn delete(&self, d: &Digest) -> Result<(), ContentError> {
         let p = self.blob_path(d);
         match fs::remove_file(&p) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", &p)(e)),
-            _ => Ok(()),
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(ContentError::NotFound { digest: d.clone() })
+            }
+            Err(e) => Err(io_err("remove", &p)(e)),
         }
     }
 
