@@ -452,4 +452,61 @@ mod tests {
             .unwrap()
             .matches(&Platform::parse("linux/amd64/v3").unwrap()));
     }
+
+    #[test]
+    fn docker_hub_style_list() {
+        // The shape of busybox's manifest list on Docker Hub.
+        let entries = [
+            ("amd64", None),
+            ("arm", Some("v5")),
+            ("arm", Some("v6")),
+            ("arm", Some("v7")),
+            ("arm64", Some("v8")),
+            ("386", None),
+            ("mips64le", None),
+            ("ppc64le", None),
+            ("riscv64", None),
+            ("s390x", None),
+        ];
+        let manifests: Vec<String> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (arch, v))| {
+                let variant = v.map_or(String::new(), |v| format!(r#","variant":"{v}""#));
+                format!(
+                    r#"{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":527,"digest":"sha256:{:064x}","platform":{{"architecture":"{arch}","os":"linux"{variant}}}}}"#,
+                    i + 1
+                )
+            })
+            .collect();
+        let doc = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{}]}}"#,
+            manifests.join(",")
+        );
+        let crate::manifest::ManifestKind::Index(idx) =
+            crate::manifest::parse_manifest(None, doc.as_bytes()).unwrap()
+        else {
+            panic!("not an index")
+        };
+        for (want, n) in [
+            ("linux/amd64", 1),
+            ("linux/x86_64", 1),
+            ("linux/arm/v5", 2),
+            ("linux/arm/v6", 3),
+            ("linux/arm/v7", 4),
+            ("linux/armhf", 4),
+            ("linux/arm64", 5),
+            ("linux/aarch64", 5),
+            ("linux/386", 6),
+            ("linux/s390x", 10),
+        ] {
+            let d = select(&idx, &Platform::parse(want).unwrap()).unwrap();
+            assert_eq!(digest_no(&d), n, "{want}");
+            assert_eq!(
+                d.media_type().to_string(),
+                "application/vnd.docker.distribution.manifest.v2+json"
+            );
+        }
+        assert!(select(&idx, &Platform::parse("windows/amd64").unwrap()).is_err());
+    }
 }
