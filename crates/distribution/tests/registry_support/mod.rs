@@ -307,3 +307,145 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A token server of the test's own for docker-registry's `auth: token`: RS256 JWTs signed with
+/// `openssl` by a throwaway self-signed certificate the registry trusts (`rootcertbundle`), the
+/// certificate carried in the JWT's `x5c` header. Users in `users` get what they ask for;
+/// anonymous callers get pull only on repositories under `public/`; wrong passwords get 401.
+pub struct TokenServer {
+    pub server: MockServer,
+    pub cert: PathBuf,
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    pub requests: Arc<std::sync::atomic::AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+impl TokenServer {
+    pub fn start(user: &str, password: &str) -> TokenServer {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        let cert = dir.path().join("cert.pem");
+        let st = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=berth-test-token"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl req failed");
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(der.status.success());
+        let x5c = base64::engine::general_purpose::STANDARD.encode(&der.stdout);
+        let service = "berth-test-registry".to_string();
+        let issuer = "berth-test-issuer".to_string();
+        let want_auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        );
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (svc, iss, key2, req_count) = (
+            service.clone(),
+            issuer.clone(),
+            key.clone(),
+            requests.clone(),
+        );
+        let server = MockServer::start(move |req, s| {
+            req_count.fetch_add(1, Ordering::SeqCst);
+            let authed = match req.header("authorization") {
+                None => false,
+                Some(a) if a == want_auth => true,
+                Some(_) => {
+                    respond(
+                        s,
+                        "401 Unauthorized",
+                        &[],
+                        br#"{"details":"incorrect username or password"}"#,
+                    );
+                    return;
+                }
+            };
+            let mut access = Vec::new();
+            for scope in req.query("scope") {
+                for one in scope.split(' ') {
+                    let parts: Vec<&str> = one.split(':').collect();
+                    if parts.len() != 3 {
+                        continue;
+                    }
+                    let actions: Vec<&str> = parts[2]
+                        .split(',')
+                        .filter(|a| authed || (*a == "pull" && parts[1].starts_with("public/")))
+                        .collect();
+                    access.push(
+                        serde_json::json!({"type": parts[0], "name": parts[1], "actions": actions}),
+                    );
+                }
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+            let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
+            let claims = serde_json::json!({
+                "iss": iss, "sub": if authed { "user" } else { "" }, "aud": svc,
+                "exp": now + 300, "nbf": now - 10, "iat": now - 10,
+                "jti": format!("{now}-{}", req_count.load(Ordering::SeqCst)), "access": access,
+            });
+            let signing_input = format!(
+                "{}.{}",
+                b64(header.to_string().as_bytes()),
+                b64(claims.to_string().as_bytes())
+            );
+            let mut child = Command::new("openssl")
+                .args(["dgst", "-sha256", "-binary", "-sign"])
+                .arg(&key2)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(signing_input.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            let jwt = format!("{signing_input}.{}", b64(&out.stdout));
+            // Alternate the field names to exercise both.
+            let body = if req_count.load(Ordering::SeqCst) % 2 == 0 {
+                serde_json::json!({"token": jwt, "expires_in": 300})
+            } else {
+                serde_json::json!({"access_token": jwt, "expires_in": 300})
+            };
+            respond(
+                s,
+                "200 OK",
+                &[("Content-Type", "application/json".to_string())],
+                body.to_string().as_bytes(),
+            );
+        });
+        let realm = format!("http://127.0.0.1:{}/token", server.port);
+        TokenServer {
+            server,
+            cert,
+            realm,
+            service,
+            issuer,
+            requests,
+            _dir: dir,
+        }
+    }
+}
