@@ -702,7 +702,11 @@ impl RegistryClient {
             for Challenge { scheme, params } in chs {
                 match scheme.as_str() {
                     "bearer" => {
-                        if let Some(realm) = params.get("realm") {
+                        // A realm that is not an http(s) URL is unusable: ignore the challenge.
+                        let usable = params.get("realm").filter(|r| {
+                            Url::parse(r).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                        });
+                        if let Some(realm) = usable {
                             found = Some(AuthMethod::Bearer {
                                 realm: realm.clone(),
                                 service: params.get("service").cloned(),
