@@ -103,6 +103,11 @@ pub enum RegistryError {
         digest: Digest,
         source: std::io::Error,
     },
+    #[error("open {path} for upload: {source}")]
+    OpenUpload {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("build http client: {0}")]
     Client(String),
 }
@@ -382,13 +387,35 @@ pub fn is_plain_http(host: &str, insecure: &[String]) -> bool {
     if h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
         return true;
     }
+    let ip = h.parse::<IpAddr>().ok();
     insecure.iter().any(|i| {
         let i = i
             .trim_start_matches("http://")
             .trim_start_matches("https://")
             .trim_end_matches('/');
-        i == host || i == h
+        i == host || i == h || ip.is_some_and(|ip| cidr_contains(i, ip))
     })
+}
+
+/// Whether `cidr` ("10.0.0.0/8", "fd00::/8") contains `ip`; false for anything else.
+fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
+    let Some((net, bits)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
 }
 
 fn parse_digest_header(h: &HeaderMap) -> Option<Digest> {
@@ -414,6 +441,11 @@ fn content_type(h: &HeaderMap) -> String {
 enum Body {
     Empty,
     Bytes(Bytes),
+    /// A file streamed from disk, reopened for each attempt.
+    File {
+        path: std::path::PathBuf,
+        size: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -760,6 +792,16 @@ impl RegistryClient {
             req = match &body {
                 Body::Empty => req,
                 Body::Bytes(b) => req.body(b.clone()),
+                Body::File { path, size } => {
+                    let f = tokio::fs::File::open(path).await.map_err(|source| {
+                        RegistryError::OpenUpload {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
+                    req.header(reqwest::header::CONTENT_LENGTH, *size)
+                        .body(reqwest::Body::from(f))
+                }
             };
             let res = req.send().await;
             let retriable = attempt + 1 < self.config.max_attempts;
@@ -811,7 +853,20 @@ impl RegistryClient {
                             continue;
                         }
                     }
+                    let bearer = matches!(
+                        self.methods
+                            .lock()
+                            .ok()
+                            .and_then(|m| m.get(&ep.host).cloned()),
+                        Some(AuthMethod::Bearer { .. })
+                    );
                     return Err(match (cred, auth.is_some()) {
+                        // The token server accepted the credentials (or it would have refused
+                        // the token): the registry refuses this access, not the user.
+                        (Some(_), true) if bearer => RegistryError::Denied {
+                            repo: repo.to_string(),
+                            detail,
+                        },
                         (Some(c), true) => RegistryError::WrongCredentials {
                             repo: repo.to_string(),
                             user: c.username().unwrap_or("<identity token>").to_string(),
@@ -1381,6 +1436,35 @@ impl RegistryClient {
         Ok(PushOutcome::Uploaded)
     }
 
+    /// Pushes a blob streamed from a file of `size` bytes (the content store's blob): skipped
+    /// when present, mounted from `mount_from` when possible, else one streaming PUT.
+    pub async fn push_blob_file(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        path: &std::path::Path,
+        size: u64,
+        mount_from: Option<&str>,
+    ) -> Result<PushOutcome, RegistryError> {
+        let ep = self.write_endpoint(repo)?;
+        if self.blob_exists_at(&ep, repo, digest).await?.is_some() {
+            return Ok(PushOutcome::AlreadyExists);
+        }
+        let session = match self
+            .start_upload(&ep, repo, mount_from.map(|f| (digest, f)))
+            .await?
+        {
+            None => return Ok(PushOutcome::Mounted),
+            Some(s) => s,
+        };
+        let body = Body::File {
+            path: path.to_path_buf(),
+            size,
+        };
+        self.finish_upload(&ep, repo, digest, session, body).await?;
+        Ok(PushOutcome::Uploaded)
+    }
+
     async fn finish_upload(
         &self,
         ep: &Endpoint,
@@ -1486,7 +1570,11 @@ mod tests {
 
     #[test]
     fn plain_http_decision() {
-        let insecure = vec!["reg.lan:5000".to_string(), "other.lan".to_string()];
+        let insecure = vec![
+            "reg.lan:5000".to_string(),
+            "other.lan".to_string(),
+            "10.1.0.0/16".to_string(),
+        ];
         for h in [
             "localhost",
             "localhost:5000",
@@ -1495,6 +1583,7 @@ mod tests {
             "[::1]:5000",
             "reg.lan:5000",
             "other.lan:443",
+            "10.1.2.3:5000",
         ] {
             assert!(is_plain_http(h, &insecure), "{h}");
         }
@@ -1503,10 +1592,17 @@ mod tests {
             "registry-1.docker.io",
             "reg.lan:5001",
             "10.0.0.1:5000",
+            "10.2.0.1",
             "[::2]:5000",
         ] {
             assert!(!is_plain_http(h, &insecure), "{h}");
         }
+    }
+
+    #[test]
+    fn client_is_shareable_between_tasks() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<RegistryClient>();
     }
 
     #[test]

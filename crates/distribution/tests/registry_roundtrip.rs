@@ -173,6 +173,30 @@ async fn push_then_pull_round_trip() {
     let r3 = Reference::parse(&format!("{}/berth/other", reg.host)).unwrap();
     assert_eq!(c.resolve(&r3).await.unwrap().digest, dm);
 
+    // Streaming upload from a file (how the content store's blobs are pushed).
+    let third = Repository::new(reg.host.clone(), "berth/third");
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("blob");
+    let file_data = pseudo_random(2 * 1024 * 1024 + 5, 9);
+    std::fs::write(&f, &file_data).unwrap();
+    let df = Digest::sha256_of(&file_data);
+    assert_eq!(
+        c.push_blob_file(&third, &df, &f, file_data.len() as u64, None)
+            .await
+            .unwrap(),
+        PushOutcome::Uploaded
+    );
+    let mut back = Vec::new();
+    c.pull_blob(&third, &df, Some(file_data.len() as u64), &mut back)
+        .await
+        .unwrap();
+    assert_eq!(back, file_data);
+    let e = c
+        .push_blob_file(&third, &ds, &tmp.path().join("absent"), 1, None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().starts_with("open "), "{e}");
+
     // Unknown tag and blob: not-found errors naming them.
     let e = c.get_manifest(&repo, "nope").await.unwrap_err().to_string();
     assert!(e.contains("manifest nope not found in"), "{e}");
