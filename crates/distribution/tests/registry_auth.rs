@@ -175,6 +175,16 @@ async fn token_auth_with_own_token_server() {
         .unwrap_err();
     assert!(matches!(e, RegistryError::WrongCredentials { .. }), "{e:?}");
 
+    // Right password, but the token grants nothing on this repository: access denied.
+    let denied = Repository::new(reg.host.clone(), "denied/app");
+    let e = c.get_manifest(&denied, "v1").await.unwrap_err();
+    assert!(matches!(e, RegistryError::Denied { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("access denied to {}/denied/app: ", reg.host)),
+        "{e}"
+    );
+
     // Anonymous pull of a public repo works; anonymous push to it is refused.
     let public = Repository::new(reg.host.clone(), "public/app");
     push_and_pull(&c, &public, "v1").await;

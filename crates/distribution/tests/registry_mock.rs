@@ -357,3 +357,29 @@ async fn garbage_from_the_server_is_an_error_not_a_panic() {
         "{e:?}"
     );
 }
+
+#[tokio::test]
+async fn resolve_falls_back_to_get_when_head_gives_no_digest() {
+    let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#.to_vec();
+    let methods = Arc::new(Mutex::new(Vec::new()));
+    let (b2, m2) = (body.clone(), methods.clone());
+    let srv = MockServer::start(move |req, s| {
+        m2.lock().unwrap().push(req.method.clone());
+        let ct = [(
+            "Content-Type",
+            "application/vnd.oci.image.index.v1+json".to_string(),
+        )];
+        if req.method == "HEAD" {
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        } else {
+            respond(s, "200 OK", &ct, &b2);
+        }
+    });
+    let r = Reference::parse(&format!("127.0.0.1:{}/mock/app:v1", srv.port)).unwrap();
+    let res = client().resolve(&r).await.unwrap();
+    assert_eq!(res.digest, Digest::sha256_of(&body));
+    assert_eq!(res.media_type, "application/vnd.oci.image.index.v1+json");
+    assert_eq!(res.size, body.len() as u64);
+    assert_eq!(*methods.lock().unwrap(), ["HEAD", "GET"]);
+}

@@ -173,6 +173,46 @@ async fn push_then_pull_round_trip() {
     let r3 = Reference::parse(&format!("{}/berth/other", reg.host)).unwrap();
     assert_eq!(c.resolve(&r3).await.unwrap().digest, dm);
 
+    // Docker schema2 manifest and an OCI index over both: media types as pushed.
+    const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let dm2_bytes = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": dc.as_str(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": ds.as_str(), "size": small.len()}],
+    }))
+    .unwrap();
+    let dm2 = c
+        .put_manifest(
+            &repo,
+            "docker",
+            DOCKER_MANIFEST,
+            Bytes::from(dm2_bytes.clone()),
+        )
+        .await
+        .unwrap();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": dm.as_str(), "size": m.len(), "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": DOCKER_MANIFEST, "digest": dm2.as_str(), "size": dm2_bytes.len(), "platform": {"os": "linux", "architecture": "arm64"}},
+        ],
+    }))
+    .unwrap();
+    let di = c
+        .put_manifest(&repo, "multi", OCI_INDEX, Bytes::from(index.clone()))
+        .await
+        .unwrap();
+    for (tag, digest, mt) in [("docker", &dm2, DOCKER_MANIFEST), ("multi", &di, OCI_INDEX)] {
+        let r = Reference::parse(&format!("{}/berth/round:{tag}", reg.host)).unwrap();
+        let res = c.resolve(&r).await.unwrap();
+        assert_eq!(
+            (&res.digest, res.media_type.as_str()),
+            (digest, mt),
+            "{tag}"
+        );
+    }
+
     // Streaming upload from a file (how the content store's blobs are pushed).
     let third = Repository::new(reg.host.clone(), "berth/third");
     let tmp = tempfile::tempdir().unwrap();

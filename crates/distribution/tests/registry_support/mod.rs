@@ -311,7 +311,8 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 /// A token server of the test's own for docker-registry's `auth: token`: RS256 JWTs signed with
 /// `openssl` by a throwaway self-signed certificate the registry trusts (`rootcertbundle`), the
 /// certificate carried in the JWT's `x5c` header. Users in `users` get what they ask for;
-/// anonymous callers get pull only on repositories under `public/`; wrong passwords get 401.
+/// anonymous callers get pull only on repositories under `public/`; nobody gets anything under
+/// `denied/`; wrong passwords get 401.
 pub struct TokenServer {
     pub server: MockServer,
     pub cert: PathBuf,
@@ -386,7 +387,10 @@ impl TokenServer {
                     }
                     let actions: Vec<&str> = parts[2]
                         .split(',')
-                        .filter(|a| authed || (*a == "pull" && parts[1].starts_with("public/")))
+                        .filter(|a| {
+                            (authed && !parts[1].starts_with("denied/"))
+                                || (*a == "pull" && parts[1].starts_with("public/"))
+                        })
                         .collect();
                     access.push(
                         serde_json::json!({"type": parts[0], "name": parts[1], "actions": actions}),
