@@ -112,6 +112,45 @@ pub enum RegistryError {
     Client(String),
 }
 
+/// How a caller should treat a registry error (the daemon maps these to statuses in one place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    /// Authentication missing or refused, or access denied.
+    Unauthorized,
+    /// A bad reference, registry address, credentials file or local file.
+    InvalidInput,
+    /// The registry cannot be reached or keeps failing.
+    Unavailable,
+    /// The registry sent data that does not match what was asked (digest, size, protocol).
+    BadData,
+    Internal,
+}
+
+impl RegistryError {
+    pub fn kind(&self) -> ErrorKind {
+        use RegistryError as E;
+        match self {
+            E::NotFound { .. } => ErrorKind::NotFound,
+            E::AuthRequired { .. } | E::WrongCredentials { .. } | E::Denied { .. } => {
+                ErrorKind::Unauthorized
+            }
+            E::Credentials { .. }
+            | E::BadRegistry { .. }
+            | E::OpenUpload { .. }
+            | E::Source { .. } => ErrorKind::InvalidInput,
+            E::Connect { .. } | E::Transfer { .. } => ErrorKind::Unavailable,
+            E::Status { status, .. } if *status >= 500 => ErrorKind::Unavailable,
+            E::Status { .. }
+            | E::InvalidResponse { .. }
+            | E::DigestMismatch { .. }
+            | E::SizeMismatch { .. }
+            | E::ManifestTooLarge { .. } => ErrorKind::BadData,
+            E::Sink { .. } | E::Client(_) => ErrorKind::Internal,
+        }
+    }
+}
+
 /// Client configuration.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {

@@ -84,6 +84,15 @@ pub enum CredentialsSource {
 impl CredentialsSource {
     /// Credentials for `registry` (a domain as in references: "docker.io", "host:port").
     pub fn lookup(&self, registry: &str) -> Result<Option<Credential>, CredentialsError> {
+        self.lookup_with_path(registry, None)
+    }
+
+    /// `lookup` with the search path for credential helpers given (tests), instead of `$PATH`.
+    fn lookup_with_path(
+        &self,
+        registry: &str,
+        helper_path: Option<&std::ffi::OsStr>,
+    ) -> Result<Option<Credential>, CredentialsError> {
         match self {
             CredentialsSource::None => Ok(None),
             CredentialsSource::Static(m) => Ok(m.get(registry).cloned()),
@@ -106,7 +115,7 @@ impl CredentialsSource {
                         path: path.clone(),
                         source,
                     })?;
-                cfg.lookup(&path, registry)
+                cfg.lookup(&path, registry, helper_path)
             }
         }
     }
@@ -163,7 +172,12 @@ fn is_docker_hub(registry: &str) -> bool {
 }
 
 impl DockerConfig {
-    fn lookup(&self, path: &Path, registry: &str) -> Result<Option<Credential>, CredentialsError> {
+    fn lookup(
+        &self,
+        path: &Path,
+        registry: &str,
+        helper_path: Option<&std::ffi::OsStr>,
+    ) -> Result<Option<Credential>, CredentialsError> {
         let hub = is_docker_hub(registry);
         let server = if hub { DOCKER_HUB_KEY } else { registry };
         let helper = self
@@ -172,7 +186,7 @@ impl DockerConfig {
             .or_else(|| hub.then(|| self.cred_helpers.get(DOCKER_HUB_KEY)).flatten())
             .or(self.creds_store.as_ref());
         if let Some(h) = helper.filter(|h| !h.is_empty()) {
-            if let Some(c) = run_helper(h, server)? {
+            if let Some(c) = run_helper(h, server, helper_path)? {
                 return Ok(Some(c));
             }
         }
@@ -226,7 +240,11 @@ struct HelperReply {
 }
 
 /// Runs `docker-credential-<helper> get` with the server URL on stdin.
-fn run_helper(helper: &str, server: &str) -> Result<Option<Credential>, CredentialsError> {
+fn run_helper(
+    helper: &str,
+    server: &str,
+    search_path: Option<&std::ffi::OsStr>,
+) -> Result<Option<Credential>, CredentialsError> {
     let err = |reason: String| CredentialsError::Helper {
         helper: helper.to_string(),
         server: server.to_string(),
@@ -238,7 +256,12 @@ fn run_helper(helper: &str, server: &str) -> Result<Option<Credential>, Credenti
     {
         return Err(err("invalid helper name".to_string()));
     }
-    let mut child = Command::new(format!("docker-credential-{helper}"))
+    let mut cmd = Command::new(format!("docker-credential-{helper}"));
+    if let Some(p) = search_path {
+        // std looks the program up in the PATH given to the child when there is one.
+        cmd.env("PATH", p);
+    }
+    let mut child = cmd
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -349,21 +372,17 @@ mod tests {
             d.path(),
             &format!(r#"{{"credHelpers":{{"h:1":"{name}","h:2":"{name}"}}}}"#),
         );
-        // Call the helper by absolute path through PATH for this test only.
-        let old = std::env::var_os("PATH").unwrap_or_default();
-        let mut paths = vec![bin.clone()];
-        paths.extend(std::env::split_paths(&old));
-        let joined = std::env::join_paths(paths).unwrap();
-        // Only this test in the crate's unit tests spawns helpers, so changing PATH is harmless.
-        std::env::set_var("PATH", &joined);
         let src = CredentialsSource::DockerConfig(Some(d.path().to_path_buf()));
         assert_eq!(
-            src.lookup("h:1").unwrap(),
+            src.lookup_with_path("h:1", Some(bin.as_os_str())).unwrap(),
             Some(Credential::Basic {
                 username: "u".into(),
                 password: "p".into()
             })
         );
-        assert_eq!(src.lookup("h:2").unwrap(), None);
+        assert_eq!(
+            src.lookup_with_path("h:2", Some(bin.as_os_str())).unwrap(),
+            None
+        );
     }
 }

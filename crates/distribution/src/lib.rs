@@ -14,7 +14,7 @@ pub mod client;
 pub mod credentials;
 
 pub use client::{
-    is_plain_http, BlobSink, BlobStream, ClientConfig, Manifest, PushOutcome, RegistryClient,
-    RegistryError, Repository, Resolved, WriteSink, MANIFEST_ACCEPT,
+    is_plain_http, BlobSink, BlobStream, ClientConfig, ErrorKind, Manifest, PushOutcome,
+    RegistryClient, RegistryError, Repository, Resolved, WriteSink, MANIFEST_ACCEPT,
 };
 pub use credentials::{Credential, CredentialsError, CredentialsSource};
