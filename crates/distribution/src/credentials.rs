@@ -384,5 +384,29 @@ mod tests {
             src.lookup_with_path("h:2", Some(bin.as_os_str())).unwrap(),
             None
         );
+        // The global store, with `auths` as the fallback when the store has nothing.
+        write_config(
+            d.path(),
+            &format!(
+                r#"{{"credsStore":"{name}","auths":{{"h:2":{{"username":"x","password":"y"}}}}}}"#
+            ),
+        );
+        let user = |r: &str| {
+            src.lookup_with_path(r, Some(bin.as_os_str()))
+                .unwrap()
+                .and_then(|c| c.username().map(str::to_string))
+        };
+        assert_eq!(user("h:1").as_deref(), Some("u"));
+        assert_eq!(user("h:2").as_deref(), Some("x"));
+        // A helper that is not installed is an error naming it.
+        write_config(d.path(), r#"{"credsStore":"berth-no-such-helper"}"#);
+        let e = src
+            .lookup_with_path("h:1", Some(bin.as_os_str()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("credential helper docker-credential-berth-no-such-helper for h:1: run:"),
+            "{e}"
+        );
     }
 }

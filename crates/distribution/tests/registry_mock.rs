@@ -383,3 +383,74 @@ async fn resolve_falls_back_to_get_when_head_gives_no_digest() {
     assert_eq!(res.size, body.len() as u64);
     assert_eq!(*methods.lock().unwrap(), ["HEAD", "GET"]);
 }
+
+#[tokio::test]
+async fn identity_token_is_exchanged_with_a_form_post() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let port_cell = Arc::new(Mutex::new(0u16));
+    let p2 = port_cell.clone();
+    let srv = MockServer::start(move |req, s| {
+        let port = *p2.lock().unwrap();
+        if req.path() == "/oauth" {
+            s2.lock().unwrap().push((
+                req.method.clone(),
+                String::from_utf8_lossy(&req.body).into_owned(),
+            ));
+            let ok = req.method == "POST"
+                && String::from_utf8_lossy(&req.body).contains("refresh_token=refresh-me");
+            if ok {
+                respond(s, "200 OK", &[], br#"{"access_token":"fresh"}"#);
+            } else {
+                respond(s, "401 Unauthorized", &[], b"");
+            }
+            return;
+        }
+        if req.header("authorization") == Some("Bearer fresh") {
+            respond(
+                s,
+                "200 OK",
+                &[(
+                    "Content-Type",
+                    "application/vnd.oci.image.manifest.v1+json".into(),
+                )],
+                b"{}",
+            );
+        } else {
+            respond(
+                s,
+                "401 Unauthorized",
+                &[(
+                    "WWW-Authenticate",
+                    format!(r#"Bearer realm="http://127.0.0.1:{port}/oauth",service="svc""#),
+                )],
+                b"",
+            );
+        }
+    });
+    *port_cell.lock().unwrap() = srv.port;
+    let mut creds = std::collections::HashMap::new();
+    creds.insert(
+        format!("127.0.0.1:{}", srv.port),
+        berth_distribution::Credential::IdentityToken("refresh-me".into()),
+    );
+    let c = RegistryClient::new(ClientConfig {
+        credentials: berth_distribution::CredentialsSource::Static(creds),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    c.get_manifest(&repo(&srv), "v1").await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, "POST");
+    assert!(
+        seen[0].1.contains("grant_type=refresh_token"),
+        "{}",
+        seen[0].1
+    );
+    assert!(
+        seen[0].1.contains("scope=repository%3Amock%2Fapp%3Apull"),
+        "{}",
+        seen[0].1
+    );
+}
