@@ -281,6 +281,15 @@ struct Unpacker {
     dir_times: Vec<(Vec<OsString>, TimeSpec)>,
 }
 
+/// A numeric header field; one left empty (all NULs or spaces, as some writers do) reads as
+/// zero, as GNU tar and Go's archive/tar take it.
+fn lenient(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
+    match parsed {
+        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+        other => other,
+    }
+}
+
 fn parse_mtime(s: &str) -> Option<TimeSpec> {
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
     let secs: i64 = secs.parse().ok()?;
@@ -497,10 +506,15 @@ impl Unpacker {
     fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
         let h = entry.header();
         let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
-        let mut uid = u32::try_from(h.uid()?).map_err(|_| bad("uid out of range"))?;
-        let mut gid = u32::try_from(h.gid()?).map_err(|_| bad("gid out of range"))?;
-        let mode = h.mode()? & 0o7777;
-        let secs = i64::try_from(h.mtime()?).map_err(|_| bad("mtime out of range"))?;
+        let old = h.as_old();
+        let mut uid =
+            u32::try_from(lenient(h.uid(), &old.uid)?).map_err(|_| bad("uid out of range"))?;
+        let mut gid =
+            u32::try_from(lenient(h.gid(), &old.gid)?).map_err(|_| bad("gid out of range"))?;
+        let mode = u32::try_from(lenient(h.mode().map(u64::from), &old.mode)? & 0o7777)
+            .map_err(|_| bad("mode out of range"))?;
+        let secs = i64::try_from(lenient(h.mtime(), &old.mtime)?)
+            .map_err(|_| bad("mtime out of range"))?;
         let mut mtime = TimeSpec::new(secs, 0);
         let mut xattrs = Vec::new();
         if let Some(pax) = entry.pax_extensions()? {
