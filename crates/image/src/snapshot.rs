@@ -3,7 +3,9 @@
 //! Layout under `<root>/snapshots/`:
 //! - `<n>/fs`: a committed layer (read-only lower dir), or a container's upper dir, with
 //!   `<n>/work` its overlay work dir. `n` is a counter, so directory names stay short and a
-//!   100-layer `lowerdir=` list fits in the page-size limit of mount(2) data.
+//!   100-layer `lowerdir=` list under /var/lib/berth fits in the page mount(2) copies. When
+//!   it does not (deeper chains, longer roots), [`mount`] builds the overlay with the new
+//!   mount API instead, one `lowerdir+` value (or directory descriptor) per layer.
 //! - `index.json`: chain ID → (n, parent chain ID) and container key → (n, chain ID); written
 //!   to a temp file, fsynced and renamed, always under `index.lock`.
 //! - `tmp-<n>/`: a layer being unpacked; renamed to `<n>/` once complete.
@@ -63,12 +65,6 @@ pub enum SnapshotError {
     KeyExists { key: String, chain: Digest },
     #[error("invalid snapshot key {0:?}")]
     BadKey(String),
-    #[error("overlay options for {chain} are {len} bytes, over the {max}-byte mount data limit")]
-    TooLong {
-        chain: Digest,
-        len: usize,
-        max: usize,
-    },
     #[error("unpack layer {chain}: {message}")]
     Unpack { chain: Digest, message: String },
     #[error("mount {fstype} on {target}: {source}")]
@@ -134,6 +130,7 @@ pub struct Snapshotter {
     dir: PathBuf,
 }
 
+/// mount(2) copies at most one page of option data (the last byte a NUL).
 const PAGE_LIMIT: usize = 4095;
 
 impl Snapshotter {
@@ -332,14 +329,6 @@ impl Snapshotter {
                 ],
             }
         };
-        let len = spec.options.join(",").len();
-        if spec.fstype == "overlay" && len > PAGE_LIMIT {
-            return Err(SnapshotError::TooLong {
-                chain: chain.clone(),
-                len,
-                max: PAGE_LIMIT,
-            });
-        }
         Ok(spec)
     }
 
@@ -458,6 +447,9 @@ pub fn mount(spec: &MountSpec, target: &Path) -> Result<(), SnapshotError> {
         .cloned()
         .collect::<Vec<_>>()
         .join(",");
+    if spec.fstype == "overlay" && data.len() > PAGE_LIMIT {
+        return mount_overlay_fsconfig(spec, target, ro).map_err(err);
+    }
     nix::mount::mount(
         Some(spec.source.as_str()),
         target,
@@ -466,6 +458,155 @@ pub fn mount(spec: &MountSpec, target: &Path) -> Result<(), SnapshotError> {
         Some(data.as_str()),
     )
     .map_err(err)
+}
+
+// Linux mount API constants (include/uapi/linux/mount.h).
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_SET_FD: libc::c_uint = 5;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const MOUNT_ATTR_RDONLY: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+/// fsconfig(2) copies string values of at most this many bytes.
+const FSCONFIG_STRING_MAX: usize = 255;
+
+fn cstring(s: &str) -> Result<std::ffi::CString, nix::Error> {
+    std::ffi::CString::new(s).map_err(|_| nix::Error::EINVAL)
+}
+
+fn syscall_result(ret: libc::c_long) -> Result<libc::c_long, nix::Error> {
+    if ret < 0 {
+        Err(nix::Error::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn fd_from(ret: libc::c_long) -> Result<std::os::fd::OwnedFd, nix::Error> {
+    use std::os::fd::FromRawFd;
+    let raw = i32::try_from(ret).map_err(|_| nix::Error::EBADF)?;
+    // SAFETY: `raw` was just returned by fsopen/fsmount as a new descriptor that nothing else
+    // owns; the OwnedFd takes sole ownership and closes it once.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+}
+
+/// Sets one fsconfig key: a string value, or when the value is a path too long for fsconfig's
+/// string limit, an O_PATH descriptor of it (overlay takes either for its dir options).
+fn fsconfig_value(
+    fs: std::os::fd::BorrowedFd<'_>,
+    key: &str,
+    value: &str,
+) -> Result<(), nix::Error> {
+    use std::os::fd::AsRawFd;
+    let k = cstring(key)?;
+    if value.len() <= FSCONFIG_STRING_MAX {
+        let v = cstring(value)?;
+        // SAFETY: fsconfig reads the NUL-terminated key and value, which outlive the call; `fs`
+        // is an open fs context.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            )
+        };
+        syscall_result(ret).map(drop)
+    } else {
+        let dir = nix::fcntl::open(
+            value,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        // SAFETY: as above; the value pointer is NULL and `aux` a descriptor that stays open
+        // for the duration of the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_FD,
+                k.as_ptr(),
+                std::ptr::null::<libc::c_char>(),
+                dir.as_raw_fd(),
+            )
+        };
+        syscall_result(ret).map(drop)
+    }
+}
+
+/// Mounts an overlay whose options exceed a page through the new mount API: each lower dir
+/// is its own "lowerdir+" value (Linux 6.8), so the length of the chain does not matter.
+fn mount_overlay_fsconfig(spec: &MountSpec, target: &Path, ro: bool) -> Result<(), nix::Error> {
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    let fstype = cstring(&spec.fstype)?;
+    // SAFETY: fsopen reads the NUL-terminated filesystem name, which outlives the call.
+    let fs = fd_from(syscall_result(unsafe {
+        libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC)
+    })?)?;
+    for opt in &spec.options {
+        match opt.split_once('=') {
+            Some(("lowerdir", dirs)) => {
+                for dir in dirs.split(':') {
+                    fsconfig_value(fs.as_fd(), "lowerdir+", dir)?;
+                }
+            }
+            Some((k, v)) => fsconfig_value(fs.as_fd(), k, v)?,
+            None if opt == "ro" || opt == "rw" => {}
+            None => {
+                let k = cstring(opt)?;
+                // SAFETY: fsconfig reads the NUL-terminated key; value and aux are unused.
+                syscall_result(unsafe {
+                    libc::syscall(
+                        libc::SYS_fsconfig,
+                        fs.as_raw_fd(),
+                        FSCONFIG_SET_FLAG,
+                        k.as_ptr(),
+                        std::ptr::null::<libc::c_char>(),
+                        0,
+                    )
+                })?;
+            }
+        }
+    }
+    // SAFETY: no pointers are passed; `fs` is an open fs context.
+    syscall_result(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        )
+    })?;
+    let attrs = if ro { MOUNT_ATTR_RDONLY } else { 0 };
+    // SAFETY: no pointers are passed; `fs` is a created fs context.
+    let mnt = fd_from(syscall_result(unsafe {
+        libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs)
+    })?)?;
+    let to =
+        std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(|_| nix::Error::EINVAL)?;
+    let empty = c"";
+    // SAFETY: move_mount reads the two NUL-terminated paths, which outlive the call; `mnt` is
+    // the detached mount fsmount returned.
+    syscall_result(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
 }
 
 /// Unmounts `target`.

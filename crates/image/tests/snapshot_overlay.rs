@@ -162,7 +162,26 @@ fn snapshot_three_layers_with_whiteouts() {
 #[test]
 fn snapshot_chain_of_100_layers_mounts() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let s = Snapshotter::open(tmp.path()).expect("open");
+    hundred_layers(tmp.path(), true);
+}
+
+/// Under a long root the options exceed mount(2)'s page, so mount() goes through fsconfig;
+/// with paths over fsconfig's 255-byte strings, it passes the dirs as descriptors.
+#[test]
+fn snapshot_chain_of_100_layers_under_long_roots() {
+    for len in [100, 300] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp
+            .path()
+            .join("r".repeat(len / 2))
+            .join("o".repeat(len / 2));
+        hundred_layers(&root, false);
+    }
+}
+
+fn hundred_layers(root: &Path, must_fit_a_page: bool) {
+    let s = Snapshotter::open(root).expect("open");
+    let tmp = root;
     let layers: Vec<Vec<u8>> = (0..100)
         .map(|i| {
             let name = format!("f{i:03}");
@@ -176,7 +195,9 @@ fn snapshot_chain_of_100_layers_mounts() {
         let spec = s.mounts(&chain, key, readonly).expect("mounts");
         let lower = spec.options[0].split(':').count();
         assert_eq!(lower, 100);
-        let m = Mounted::new(&spec, &tmp.path().join(key));
+        let len = spec.options.join(",").len();
+        assert_eq!(len < 4096, must_fit_a_page, "{len} bytes of options");
+        let m = Mounted::new(&spec, &tmp.join(key));
         assert_eq!(tree(&m.0), want);
     }
 }
