@@ -214,23 +214,57 @@ pub(crate) fn open_dir_in_root(root: BorrowedFd<'_>, comps: &[OsString]) -> nix:
 }
 
 /// Opens directory `comps` inside `root`, creating missing directories (mode 0755) as tar
-/// does for entries whose parents are not in the archive.
+/// does for entries whose parents are not in the archive. A dangling symlink on the way (say
+/// `evil -> /etc` in an empty layer) has its target created inside the root, where
+/// `RESOLVE_IN_ROOT` resolves it.
 fn ensure_dir(root: BorrowedFd<'_>, comps: &[OsString]) -> nix::Result<OwnedFd> {
+    ensure_dir_depth(root, comps, 0)
+}
+
+/// Symlinks followed while creating one parent, as the kernel's limit (MAXSYMLINKS).
+const MAX_SYMLINKS: usize = 40;
+
+fn ensure_dir_depth(
+    root: BorrowedFd<'_>,
+    comps: &[OsString],
+    depth: usize,
+) -> nix::Result<OwnedFd> {
     match open_dir_in_root(root, comps) {
         Err(Errno::ENOENT) => {}
         other => return other,
+    }
+    if depth > MAX_SYMLINKS {
+        return Err(Errno::ELOOP);
     }
     let mut fd = open_dir_in_root(root, &[])?;
     for i in 0..comps.len() {
         fd = match open_dir_in_root(root, &comps[..=i]) {
             Ok(next) => next,
             Err(Errno::ENOENT) => {
-                match nix::sys::stat::mkdirat(
-                    &fd,
-                    comps[i].as_os_str(),
-                    Mode::from_bits_truncate(0o755),
-                ) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
+                let name = comps[i].as_os_str();
+                match nix::sys::stat::mkdirat(&fd, name, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) => {}
+                    Err(Errno::EEXIST) => {
+                        // A dangling symlink (readlinkat fails with EINVAL for anything else).
+                        let target = nix::fcntl::readlinkat(&fd, name)?;
+                        let target = target.as_bytes();
+                        let mut resolved: Vec<OsString> = if target.starts_with(b"/") {
+                            Vec::new()
+                        } else {
+                            comps[..i].to_vec()
+                        };
+                        for c in target.split(|b| *b == b'/') {
+                            match c {
+                                b"" | b"." => {}
+                                // ".." at the root stays at the root, as RESOLVE_IN_ROOT does.
+                                b".." => {
+                                    resolved.pop();
+                                }
+                                c => resolved.push(OsString::from_vec(c.to_vec())),
+                            }
+                        }
+                        ensure_dir_depth(root, &resolved, depth + 1)?;
+                    }
                     Err(e) => return Err(e),
                 }
                 open_dir_in_root(root, &comps[..=i])?
@@ -410,7 +444,7 @@ impl Unpacker {
                 }
                 .map_err(|e| io_err("create file", e.into()))?;
                 let mut file = std::fs::File::from(fd);
-                io::copy(&mut entry, &mut file).map_err(|e| io_err("write file", e))?;
+                io::copy(&mut entry, &mut file).map_err(|e| io_err("copy file data", e))?;
                 fchown(
                     &file,
                     Some(Uid::from_raw(meta.uid)),

@@ -395,24 +395,20 @@ fn unpack_never_writes_through_a_planted_symlink() {
     // A final-component symlink is replaced, not followed.
     t.symlink("victim", &format!("{outside}/victim"));
     t.file("victim", b"replaced");
-    match unpack(t.bytes(), &d.dest) {
-        Ok(_) => {
-            // Landed inside: the absolute symlink resolves against the layer root.
-            let inside = d.dest.join(outside.trim_start_matches('/'));
-            assert_eq!(
-                std::fs::read(inside.join("passwd")).expect("read"),
-                b"pwned"
-            );
-            assert_eq!(
-                std::fs::read(inside.join("shadow")).expect("read"),
-                b"pwned"
-            );
-            assert_eq!(std::fs::read(d.dest.join("upfile")).expect("read"), b"x");
-            let victim = std::fs::symlink_metadata(d.dest.join("victim")).expect("victim");
-            assert!(victim.is_file());
-        }
-        Err(e) => assert!(e.contains("layer entry"), "{e}"),
-    }
+    // Confined rather than refused: the absolute symlink resolves against the layer root.
+    unpack(t.bytes(), &d.dest).expect("confined unpack");
+    let inside = d.dest.join(outside.trim_start_matches('/'));
+    assert_eq!(
+        std::fs::read(inside.join("passwd")).expect("read"),
+        b"pwned"
+    );
+    assert_eq!(
+        std::fs::read(inside.join("shadow")).expect("read"),
+        b"pwned"
+    );
+    assert_eq!(std::fs::read(d.dest.join("upfile")).expect("read"), b"x");
+    let victim = std::fs::symlink_metadata(d.dest.join("victim")).expect("victim");
+    assert!(victim.is_file());
     outside_untouched(&d);
 }
 
@@ -461,4 +457,47 @@ fn unpack_reports_corrupt_streams() {
     blob.truncate(blob.len() / 2);
     let err = unpack_layer(&blob[..], None, &d.dest).expect_err("truncated");
     assert!(err.to_string().contains("layer"), "{err}");
+}
+
+#[test]
+fn unpack_whiteouts_through_a_planted_symlink_stay_inside() {
+    let d = dirs();
+    std::fs::write(d.outside.join("secret"), b"s").expect("write secret");
+    let mut t = Tar::new();
+    t.symlink("evil", d.outside.to_str().expect("utf8"));
+    t.file("evil/.wh.secret", b"");
+    t.file("evil/.wh..wh..opq", b"");
+    t.symlink("up", "../../..");
+    t.file("up/outside/.wh.secret", b"");
+    unpack(t.bytes(), &d.dest).expect("confined unpack");
+    assert_eq!(
+        std::fs::read(d.outside.join("secret")).expect("secret kept"),
+        b"s"
+    );
+    let inside = d.dest.join(d.outside.strip_prefix("/").expect("absolute"));
+    let wh = std::fs::symlink_metadata(inside.join("secret")).expect("whiteout inside");
+    assert!(wh.file_type().is_char_device());
+    assert_eq!(
+        xattr::get(&inside, "trusted.overlay.opaque").expect("xattr"),
+        Some(b"y".to_vec())
+    );
+    assert_eq!(
+        xattr::get(&d.outside, "trusted.overlay.opaque").expect("xattr"),
+        None,
+        "opaque xattr set outside the root"
+    );
+    outside_untouched(&d);
+}
+
+#[test]
+fn unpack_refuses_symlink_loops_in_parents() {
+    let d = dirs();
+    let mut t = Tar::new();
+    t.symlink("a", "b").symlink("b", "/a").file("a/x", b"x");
+    let err = unpack(t.bytes(), &d.dest).expect_err("loop");
+    assert!(
+        err.starts_with("layer entry \"a/x\": open parent directory:"),
+        "{err}"
+    );
+    outside_untouched(&d);
 }
