@@ -148,8 +148,9 @@ pub fn unpack_layer(
             Box::new(zstd::stream::read::Decoder::new(stream).map_err(UnpackError::Read)?)
         }
     };
+    // Decompressors work best on large buffers; the tar parser reads in small pieces.
     let hashing = HashingReader {
-        inner: decompressed,
+        inner: io::BufReader::with_capacity(1 << 20, decompressed),
         hasher: Hasher::new(),
         n: 0,
     };

@@ -132,7 +132,7 @@ fn compress(tar: &[u8], c: Compression) -> Vec<u8> {
     match c {
         Compression::None => tar.to_vec(),
         Compression::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             e.write_all(tar).expect("gzip");
             e.finish().expect("gzip")
         }
@@ -500,4 +500,40 @@ fn unpack_refuses_symlink_loops_in_parents() {
         "{err}"
     );
     outside_untouched(&d);
+}
+
+/// Throughput of a 64 MiB incompressible layer (the pull benchmark's shape); run with
+/// `cargo test --release -p berth-image --test unpack_layer -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn unpack_throughput_64mib() {
+    let mut data = vec![0u8; 64 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let mut t = Tar::new();
+    t.file("big", &data);
+    let tar = t.bytes();
+    for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let blob = compress(&tar, c);
+        let start = std::time::Instant::now();
+        if c == Compression::Gzip {
+            let mut dec = flate2::read::MultiGzDecoder::new(&blob[..]);
+            std::io::copy(&mut dec, &mut std::io::sink()).expect("decode");
+            println!(
+                "gzip decode alone: {:.0} MiB/s ({} bytes compressed)",
+                64.0 / start.elapsed().as_secs_f64(),
+                blob.len()
+            );
+        }
+        let d = dirs();
+        let start = std::time::Instant::now();
+        unpack_layer(&blob[..], Some(c), &d.dest).expect("unpack");
+        let secs = start.elapsed().as_secs_f64();
+        println!("{c:?}: {:.0} MiB/s", 64.0 / secs);
+    }
 }
