@@ -12,6 +12,7 @@
 pub mod challenge;
 pub mod client;
 pub mod credentials;
+pub mod pull;
 
 pub use client::{
     is_plain_http, BlobSink, BlobStream, ClientConfig, ErrorKind, Manifest, PushOutcome,

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::content::ContentStore;
 use crate::digest::Digest;
 use crate::reference::Reference;
+use crate::snapshot::chain_id;
 
 /// Image id (the config digest) → JSON [`ImageRecord`].
 const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
@@ -379,19 +380,6 @@ impl ImageStore {
     }
 }
 
-/// OCI chain ID: chain(1) = diff(1); chain(n) = sha256(chain(n-1) + " " + diff(n)).
-pub fn chain_id(diff_ids: &[Digest]) -> Digest {
-    let mut it = diff_ids.iter();
-    let Some(first) = it.next() else {
-        return Digest::sha256_of(b"");
-    };
-    let mut chain = first.clone();
-    for d in it {
-        chain = Digest::sha256_of(format!("{chain} {d}").as_bytes());
-    }
-    chain
-}
-
 fn short_id(id: &str) -> String {
     id.strip_prefix("sha256:")
         .unwrap_or(id)
@@ -507,16 +495,5 @@ mod tests {
         assert_eq!(removed, vec![dead.clone()]);
         assert!(content.exists(&live));
         assert!(!content.exists(&dead));
-    }
-
-    #[test]
-    fn chain_ids() {
-        let a = Digest::sha256_of(b"a");
-        let b = Digest::sha256_of(b"b");
-        assert_eq!(chain_id(std::slice::from_ref(&a)), a);
-        assert_eq!(
-            chain_id(&[a.clone(), b.clone()]),
-            Digest::sha256_of(format!("{a} {b}").as_bytes())
-        );
     }
 }
