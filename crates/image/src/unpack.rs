@@ -485,8 +485,23 @@ impl Unpacker {
                 let Some(tname) = tcomps.pop() else {
                     return Err(invalid("hard link to the layer root"));
                 };
-                let tdir = open_dir_in_root(self.root.as_fd(), &tcomps)
-                    .map_err(|e| io_err("open hard link target directory", e.into()))?;
+                let missing = || {
+                    invalid(&format!(
+                        "hard link target {:?} is not in this layer (links into lower layers are not supported)",
+                        String::from_utf8_lossy(&target)
+                    ))
+                };
+                let tdir = match open_dir_in_root(self.root.as_fd(), &tcomps) {
+                    Err(Errno::ENOENT) => return Err(missing()),
+                    other => {
+                        other.map_err(|e| io_err("open hard link target directory", e.into()))?
+                    }
+                };
+                if let Err(Errno::ENOENT) =
+                    fstatat(&tdir, tname.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                {
+                    return Err(missing());
+                }
                 remove_existing(parent, &name).map_err(|e| io_err("replace entry", e))?;
                 linkat(
                     &tdir,

@@ -80,6 +80,9 @@ fn tree(root: &Path) -> Vec<String> {
                 format!("-> {}", std::fs::read_link(&p).expect("readlink").display())
             } else if md.is_dir() {
                 "dir".to_string()
+            } else if !md.is_file() {
+                // Never open fifos (that blocks) or devices.
+                format!("special {:o} rdev={}", md.mode() & 0o170000, md.rdev())
             } else {
                 String::from_utf8_lossy(&std::fs::read(&p).expect("read")).into_owned()
             };
@@ -207,4 +210,54 @@ fn snapshot_diff_of_upper_round_trips() {
     let x = std::fs::metadata(replayed.0.join("newdir/x")).expect("x");
     let hl = std::fs::metadata(replayed.0.join("hl")).expect("hl");
     assert_eq!(x.ino(), hl.ino(), "hard link kept");
+}
+
+#[test]
+fn snapshot_tar_dir_round_trips_long_names_and_special_files() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let deep = src.join("d".repeat(90)).join("e".repeat(90));
+    std::fs::create_dir_all(&deep).expect("mkdir deep");
+    let long_file = deep.join("f".repeat(120));
+    std::fs::write(&long_file, b"long").expect("write");
+    std::fs::hard_link(&long_file, src.join("hl")).expect("hard link");
+    std::os::unix::fs::symlink("t".repeat(200), src.join("ln")).expect("symlink");
+    xattr::set(&long_file, "user.note", b"n").expect("xattr");
+    nix::unistd::mkfifo(
+        &src.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o640),
+    )
+    .expect("fifo");
+    nix::sys::stat::mknod(
+        &src.join("null"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .expect("mknod");
+    std::os::unix::fs::lchown(&long_file, Some(11), Some(12)).expect("chown");
+    let t = nix::sys::time::TimeSpec::new(123_456, 0);
+    for p in [&long_file, &deep, &src.join("fifo")] {
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            p.as_path(),
+            &t,
+            &t,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .expect("utimensat");
+    }
+
+    let mut bytes = Vec::new();
+    let digest = berth_image::diff::tar_dir(&src, &mut bytes).expect("tar_dir");
+    let dst = tmp.path().join("dst");
+    std::fs::create_dir(&dst).expect("mkdir dst");
+    let stats = unpack_layer(&bytes[..], None, &dst).expect("unpack");
+    assert_eq!(stats.diff_id, digest);
+    assert_eq!(tree(&dst), tree(&src));
+    let a = std::fs::metadata(dst.join("hl")).expect("hl");
+    let b = std::fs::metadata(dst.join(long_file.strip_prefix(&src).expect("rel"))).expect("f");
+    assert_eq!(a.ino(), b.ino());
+    let null = std::fs::symlink_metadata(dst.join("null")).expect("null");
+    assert_eq!(null.rdev(), nix::sys::stat::makedev(1, 3));
 }
