@@ -7,7 +7,6 @@
 // path, so boxing every one would buy nothing.
 #![allow(clippy::result_large_err)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use berth_image::content::{ContentStore, Ingest};
@@ -102,6 +101,47 @@ struct IngestSink<'a> {
     digest: Digest,
     total: u64,
     progress: &'a (dyn Fn(Progress) + Send + Sync),
+    /// The unpacker reading the same bytes as they arrive.
+    tee: Option<std::sync::mpsc::SyncSender<Chunk>>,
+}
+
+/// What flows from a download to its unpacker.
+enum Chunk {
+    Data(Vec<u8>),
+    /// The blob is complete and verified.
+    End,
+    Fail(String),
+}
+
+/// The unpacker's side of the tee: a reader over the chunks; an unverified end is an error.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Chunk>,
+    buf: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Chunk::Data(d)) => {
+                    self.buf = d;
+                    self.pos = 0;
+                }
+                Ok(Chunk::End) => self.done = true,
+                Ok(Chunk::Fail(m)) => return Err(std::io::Error::other(m)),
+                Err(_) => return Err(std::io::Error::other("download stopped")),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 impl BlobSink for IngestSink<'_> {
@@ -111,6 +151,10 @@ impl BlobSink for IngestSink<'_> {
     fn write_chunk(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         use std::io::Write;
         self.ingest.write_all(bytes)?;
+        if let Some(tx) = &self.tee {
+            tx.send(Chunk::Data(bytes.to_vec()))
+                .map_err(|_| std::io::Error::other("unpacker stopped"))?;
+        }
         (self.progress)(Progress::Downloading {
             digest: self.digest.clone(),
             done: self.ingest.offset(),
@@ -120,7 +164,9 @@ impl BlobSink for IngestSink<'_> {
     }
 }
 
-/// Downloads one blob into the store (unless present), resuming a partial ingest.
+/// Downloads one blob into the store (unless present), resuming a partial ingest. With `tee`,
+/// the bytes also go to an unpacker as they arrive, followed by `End` once the blob is verified.
+#[allow(clippy::too_many_arguments)] // one call site per kind of blob; a struct would only rename them
 async fn fetch_blob(
     client: &RegistryClient,
     repo: &Repository,
@@ -129,11 +175,17 @@ async fn fetch_blob(
     size: u64,
     reference: &str,
     progress: &(dyn Fn(Progress) + Send + Sync),
+    tee: Option<std::sync::mpsc::SyncSender<Chunk>>,
 ) -> Result<(), PullError> {
     if content.exists(digest) {
         progress(Progress::AlreadyExists {
             digest: digest.clone(),
         });
+        if let Some(tx) = tee {
+            // Reading a file blocks: off the async worker.
+            let (c, d) = (content.clone(), digest.clone());
+            let _ = tokio::task::spawn_blocking(move || feed_file(&c, &d, &tx)).await;
+        }
         return Ok(());
     }
     let content_err = |source| PullError::Content {
@@ -142,20 +194,88 @@ async fn fetch_blob(
         source,
     };
     let ingest = content.writer(digest, Some(size)).map_err(content_err)?;
+    if let Some(tx) = &tee {
+        // A resumed ingest already holds the first bytes: the unpacker needs them too.
+        if ingest.offset() > 0 {
+            feed_prefix(&content.ingest_path(digest), ingest.offset(), tx);
+        }
+    }
     let mut sink = IngestSink {
         ingest,
         digest: digest.clone(),
         total: size,
         progress,
+        tee,
     };
-    client
-        .pull_blob(repo, digest, Some(size), &mut sink)
-        .await?;
-    sink.ingest.commit().map_err(content_err)?;
+    let r = client.pull_blob(repo, digest, Some(size), &mut sink).await;
+    let IngestSink { ingest, tee, .. } = sink;
+    let fail = |m: String| {
+        if let Some(tx) = &tee {
+            let _ = tx.send(Chunk::Fail(m));
+        }
+    };
+    if let Err(e) = r {
+        fail(e.to_string());
+        return Err(e.into());
+    }
+    if let Err(e) = ingest.commit() {
+        fail(e.to_string());
+        return Err(content_err(e));
+    }
+    if let Some(tx) = &tee {
+        let _ = tx.send(Chunk::End);
+    }
     progress(Progress::Downloaded {
         digest: digest.clone(),
     });
     Ok(())
+}
+
+/// Sends a stored (verified) blob to an unpacker.
+fn feed_file(content: &ContentStore, digest: &Digest, tx: &std::sync::mpsc::SyncSender<Chunk>) {
+    use std::io::Read;
+    let mut f = match content.open_blob(digest) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = tx.send(Chunk::Fail(e.to_string()));
+            return;
+        }
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if tx.send(Chunk::Data(buf[..n].to_vec())).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Chunk::Fail(e.to_string()));
+                return;
+            }
+        }
+    }
+    let _ = tx.send(Chunk::End);
+}
+
+/// Sends the first `len` bytes of a partial ingest (not verified yet: the end decides).
+fn feed_prefix(path: &std::path::Path, len: u64, tx: &std::sync::mpsc::SyncSender<Chunk>) {
+    use std::io::Read;
+    let Ok(f) = std::fs::File::open(path) else {
+        let _ = tx.send(Chunk::Fail(format!(
+            "read partial download {}",
+            path.display()
+        )));
+        return;
+    };
+    let mut r = f.take(len);
+    let mut buf = vec![0u8; 1 << 20];
+    while let Ok(n) = r.read(&mut buf) {
+        if n == 0 || tx.send(Chunk::Data(buf[..n].to_vec())).is_err() {
+            break;
+        }
+    }
 }
 
 /// Pulls `reference` into `stores` and tags it; returns the image record.
@@ -236,6 +356,7 @@ pub async fn pull(
         config_size,
         &rname,
         progress.as_ref(),
+        None,
     )
     .await?;
     let config_bytes = stores
@@ -260,12 +381,12 @@ pub async fn pull(
         )));
     }
 
-    // Download every layer, several at once; unpack each, in chain order (a snapshot needs its
-    // parent registered), as soon as it is complete, while the later ones still download.
+    // Download every layer, several at once, each decompressed and unpacked into a staging
+    // directory while its bytes arrive; then register the snapshots in chain order (a snapshot
+    // needs its parent registered) by renaming the staged trees into place.
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.max_concurrent.max(1)));
-    let mut downloads = Vec::with_capacity(layers.len());
+    let mut jobs = Vec::with_capacity(layers.len());
     let mut records = Vec::with_capacity(layers.len());
-    let mut plan = Vec::with_capacity(layers.len());
     for (i, l) in layers.iter().enumerate() {
         let digest = Digest::parse(l.digest().as_ref())
             .map_err(|e| invalid(format!("layer digest: {e}")))?;
@@ -284,20 +405,64 @@ pub async fn pull(
             media_type,
             size,
         });
-        let needed = !stores.snapshots.exists(&chain);
-        let (client, repo, content, progress, sem, rname2) = (
+        if stores.snapshots.exists(&chain) {
+            progress(Progress::AlreadyExists {
+                digest: digest.clone(),
+            });
+            jobs.push(None);
+            continue;
+        }
+        let staging = stores
+            .snapshots
+            .staging_dir()
+            .map_err(|source| PullError::Snapshot {
+                reference: rname.clone(),
+                digest: digest.clone(),
+                source,
+            })?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(64);
+        let (dir, want, d_unpack, r_unpack) = (
+            staging.clone(),
+            diff_ids[i].clone(),
+            digest.clone(),
+            rname.clone(),
+        );
+        let unpack = tokio::task::spawn_blocking(move || {
+            let reader = ChunkReader {
+                rx,
+                buf: Vec::new(),
+                pos: 0,
+                done: false,
+            };
+            let snap = |m: String| PullError::Snapshot {
+                reference: r_unpack.clone(),
+                digest: d_unpack.clone(),
+                source: SnapshotError::unpack(&want, m),
+            };
+            let stats = unpack_layer(
+                std::io::BufReader::with_capacity(1 << 20, reader),
+                Some(compression),
+                &dir,
+            )
+            .map_err(|e| snap(e.to_string()))?;
+            if stats.diff_id != want {
+                return Err(snap(format!(
+                    "layer {d_unpack} unpacks to {} but the config says {want}",
+                    stats.diff_id
+                )));
+            }
+            Ok::<(), PullError>(())
+        });
+        let (client, repo, content, progress2, sem, rname2, d) = (
             client.clone(),
             repo.clone(),
             stores.content.clone(),
             progress.clone(),
             sem.clone(),
             rname.clone(),
+            digest.clone(),
         );
-        let d = digest.clone();
-        downloads.push(tokio::spawn(async move {
-            if !needed {
-                return Ok::<(), PullError>(());
-            }
+        let download = tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
             fetch_blob(
                 &client,
@@ -306,46 +471,56 @@ pub async fn pull(
                 &d,
                 size,
                 &rname2,
-                progress.as_ref(),
+                progress2.as_ref(),
+                Some(tx),
             )
             .await
-        }));
-        plan.push((
-            digest,
-            compression,
-            chain,
-            parent,
-            diff_ids[i].clone(),
-            needed,
-        ));
+        });
+        jobs.push(Some((download, unpack, staging, digest, chain, parent)));
     }
     let task_err = |e: tokio::task::JoinError| PullError::Task {
         reference: rname.clone(),
         message: e.to_string(),
     };
-    for (handle, (digest, compression, chain, parent, diff_id, needed)) in
-        downloads.into_iter().zip(plan)
-    {
-        handle.await.map_err(task_err)??;
-        if !needed {
+    let mut result = Ok(());
+    let mut leftovers = Vec::new();
+    for job in jobs.into_iter().flatten() {
+        let (download, unpack, staging, digest, chain, parent) = job;
+        leftovers.push(staging.clone());
+        if result.is_err() {
+            download.abort();
             continue;
         }
-        let (s2, d2, r2) = (stores.clone(), digest.clone(), rname.clone());
-        tokio::task::spawn_blocking(move || {
-            unpack_into(
-                &s2,
-                &d2,
-                compression,
-                &chain,
-                parent.as_ref(),
-                &diff_id,
-                &r2,
-            )
-        })
-        .await
-        .map_err(task_err)??;
-        progress(Progress::Extracted { digest });
+        let r = async {
+            download.await.map_err(task_err)??;
+            unpack.await.map_err(task_err)??;
+            stores
+                .snapshots
+                .prepare_layer(&chain, parent.as_ref(), |dir| {
+                    // `dir` is the snapshotter's new empty directory: the staged tree replaces it.
+                    std::fs::rename(&staging, dir).map_err(|e| SnapshotError::unpack(&chain, e))
+                })
+                .map_err(|source| PullError::Snapshot {
+                    reference: rname.clone(),
+                    digest: digest.clone(),
+                    source,
+                })?;
+            progress(Progress::Extracted {
+                digest: digest.clone(),
+            });
+            Ok::<(), PullError>(())
+        }
+        .await;
+        if let Err(e) = r {
+            result = Err(e);
+        }
     }
+    for dir in leftovers {
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    result?;
 
     let size = records.iter().map(|l| l.size).sum();
     let record = ImageRecord {
@@ -371,46 +546,4 @@ pub async fn pull(
             source,
         })?;
     Ok(record)
-}
-
-/// Unpacks a stored layer blob into the snapshot of `chain` and checks its DiffID.
-fn unpack_into(
-    stores: &Stores,
-    digest: &Digest,
-    compression: Compression,
-    chain: &Digest,
-    parent: Option<&Digest>,
-    diff_id: &Digest,
-    reference: &str,
-) -> Result<PathBuf, PullError> {
-    let snap_err = |source| PullError::Snapshot {
-        reference: reference.to_string(),
-        digest: digest.clone(),
-        source,
-    };
-    stores
-        .snapshots
-        .prepare_layer(chain, parent, |dir| {
-            let blob = stores
-                .content
-                .open_blob(digest)
-                .map_err(|e| SnapshotError::unpack(chain, e))?;
-            let stats = unpack_layer(
-                std::io::BufReader::with_capacity(1 << 20, blob),
-                Some(compression),
-                dir,
-            )
-            .map_err(|e| SnapshotError::unpack(chain, e))?;
-            if &stats.diff_id != diff_id {
-                return Err(SnapshotError::unpack(
-                    chain,
-                    format!(
-                        "layer {digest} unpacks to {} but the config says {diff_id}",
-                        stats.diff_id
-                    ),
-                ));
-            }
-            Ok(())
-        })
-        .map_err(snap_err)
 }

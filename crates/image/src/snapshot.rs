@@ -209,6 +209,17 @@ impl Snapshotter {
     }
 
     /// Whether the layer for `chain_id` is unpacked.
+    /// A new empty directory on the snapshots' filesystem, for unpacking a layer before its
+    /// parent is ready; hand it to [`Snapshotter::prepare_layer`] by renaming it in the closure.
+    pub fn staging_dir(&self) -> Result<PathBuf, SnapshotError> {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = self.dir.join(format!("staging-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).map_err(io_err("create", &p))?;
+        Ok(p)
+    }
+
     pub fn exists(&self, chain_id: &Digest) -> bool {
         self.read_index()
             .map(|idx| idx.layers.contains_key(chain_id.as_str()))
