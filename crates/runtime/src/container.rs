@@ -355,6 +355,16 @@ impl Runtime {
         if !status.can_start() {
             return Err(wrong(id, "start", status));
         }
+        // The pidfd first: once the fifo is open for reading the init runs the program, which may
+        // exit, and be reaped by its parent, before we would get to it.
+        let pidfd = sys::pidfd_open(st.pid).map_err(|_| {
+            RuntimeError::Init(format!("container {id} init exited before it could start"))
+        })?;
+        if !st.init_alive() {
+            return Err(RuntimeError::Init(format!(
+                "container {id} init exited before it could start"
+            )));
+        }
         let fifo = ContainerState::dir(&self.root, id).join(EXEC_FIFO);
         let f: OwnedFd = nix::fcntl::open(
             &fifo,
@@ -362,8 +372,6 @@ impl Runtime {
             Mode::empty(),
         )
         .map_err(|e| RuntimeError::sys(format!("open {}", fifo.display()), e))?;
-        let pidfd = sys::pidfd_open(st.pid)
-            .map_err(|e| RuntimeError::io("pidfd_open", format!("/proc/{}", st.pid), e))?;
         let mut fds = [
             PollFd::new(f.as_fd(), PollFlags::POLLIN),
             PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
