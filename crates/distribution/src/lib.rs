@@ -13,6 +13,7 @@ pub mod challenge;
 pub mod client;
 pub mod credentials;
 pub mod pull;
+pub mod push;
 
 pub use client::{
     is_plain_http, BlobSink, BlobStream, ClientConfig, ErrorKind, Manifest, PushOutcome,

@@ -255,6 +255,64 @@ async fn pull_unpacks_and_records() {
         .iter()
         .any(|e| matches!(e, Progress::Downloading { .. })));
 
+    // Push it to another repository of the same registry: blobs are mounted, not uploaded; the
+    // copy pulls back into an empty store as the same image.
+    let pushed_events = Arc::new(Mutex::new(Vec::new()));
+    let pe = pushed_events.clone();
+    let target = Reference::parse(&format!("{}/berth/copy:c1", reg.host)).unwrap();
+    let pd = berth_distribution::push::push(
+        client.clone(),
+        &stores,
+        &reference.to_string(),
+        &target,
+        4,
+        Arc::new(move |p| pe.lock().unwrap().push(p)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pd, md, "the manifest is pushed byte for byte");
+    assert!(
+        pushed_events.lock().unwrap().iter().all(|e| matches!(
+            e,
+            berth_distribution::push::PushProgress::Pushed {
+                outcome: berth_distribution::PushOutcome::Mounted
+                    | berth_distribution::PushOutcome::AlreadyExists,
+                ..
+            }
+        )),
+        "{:?}",
+        pushed_events.lock().unwrap()
+    );
+    let root2 = tempfile::tempdir().unwrap();
+    let stores2 = Stores {
+        content: ContentStore::open(root2.path()).unwrap(),
+        snapshots: Snapshotter::open(root2.path()).unwrap(),
+        images: Arc::new(ImageStore::open(root2.path()).unwrap()),
+    };
+    let rec2 = pull(
+        client.clone(),
+        &stores2,
+        &target,
+        &PullOptions::default(),
+        progress.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rec2.config_digest, rec.config_digest);
+    assert_eq!(rec2.layers, rec.layers);
+    // A push of an image whose blobs are gone is refused before anything is sent.
+    let e = berth_distribution::push::push(
+        client.clone(),
+        &stores,
+        "nonexistent:tag",
+        &target,
+        4,
+        Arc::new(|_| {}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("No such image"), "{e}");
+
     // No manifest for this platform: a clear error, nothing recorded.
     let foreign = Reference::parse(&format!("{}/berth/pull:foreign", reg.host)).unwrap();
     let before = stores.content.list().unwrap();
