@@ -23,10 +23,18 @@ use registry_support::{have_registry, pseudo_random, Auth, Registry};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
 async fn pull_256mib_image() {
-    assert!(have_registry(), "install docker-registry");
-    let reg = Registry::start(Auth::None);
+    // bench/pull.sh runs the registry itself (so dockerd can pull the same image afterwards).
+    let external = std::env::var("BERTH_BENCH_REGISTRY").ok();
+    let started = match &external {
+        Some(_) => None,
+        None => {
+            assert!(have_registry(), "install docker-registry");
+            Some(Registry::start(Auth::None))
+        }
+    };
+    let host = external.unwrap_or_else(|| started.as_ref().map(|r| r.host.clone()).unwrap_or_default());
     let c = Arc::new(RegistryClient::new(ClientConfig::default()).unwrap());
-    let repo = Repository::new(reg.host.clone(), "bench/big");
+    let repo = Repository::new(host.clone(), "bench/big");
     let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
     let mut layers = Vec::new();
     let mut diff_ids = Vec::new();
@@ -49,9 +57,9 @@ async fn pull_256mib_image() {
         std::fs::write(&p, &blob).unwrap();
         layers.push((d, p, blob.len() as u64));
     }
-    let host = Platform::host();
+    let platform = Platform::host();
     let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": host.architecture, "os": host.os,
+        "architecture": platform.architecture, "os": platform.os,
         "rootfs": {"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.as_str()).collect::<Vec<_>>()}
     }))
     .unwrap();
@@ -93,7 +101,7 @@ async fn pull_256mib_image() {
         snapshots: Snapshotter::open(root.path()).unwrap(),
         images: Arc::new(ImageStore::open(root.path()).unwrap()),
     };
-    let reference = Reference::parse(&format!("{}/bench/big:latest", reg.host)).unwrap();
+    let reference = Reference::parse(&format!("{host}/bench/big:latest")).unwrap();
     let t = Instant::now();
     let rec = pull(
         c.clone(),
@@ -114,5 +122,5 @@ async fn pull_256mib_image() {
         "BENCH pull 256 MiB image into an empty store, unpacked: {:.3} s",
         took.as_secs_f64()
     );
-    println!("REGISTRY {}", reg.host);
+    println!("REGISTRY {host}");
 }
