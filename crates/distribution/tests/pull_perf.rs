@@ -32,7 +32,8 @@ async fn pull_256mib_image() {
             Some(Registry::start(Auth::None))
         }
     };
-    let host = external.unwrap_or_else(|| started.as_ref().map(|r| r.host.clone()).unwrap_or_default());
+    let host =
+        external.unwrap_or_else(|| started.as_ref().map(|r| r.host.clone()).unwrap_or_default());
     let c = Arc::new(RegistryClient::new(ClientConfig::default()).unwrap());
     let repo = Repository::new(host.clone(), "bench/big");
     let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
