@@ -378,6 +378,16 @@ impl Snapshotter {
     }
 
     /// Removes a container's upper snapshot (by key) or an unused layer (by chain ID).
+    /// Every committed layer snapshot, by chain ID.
+    pub fn layers(&self) -> Result<Vec<Digest>, SnapshotError> {
+        let idx = self.read_index()?;
+        Ok(idx
+            .layers
+            .keys()
+            .filter_map(|k| Digest::parse(k).ok())
+            .collect())
+    }
+
     pub fn remove(&self, key_or_chain: &str) -> Result<(), SnapshotError> {
         let id = {
             let _lock = self.lock_index()?;

@@ -90,6 +90,8 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Content(#[from] crate::content::ContentError),
+    #[error("{0}")]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
 }
 
 impl StoreError {
@@ -366,6 +368,35 @@ impl ImageStore {
         Ok(out)
     }
 
+    /// Removes every layer snapshot no image needs (children before parents; a snapshot a
+    /// container still mounts stays); returns what went.
+    pub fn gc_snapshots(
+        &self,
+        snapshots: &crate::snapshot::Snapshotter,
+    ) -> Result<Vec<Digest>, StoreError> {
+        let live = self.live_chain_ids()?;
+        let mut removed = Vec::new();
+        loop {
+            let mut progress = false;
+            for chain in snapshots.layers()? {
+                if live.contains(&chain) || removed.contains(&chain) {
+                    continue;
+                }
+                match snapshots.remove(chain.as_str()) {
+                    Ok(()) => {
+                        removed.push(chain);
+                        progress = true;
+                    }
+                    Err(crate::snapshot::SnapshotError::InUse(..)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if !progress {
+                return Ok(removed);
+            }
+        }
+    }
+
     /// Deletes every blob no image needs; returns what went.
     pub fn gc_blobs(&self, content: &ContentStore) -> Result<Vec<Digest>, StoreError> {
         let live = self.live_blobs()?;
@@ -473,6 +504,44 @@ mod tests {
         let rep = s.remove(img.id(), false).unwrap();
         assert_eq!(rep.deleted.len(), 1);
         assert!(s.add_user("sha256:00", "x").is_err());
+    }
+
+    #[test]
+    fn gc_snapshots_keeps_what_images_need() {
+        let dir = tempfile::tempdir().unwrap();
+        let snaps = crate::snapshot::Snapshotter::open(dir.path()).unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let (d1, d2, d3) = (
+            Digest::sha256_of(b"1"),
+            Digest::sha256_of(b"2"),
+            Digest::sha256_of(b"3"),
+        );
+        let c1 = chain_id(std::slice::from_ref(&d1));
+        let c2 = chain_id(&[d1.clone(), d2.clone()]);
+        let c3 = chain_id(&[d1.clone(), d3.clone()]);
+        snaps.prepare_layer(&c1, None, |_| Ok(())).unwrap();
+        snaps.prepare_layer(&c2, Some(&c1), |_| Ok(())).unwrap();
+        snaps.prepare_layer(&c3, Some(&c1), |_| Ok(())).unwrap();
+        let mut img = record(4);
+        img.layers = [&d1, &d2]
+            .iter()
+            .map(|d| LayerRecord {
+                digest: (*d).clone(),
+                diff_id: (*d).clone(),
+                media_type: String::new(),
+                size: 1,
+            })
+            .collect();
+        s.put(&img, &[]).unwrap();
+        let removed = s.gc_snapshots(&snaps).unwrap();
+        assert_eq!(removed, vec![c3.clone()]);
+        assert!(snaps.exists(&c1) && snaps.exists(&c2) && !snaps.exists(&c3));
+        s.remove(img.id(), false).unwrap();
+        let mut removed = s.gc_snapshots(&snaps).unwrap();
+        removed.sort();
+        let mut want = vec![c1.clone(), c2.clone()];
+        want.sort();
+        assert_eq!(removed, want, "the child goes before its parent");
     }
 
     #[test]
