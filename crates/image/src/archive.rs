@@ -1293,7 +1293,8 @@ pub fn import_rootfs(
         inner: io::Cursor::new(head).chain(input),
         hasher: Hasher::new(),
     };
-    let enc = flate2::read::GzEncoder::new(&mut tap, flate2::Compression::fast());
+    // Compressed on every core; the layer is stored exactly as it will be pushed.
+    let enc = crate::compress::ParallelGzip::new(&mut tap, flate2::Compression::fast());
     let (layer_digest, layer_size) = store
         .ingest(None, None, enc)
         .map_err(content_err("store imported layer"))?;

@@ -8,6 +8,7 @@
 //! function.
 
 pub mod archive;
+pub mod compress;
 pub mod content;
 pub mod diff;
 pub mod digest;
