@@ -176,6 +176,7 @@ async fn fetch_blob(
     reference: &str,
     progress: &(dyn Fn(Progress) + Send + Sync),
     tee: Option<std::sync::mpsc::SyncSender<Chunk>>,
+    added: &Added,
 ) -> Result<(), PullError> {
     if content.exists(digest) {
         progress(Progress::AlreadyExists {
@@ -221,6 +222,9 @@ async fn fetch_blob(
     if let Err(e) = ingest.commit() {
         fail(e.to_string());
         return Err(content_err(e));
+    }
+    if let Ok(mut a) = added.lock() {
+        a.push(digest.clone());
     }
     if let Some(tx) = &tee {
         let _ = tx.send(Chunk::End);
@@ -278,13 +282,38 @@ fn feed_prefix(path: &std::path::Path, len: u64, tx: &std::sync::mpsc::SyncSende
     }
 }
 
-/// Pulls `reference` into `stores` and tags it; returns the image record.
+/// The blobs a pull stored, to take back out if it fails.
+type Added = Arc<std::sync::Mutex<Vec<Digest>>>;
+
+/// Pulls `reference` into `stores` and tags it; returns the image record. A pull that fails
+/// leaves the store as it found it: blobs it stored and no image needs are removed again (a
+/// partial download stays in the ingest area, to be resumed).
 pub async fn pull(
     client: Arc<RegistryClient>,
     stores: &Stores,
     reference: &Reference,
     opts: &PullOptions,
     progress: Arc<dyn Fn(Progress) + Send + Sync>,
+) -> Result<ImageRecord, PullError> {
+    let added: Added = Arc::default();
+    let r = pull_inner(client, stores, reference, opts, progress, &added).await;
+    if r.is_err() {
+        let live = stores.images.live_blobs().unwrap_or_default();
+        let added = added.lock().map(|a| a.clone()).unwrap_or_default();
+        for d in added.iter().filter(|d| !live.contains(*d)) {
+            let _ = stores.content.delete(d);
+        }
+    }
+    r
+}
+
+async fn pull_inner(
+    client: Arc<RegistryClient>,
+    stores: &Stores,
+    reference: &Reference,
+    opts: &PullOptions,
+    progress: Arc<dyn Fn(Progress) + Send + Sync>,
+    added: &Added,
 ) -> Result<ImageRecord, PullError> {
     let rname = reference.to_string();
     let invalid = |message: String| PullError::Invalid {
@@ -334,10 +363,15 @@ pub async fn pull(
             source,
         }
     };
-    stores
-        .content
-        .put_bytes(&current.bytes)
-        .map_err(store_err(&current.digest))?;
+    if !stores.content.exists(&current.digest) {
+        stores
+            .content
+            .put_bytes(&current.bytes)
+            .map_err(store_err(&current.digest))?;
+        if let Ok(mut a) = added.lock() {
+            a.push(current.digest.clone());
+        }
+    }
 
     let config_desc = image_manifest.config();
     let config_digest = Digest::parse(config_desc.digest().as_ref())
@@ -357,6 +391,7 @@ pub async fn pull(
         &rname,
         progress.as_ref(),
         None,
+        added,
     )
     .await?;
     let config_bytes = stores
@@ -462,6 +497,7 @@ pub async fn pull(
             rname.clone(),
             digest.clone(),
         );
+        let added2 = added.clone();
         let download = tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
             fetch_blob(
@@ -473,6 +509,7 @@ pub async fn pull(
                 &rname2,
                 progress2.as_ref(),
                 Some(tx),
+                &added2,
             )
             .await
         });
