@@ -20,7 +20,7 @@ use berth_image::content::ContentStore;
 use berth_image::platform::Platform;
 use berth_image::reference::Reference;
 use berth_image::snapshot::{chain_id, Snapshotter};
-use berth_image::store::{ImageRecord, ImageStore, LayerRecord};
+use berth_image::store::{ImageRecord, ImageStore};
 use registry_support::{have_registry, Auth, Registry};
 
 fn stores(root: &Path) -> Stores {
@@ -88,21 +88,7 @@ async fn busybox_image_round_trip_through_an_authenticated_registry() {
         &Platform::host(),
     )
     .unwrap();
-    let record = ImageRecord {
-        config_digest: imp.config_digest.clone(),
-        manifest_digest: Some(imp.manifest_digest.clone()),
-        manifest_media_type: Some("application/vnd.oci.image.manifest.v1+json".into()),
-        layers: vec![LayerRecord {
-            digest: imp.layer_digest.clone(),
-            diff_id: imp.diff_id.clone(),
-            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-            size: src.content.size(&imp.layer_digest).unwrap().unwrap(),
-        }],
-        chain_id: Some(imp.diff_id.clone()),
-        repo_digests: vec![],
-        created: String::new(),
-        size: 0,
-    };
+    let record = ImageRecord::from_import(&imp, &src.content).unwrap();
     src.images
         .put(&record, &[Reference::parse("busybox:local").unwrap()])
         .unwrap();

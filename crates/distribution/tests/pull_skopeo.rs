@@ -18,7 +18,7 @@ use berth_image::content::ContentStore;
 use berth_image::platform::Platform;
 use berth_image::reference::Reference;
 use berth_image::snapshot::Snapshotter;
-use berth_image::store::{ImageRecord, ImageStore, LayerRecord};
+use berth_image::store::{ImageRecord, ImageStore};
 use registry_support::{have_registry, Auth, Registry};
 
 fn stores(root: &std::path::Path) -> Stores {
@@ -105,21 +105,7 @@ async fn skopeo_carries_berth_images_both_ways() {
     assert_eq!(rec.layers[0].diff_id, imp.diff_id);
 
     // 3. berth pushes the imported image itself; skopeo copies it back out and it is the same.
-    let src_record = ImageRecord {
-        config_digest: imp.config_digest.clone(),
-        manifest_digest: Some(imp.manifest_digest.clone()),
-        manifest_media_type: Some("application/vnd.oci.image.manifest.v1+json".into()),
-        layers: vec![LayerRecord {
-            digest: imp.layer_digest.clone(),
-            diff_id: imp.diff_id.clone(),
-            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-            size: src.content.size(&imp.layer_digest).unwrap().unwrap(),
-        }],
-        chain_id: Some(imp.diff_id.clone()),
-        repo_digests: vec![],
-        created: String::new(),
-        size: 0,
-    };
+    let src_record = ImageRecord::from_import(&imp, &src.content).unwrap();
     src.images
         .put(&src_record, &[Reference::parse("berth/local:1").unwrap()])
         .unwrap();

@@ -59,6 +59,29 @@ impl ImageRecord {
     pub fn id(&self) -> &str {
         self.config_digest.as_str()
     }
+
+    /// The record of an image [`crate::archive::import_rootfs`] stored.
+    pub fn from_import(
+        imp: &crate::archive::ImportedImage,
+        content: &ContentStore,
+    ) -> Result<ImageRecord, StoreError> {
+        let size = content.size(&imp.layer_digest)?.unwrap_or(0);
+        Ok(ImageRecord {
+            config_digest: imp.config_digest.clone(),
+            manifest_digest: Some(imp.manifest_digest.clone()),
+            manifest_media_type: Some(crate::manifest::media_types::OCI_MANIFEST.to_string()),
+            layers: vec![LayerRecord {
+                digest: imp.layer_digest.clone(),
+                diff_id: imp.diff_id.clone(),
+                media_type: crate::manifest::media_types::OCI_LAYER_GZIP.to_string(),
+                size,
+            }],
+            chain_id: Some(imp.diff_id.clone()),
+            repo_digests: Vec::new(),
+            created: String::new(),
+            size,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
