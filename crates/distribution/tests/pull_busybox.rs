@@ -21,7 +21,7 @@ use berth_image::platform::Platform;
 use berth_image::reference::Reference;
 use berth_image::snapshot::{chain_id, Snapshotter};
 use berth_image::store::{ImageRecord, ImageStore};
-use registry_support::{have_registry, Auth, Registry};
+use registry_support::{Auth, Registry};
 
 fn stores(root: &Path) -> Stores {
     Stores {
@@ -73,7 +73,7 @@ fn tree(root: &Path) -> BTreeMap<String, (String, u32, u32, u32, Vec<u8>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busybox_image_round_trip_through_an_authenticated_registry() {
-    assert!(have_registry(), "install docker-registry (Debian package)");
+    registry_support::require_registry();
     berth_testutil::require_root().unwrap();
     let bundle = berth_testutil::Bundle::busybox(&["true"]).unwrap();
     let work = tempfile::tempdir().unwrap();

@@ -18,7 +18,7 @@ use berth_image::platform::Platform;
 use berth_image::reference::Reference;
 use berth_image::snapshot::Snapshotter;
 use berth_image::store::ImageStore;
-use registry_support::{have_registry, pseudo_random, Auth, Registry};
+use registry_support::{pseudo_random, Auth, Registry};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
@@ -28,7 +28,7 @@ async fn pull_256mib_image() {
     let started = match &external {
         Some(_) => None,
         None => {
-            assert!(have_registry(), "install docker-registry");
+            registry_support::require_registry();
             Some(Registry::start(Auth::None))
         }
     };

@@ -19,7 +19,7 @@ use berth_image::platform::Platform;
 use berth_image::reference::Reference;
 use berth_image::snapshot::Snapshotter;
 use berth_image::store::{ImageRecord, ImageStore};
-use registry_support::{have_registry, Auth, Registry};
+use registry_support::{Auth, Registry};
 
 fn stores(root: &std::path::Path) -> Stores {
     Stores {
@@ -43,7 +43,7 @@ fn skopeo(args: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_carries_berth_images_both_ways() {
-    assert!(have_registry(), "install docker-registry (Debian package)");
+    registry_support::require_registry();
     let reg = Registry::start(Auth::None);
     let work = tempfile::tempdir().unwrap();
 

@@ -15,7 +15,7 @@ use berth_distribution::{
 use berth_image::digest::Digest;
 use berth_image::reference::Reference;
 use bytes::Bytes;
-use registry_support::{free_port, have_registry, pseudo_random, Auth, Registry, TokenServer};
+use registry_support::{free_port, pseudo_random, Auth, Registry, TokenServer};
 
 fn client_with(host: &str, user: &str, password: &str) -> RegistryClient {
     let mut m = HashMap::new();
@@ -76,10 +76,7 @@ async fn push_and_pull(c: &RegistryClient, repo: &Repository, tag: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn htpasswd_basic_auth() {
-    if !have_registry() {
-        eprintln!("skipped: docker-registry not installed");
-        return;
-    }
+    registry_support::require_registry();
     let reg = Registry::start(Auth::Htpasswd {
         user: "alice".into(),
         password: "wonderland".into(),
@@ -109,9 +106,7 @@ async fn htpasswd_basic_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_config_credentials_with_basic_auth() {
-    if !have_registry() {
-        return;
-    }
+    registry_support::require_registry();
     use base64::Engine as _;
     let reg = Registry::start(Auth::Htpasswd {
         user: "bob".into(),
@@ -134,9 +129,7 @@ async fn docker_config_credentials_with_basic_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_auth_with_own_token_server() {
-    if !have_registry() {
-        return;
-    }
+    registry_support::require_registry();
     let ts = TokenServer::start("carol", "secret");
     let reg = Registry::start(Auth::Token {
         realm: ts.realm.clone(),

@@ -8,14 +8,12 @@ use std::time::Instant;
 
 use berth_distribution::{ClientConfig, RegistryClient, Repository};
 use berth_image::digest::Digest;
-use registry_support::{have_registry, pseudo_random, Auth, Registry};
+use registry_support::{pseudo_random, Auth, Registry};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
 async fn throughput_64mib_blobs() {
-    if !have_registry() {
-        return;
-    }
+    registry_support::require_registry();
     let reg = Registry::start(Auth::None);
     let c = std::sync::Arc::new(RegistryClient::new(ClientConfig::default()).unwrap());
     let repo = Repository::new(reg.host.clone(), "perf/img");

@@ -9,7 +9,7 @@ use berth_distribution::{ClientConfig, PushOutcome, RegistryClient, Repository, 
 use berth_image::digest::{Digest, Hasher};
 use berth_image::reference::Reference;
 use bytes::Bytes;
-use registry_support::{have_registry, pseudo_random, Auth, Registry};
+use registry_support::{pseudo_random, Auth, Registry};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -39,10 +39,7 @@ fn manifest_json(config: &(Digest, usize), layers: &[(Digest, usize)]) -> Vec<u8
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_then_pull_round_trip() {
-    if !have_registry() {
-        eprintln!("skipped: {} not installed", registry_support::REGISTRY_BIN);
-        return;
-    }
+    registry_support::require_registry();
     let reg = Registry::start(Auth::None);
     let c = client();
     let repo = Repository::new(reg.host.clone(), "berth/round");

@@ -12,7 +12,7 @@ use berth_distribution::{ClientConfig, PushOutcome, RegistryClient, Repository};
 use berth_image::digest::Digest;
 use berth_image::reference::Reference;
 use bytes::Bytes;
-use registry_support::{have_registry, pseudo_random, Auth, Registry};
+use registry_support::{pseudo_random, Auth, Registry};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -85,10 +85,8 @@ fn make_layout(layout: &Path) -> (Digest, Vec<u8>, Vec<u8>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_pushes_and_we_pull_then_we_push_and_skopeo_pulls() {
-    if !have_registry() || !have_skopeo() {
-        eprintln!("skipped: docker-registry or skopeo not installed");
-        return;
-    }
+    registry_support::require_registry();
+    assert!(have_skopeo(), "skopeo is missing: apt-get install skopeo");
     let reg = Registry::start(Auth::None);
     let tmp = tempfile::tempdir().unwrap();
     let layout = tmp.path().join("layout");

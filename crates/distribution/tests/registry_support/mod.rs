@@ -18,6 +18,15 @@ pub fn have_registry() -> bool {
     Path::new(REGISTRY_BIN).exists()
 }
 
+/// Fails the test, saying what to install, when docker-registry is missing: a test that cannot
+/// run must not pass.
+pub fn require_registry() {
+    assert!(
+        have_registry(),
+        "{REGISTRY_BIN} is missing: apt-get install docker-registry"
+    );
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
