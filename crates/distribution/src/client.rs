@@ -1459,20 +1459,8 @@ impl RegistryClient {
         data: Bytes,
         mount_from: Option<&str>,
     ) -> Result<PushOutcome, RegistryError> {
-        let ep = self.write_endpoint(repo)?;
-        if self.blob_exists_at(&ep, repo, digest).await?.is_some() {
-            return Ok(PushOutcome::AlreadyExists);
-        }
-        let session = match self
-            .start_upload(&ep, repo, mount_from.map(|f| (digest, f)))
-            .await?
-        {
-            None => return Ok(PushOutcome::Mounted),
-            Some(s) => s,
-        };
-        self.finish_upload(&ep, repo, digest, session, Body::Bytes(data))
-            .await?;
-        Ok(PushOutcome::Uploaded)
+        self.push_body(repo, digest, Body::Bytes(data), mount_from)
+            .await
     }
 
     /// Pushes a blob streamed from a file of `size` bytes (the content store's blob): skipped
@@ -1485,20 +1473,30 @@ impl RegistryClient {
         size: u64,
         mount_from: Option<&str>,
     ) -> Result<PushOutcome, RegistryError> {
+        let body = Body::File {
+            path: path.to_path_buf(),
+            size,
+        };
+        self.push_body(repo, digest, body, mount_from).await
+    }
+
+    /// HEAD to skip, then a mount attempt, then one PUT of `body`.
+    async fn push_body(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        body: Body,
+        mount_from: Option<&str>,
+    ) -> Result<PushOutcome, RegistryError> {
         let ep = self.write_endpoint(repo)?;
         if self.blob_exists_at(&ep, repo, digest).await?.is_some() {
             return Ok(PushOutcome::AlreadyExists);
         }
-        let session = match self
+        let Some(session) = self
             .start_upload(&ep, repo, mount_from.map(|f| (digest, f)))
             .await?
-        {
-            None => return Ok(PushOutcome::Mounted),
-            Some(s) => s,
-        };
-        let body = Body::File {
-            path: path.to_path_buf(),
-            size,
+        else {
+            return Ok(PushOutcome::Mounted);
         };
         self.finish_upload(&ep, repo, digest, session, body).await?;
         Ok(PushOutcome::Uploaded)

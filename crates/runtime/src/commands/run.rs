@@ -18,10 +18,20 @@ pub struct Args {
 }
 
 /// Whether the bundle asks for a terminal (a missing or bad config is create's to report).
+/// Only `process.terminal` is decoded: create parses the whole config once, right after.
 fn wants_terminal(bundle: &std::path::Path) -> bool {
-    berth_runtime::config::load(bundle)
+    #[derive(serde::Deserialize)]
+    struct Config {
+        process: Option<Process>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Process {
+        terminal: Option<bool>,
+    }
+    std::fs::read(bundle.join("config.json"))
         .ok()
-        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+        .and_then(|d| serde_json::from_slice::<Config>(&d).ok())
+        .and_then(|c| c.process.and_then(|p| p.terminal))
         .unwrap_or(false)
 }
 
