@@ -3,29 +3,13 @@
 
 use berth_image::diff::diff_upper;
 use berth_image::digest::Digest;
-use berth_image::snapshot::{chain_id, mount, unmount, MountSpec, SnapshotError, Snapshotter};
+mod common;
+
+use berth_image::snapshot::{chain_id, MountSpec, SnapshotError, Snapshotter};
 use berth_image::unpack::unpack_layer;
+use common::Mounted;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-
-struct Mounted(PathBuf);
-
-impl Mounted {
-    fn new(spec: &MountSpec, target: &Path) -> Mounted {
-        std::fs::create_dir_all(target).expect("mkdir target");
-        mount(spec, target).expect("mount");
-        Mounted(target.to_path_buf())
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        if let Err(e) = unmount(&self.0) {
-            eprintln!("{e}");
-            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-        }
-    }
-}
 
 fn base_tar() -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());

@@ -1,31 +1,14 @@
 //! Root tests for snapshots: layers unpacked into a chain, mounted with overlayfs.
 
 use berth_image::digest::Digest;
-use berth_image::snapshot::{chain_id, mount, unmount, MountSpec, SnapshotError, Snapshotter};
+mod common;
+
+use berth_image::snapshot::{chain_id, SnapshotError, Snapshotter};
 use berth_image::unpack::unpack_layer;
+use common::Mounted;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-
-/// Unmounts on drop, so a failing test leaves nothing mounted.
-struct Mounted(PathBuf);
-
-impl Mounted {
-    fn new(spec: &MountSpec, target: &Path) -> Mounted {
-        std::fs::create_dir_all(target).expect("mkdir target");
-        mount(spec, target).expect("mount");
-        Mounted(target.to_path_buf())
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        if let Err(e) = unmount(&self.0) {
-            eprintln!("{e}");
-            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-        }
-    }
-}
 
 enum E<'a> {
     Dir(&'a str),
