@@ -1,0 +1,274 @@
+//! berthd's configuration: flags named as dockerd's, merged over a JSON config file with
+//! dockerd's keys (`daemon.json`), validated once into [`Config`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// One `--default-ulimit name=soft[:hard]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+impl Ulimit {
+    /// Parses `nofile=1024:2048` (hard defaults to soft), as `docker run --ulimit` does.
+    pub fn parse(s: &str) -> Result<Ulimit, String> {
+        let (name, vals) = s
+            .split_once('=')
+            .ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
+        if !RLIMIT_NAMES.contains(&name) {
+            return Err(format!("invalid ulimit type: {name}"));
+        }
+        let (soft, hard) = match vals.split_once(':') {
+            Some((a, b)) => (a, b),
+            None => (vals, vals),
+        };
+        let num = |v: &str| -> Result<i64, String> {
+            v.parse::<i64>()
+                .map_err(|_| format!("invalid ulimit argument: {s}: {v:?} is not a number"))
+        };
+        let (soft, hard) = (num(soft)?, num(hard)?);
+        if soft > hard && hard >= 0 {
+            return Err(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+            ));
+        }
+        Ok(Ulimit {
+            name: name.to_string(),
+            soft,
+            hard,
+        })
+    }
+}
+
+pub const RLIMIT_NAMES: &[&str] = &[
+    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+    "rss", "rtprio", "rttime", "sigpending", "stack", "as",
+];
+
+/// The listener addresses of `-H`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+impl Host {
+    pub fn parse(s: &str) -> Result<Host, String> {
+        if let Some(p) = s.strip_prefix("unix://") {
+            if p.is_empty() {
+                return Ok(Host::Unix(PathBuf::from(DEFAULT_SOCKET)));
+            }
+            return Ok(Host::Unix(PathBuf::from(p)));
+        }
+        if let Some(a) = s.strip_prefix("tcp://") {
+            let a = a.trim_end_matches('/');
+            let addr = if a.contains(':') {
+                a.to_string()
+            } else {
+                format!("{a}:2375")
+            };
+            return Ok(Host::Tcp(addr));
+        }
+        if s.starts_with('/') {
+            return Ok(Host::Unix(PathBuf::from(s)));
+        }
+        Err(format!(
+            "invalid host {s:?}: use unix:///path or tcp://host:port"
+        ))
+    }
+}
+
+pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
+
+/// The keys of dockerd's daemon.json that berthd reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FileConfig {
+    pub hosts: Option<Vec<String>>,
+    pub data_root: Option<PathBuf>,
+    pub exec_root: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+    pub cgroup_parent: Option<String>,
+    pub log_level: Option<String>,
+    pub default_ulimits: Option<BTreeMap<String, FileUlimit>>,
+    pub insecure_registries: Option<Vec<String>>,
+    pub tls: Option<bool>,
+    pub tlsverify: Option<bool>,
+    pub tlscacert: Option<PathBuf>,
+    pub tlscert: Option<PathBuf>,
+    pub tlskey: Option<PathBuf>,
+    pub debug: Option<bool>,
+    pub live_restore: Option<bool>,
+    pub log_driver: Option<String>,
+    pub log_opts: Option<BTreeMap<String, String>>,
+    pub storage_driver: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FileUlimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig, String> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("read config file {}: {e}", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+}
+
+/// The validated configuration the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub hosts: Vec<Host>,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub pidfile: Option<PathBuf>,
+    pub cgroup_parent: Option<String>,
+    pub default_ulimits: Vec<Ulimit>,
+    pub insecure_registries: Vec<String>,
+    pub tls: Option<TlsConfig>,
+    /// Allow plain TCP (loopback only) without TLS.
+    pub insecure_tcp: bool,
+    pub log_opts: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Clients must present a certificate signed by this CA (`--tlsverify`).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl Config {
+    /// A config for tests and embedders: one unix socket, the given roots.
+    pub fn with_roots(data_root: PathBuf, exec_root: PathBuf, socket: PathBuf) -> Config {
+        Config {
+            hosts: vec![Host::Unix(socket)],
+            data_root,
+            exec_root,
+            pidfile: None,
+            cgroup_parent: None,
+            default_ulimits: Vec::new(),
+            insecure_registries: Vec::new(),
+            tls: None,
+            insecure_tcp: false,
+            log_opts: BTreeMap::new(),
+        }
+    }
+
+    /// Refuses what cannot work before anything is touched: TCP without TLS unless it is
+    /// loopback and explicitly allowed.
+    pub fn validate(&self) -> Result<(), String> {
+        for h in &self.hosts {
+            if let Host::Tcp(addr) = h {
+                if self.tls.is_some() {
+                    continue;
+                }
+                let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let loopback = host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                if !self.insecure_tcp {
+                    return Err(format!(
+                        "refusing to listen on tcp://{addr} without TLS: give --tlscert and --tlskey, or --insecure-tcp for a loopback address"
+                    ));
+                }
+                if !loopback {
+                    return Err(format!(
+                        "--insecure-tcp is allowed only on a loopback address, not tcp://{addr}"
+                    ));
+                }
+            }
+        }
+        for u in &self.default_ulimits {
+            let (_, hard) = host_rlimit(&u.name);
+            if hard != u64::MAX && (u.hard < 0 || u.hard as u64 > hard) {
+                return Err(format!(
+                    "--default-ulimit {}={}:{}: above the hard limit {hard} this daemon runs with (raising it needs CAP_SYS_RESOURCE)",
+                    u.name, u.soft, u.hard
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The daemon's own (soft, hard) limit for an rlimit name; unlimited when unknown.
+pub fn host_rlimit(name: &str) -> (u64, u64) {
+    use nix::sys::resource::{getrlimit, Resource};
+    let r = match name {
+        "core" => Resource::RLIMIT_CORE,
+        "cpu" => Resource::RLIMIT_CPU,
+        "data" => Resource::RLIMIT_DATA,
+        "fsize" => Resource::RLIMIT_FSIZE,
+        "locks" => Resource::RLIMIT_LOCKS,
+        "memlock" => Resource::RLIMIT_MEMLOCK,
+        "msgqueue" => Resource::RLIMIT_MSGQUEUE,
+        "nice" => Resource::RLIMIT_NICE,
+        "nofile" => Resource::RLIMIT_NOFILE,
+        "nproc" => Resource::RLIMIT_NPROC,
+        "rss" => Resource::RLIMIT_RSS,
+        "rtprio" => Resource::RLIMIT_RTPRIO,
+        "rttime" => Resource::RLIMIT_RTTIME,
+        "sigpending" => Resource::RLIMIT_SIGPENDING,
+        "stack" => Resource::RLIMIT_STACK,
+        "as" => Resource::RLIMIT_AS,
+        _ => return (u64::MAX, u64::MAX),
+    };
+    getrlimit(r).unwrap_or((u64::MAX, u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ulimits() {
+        assert_eq!(
+            Ulimit::parse("nofile=1024:2048").unwrap(),
+            Ulimit {
+                name: "nofile".into(),
+                soft: 1024,
+                hard: 2048
+            }
+        );
+        assert_eq!(Ulimit::parse("nproc=10").unwrap().hard, 10);
+        assert!(Ulimit::parse("bogus=1").is_err());
+        assert!(Ulimit::parse("nofile=x").is_err());
+        assert!(Ulimit::parse("nofile=10:5").is_err());
+        assert!(Ulimit::parse("nofile").is_err());
+    }
+
+    #[test]
+    fn hosts_and_tcp_rules() {
+        assert_eq!(
+            Host::parse("unix:///tmp/b.sock").unwrap(),
+            Host::Unix("/tmp/b.sock".into())
+        );
+        assert_eq!(
+            Host::parse("tcp://127.0.0.1").unwrap(),
+            Host::Tcp("127.0.0.1:2375".into())
+        );
+        assert!(Host::parse("http://x").is_err());
+        let mut c = Config::with_roots("/a".into(), "/b".into(), "/c".into());
+        c.hosts.push(Host::Tcp("127.0.0.1:2375".into()));
+        assert!(c.validate().unwrap_err().contains("without TLS"));
+        c.insecure_tcp = true;
+        assert!(c.validate().is_ok());
+        c.hosts.push(Host::Tcp("0.0.0.0:2375".into()));
+        assert!(c.validate().unwrap_err().contains("loopback"));
+    }
+}

@@ -1,0 +1,253 @@
+//! HTTP: listeners, the router, the version prefix, Docker's common headers, and the small
+//! extractors and responders every handler uses (query parameters, JSON bodies, JSON streams,
+//! hijacked connections).
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use berth_api::version::{self, ApiVersion};
+use futures_util::Stream;
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::Daemon;
+
+pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The whole API.
+pub fn router(d: Arc<Daemon>) -> Router {
+    Router::new()
+        .merge(crate::routes::system::router())
+        .merge(crate::routes::containers::router())
+        .merge(crate::routes::exec::router())
+        .merge(crate::routes::images::router())
+        .merge(crate::routes::volumes::router())
+        .merge(crate::routes::archive::router())
+        .fallback(not_found)
+        .with_state(d)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("page not found: {method} {}", uri.path()))
+}
+
+/// Strips `/vX.Y`, refuses versions out of range, records the version in the request, and
+/// adds Docker's headers to every response.
+pub async fn version_layer(mut req: Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path().to_string();
+    let (prefix, rest) = version::split_version_prefix(&path);
+    let v = match version::negotiate(prefix) {
+        Ok(v) => v,
+        Err(e) => return with_headers(ApiError::invalid(e.to_string()).into_response()),
+    };
+    if prefix.is_some() {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_string(),
+        };
+        if let Ok(u) = pq.parse::<Uri>() {
+            *req.uri_mut() = u;
+        }
+    }
+    req.extensions_mut().insert(v);
+    with_headers(next.run(req).await)
+}
+
+fn with_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        "Api-Version",
+        HeaderValue::from_str(&version::MAX_API_VERSION.to_string())
+            .unwrap_or(HeaderValue::from_static("1.41")),
+    );
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        header::SERVER,
+        HeaderValue::from_static(concat!("Docker/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    r
+}
+
+/// The negotiated API version of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Version(pub ApiVersion);
+
+impl<S: Send + Sync> FromRequestParts<S> for Version {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Version(
+            parts
+                .extensions
+                .get::<ApiVersion>()
+                .copied()
+                .unwrap_or(version::MAX_API_VERSION),
+        ))
+    }
+}
+
+/// Query parameters in order, repeated keys kept.
+#[derive(Debug, Clone, Default)]
+pub struct Params(pub Vec<(String, String)>);
+
+impl Params {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+    }
+    pub fn all(&self, k: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    pub fn bool(&self, k: &str) -> bool {
+        self.get(k).is_some_and(berth_api::query_bool)
+    }
+    /// A boolean that defaults to true when absent.
+    pub fn bool_or(&self, k: &str, default: bool) -> bool {
+        self.get(k).map_or(default, berth_api::query_bool)
+    }
+    pub fn int(&self, k: &str) -> ApiResult<Option<i64>> {
+        match self.get(k).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
+                ApiError::invalid(format!("invalid value for {k}: {v:?} is not an integer"))
+            }),
+        }
+    }
+    pub fn filters(&self) -> ApiResult<berth_api::filters::Filters> {
+        Ok(berth_api::filters::Filters::parse(self.get("filters"))?)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        let v: Vec<(String, String)> = serde_urlencoded_pairs(q)?;
+        Ok(Params(v))
+    }
+}
+
+fn serde_urlencoded_pairs(q: &str) -> ApiResult<Vec<(String, String)>> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
+        &format!("/?{q}")
+            .parse::<Uri>()
+            .map_err(|e| ApiError::invalid(format!("invalid query string: {e}")))?,
+    )
+    .map(|q| q.0)
+    .map_err(|e| ApiError::invalid(format!("invalid query string: {e}")))
+}
+
+/// A JSON body, refused with 400 and a message naming the problem.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+/// Largest JSON body accepted (create bodies are a few KiB).
+const MAX_JSON_BODY: usize = 4 << 20;
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY)
+            .await
+            .map_err(|e| ApiError::invalid(format!("read request body: {e}")))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// An optional JSON body: empty means `T::default()`.
+pub fn parse_json_or_default<T: DeserializeOwned + Default>(b: &[u8]) -> ApiResult<T> {
+    if b.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(b)
+}
+
+pub fn parse_json<T: DeserializeOwned>(b: &[u8]) -> ApiResult<T> {
+    if b.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid("request body is empty, a JSON object is expected"));
+    }
+    serde_json::from_slice(b).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+}
+
+/// `200` with a JSON body.
+pub fn json<T: Serialize>(v: &T) -> Response {
+    json_status(StatusCode::OK, v)
+}
+
+pub fn json_status<T: Serialize>(status: StatusCode, v: &T) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(b) => (
+            status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            b,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(format!("encode response: {e}")).into_response(),
+    }
+}
+
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// A chunked stream of JSON lines (pull progress, events, stats). Headers go out at once.
+pub fn json_stream<S>(s: S) -> Response
+where
+    S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    let mut r = Response::new(Body::from_stream(s));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// One JSON value as a line of a stream.
+pub fn json_line<T: Serialize>(v: &T) -> Bytes {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+pub type Upgraded = TokioIo<hyper::upgrade::Upgraded>;
+
+/// Answers 101 and hands the raw connection to `f` once the client has it: the attach and
+/// exec streams. `content_type` is raw-stream or multiplexed-stream.
+pub fn hijack<F, Fut>(req_parts: &mut Parts, content_type: &'static str, f: F) -> Response
+where
+    F: FnOnce(Upgraded) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let Some(on) = req_parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+        return ApiError::invalid("this endpoint needs a connection upgrade (Upgrade: tcp)")
+            .into_response();
+    };
+    tokio::spawn(async move {
+        match on.await {
+            Ok(up) => f(TokioIo::new(up)).await,
+            Err(e) => tracing::debug!("upgrade failed: {e}"),
+        }
+    });
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
+    r
+}
+
+/// Whether the client asked for an upgraded connection.
+pub fn wants_upgrade(h: &HeaderMap) -> bool {
+    h.get(header::UPGRADE).is_some()
+}
