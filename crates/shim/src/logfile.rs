@@ -134,13 +134,12 @@ impl JsonLog {
         }
         let rec = encode_record(line, stream.name(), now);
         let len = rec.len() as u64;
-        if self.cfg.max_size > 0 && self.size > 0 && self.size + len > self.cfg.max_size {
-            if self.rotate().is_err() {
-                // Nobody to tell but the daemon's reads of the file: stop writing rather than
-                // fail on every line.
-                self.broken = true;
-                return;
-            }
+        let full = self.cfg.max_size > 0 && self.size > 0 && self.size + len > self.cfg.max_size;
+        // A log that cannot rotate has nobody to tell but the daemon's reads of the file: stop
+        // writing rather than fail on every line.
+        if full && self.rotate().is_err() {
+            self.broken = true;
+            return;
         }
         if self.file.write_all(&rec).is_err() {
             self.broken = true;
@@ -219,8 +218,8 @@ pub fn json_string(out: &mut Vec<u8>, s: &[u8]) {
                 '\t' => out.extend_from_slice(b"\\t"),
                 '\u{2028}' => out.extend_from_slice(b"\\u2028"),
                 '\u{2029}' => out.extend_from_slice(b"\\u2029"),
-                c if (c as u32) < 0x20 || c == '<' || c == '>' || c == '&' => {
-                    let b = c as u32 as u8;
+                c if c.is_ascii_control() && c != '\x7f' || matches!(c, '<' | '>' | '&') => {
+                    let b = u8::try_from(c).unwrap_or(b'?');
                     out.extend_from_slice(b"\\u00");
                     out.push(HEX[usize::from(b >> 4)]);
                     out.push(HEX[usize::from(b & 0xf)]);

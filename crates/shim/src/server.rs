@@ -440,10 +440,10 @@ impl Shim {
         let mut buf = std::mem::take(&mut self.scratch);
         let r = {
             let io = self.io_mut(owner);
-            match io.outs.get(i).filter(|o| !o.closed) {
-                Some(o) => Some((o.stream, sys::read(o.fd.as_fd(), &mut buf))),
-                None => None,
-            }
+            io.outs
+                .get(i)
+                .filter(|o| !o.closed)
+                .map(|o| (o.stream, sys::read(o.fd.as_fd(), &mut buf)))
         };
         match r {
             Some((stream, Ok(n))) if n > 0 => self.dispatch(owner, stream, &buf[..n]),
@@ -1103,6 +1103,8 @@ impl Shim {
                 self.flush(other);
             }
         }
+        // Gone before the answer, so a client that reads "ok" finds no socket left.
+        let _ = std::fs::remove_file(&self.cfg.socket);
         if let Some(mut conn) = self.conns.get_mut(c).and_then(Option::take) {
             let mut line = serde_json::to_vec(&Response::ok()).unwrap_or_default();
             line.push(b'\n');
@@ -1112,7 +1114,6 @@ impl Shim {
             let _ = conn.sock.write_all(&pending);
             let _ = conn.sock.write_all(&line);
         }
-        let _ = std::fs::remove_file(&self.cfg.socket);
         std::process::exit(0);
     }
 }

@@ -308,11 +308,11 @@ impl Client {
     }
 }
 
-/// Kilobytes of VmRSS of `pid`.
-pub fn vm_rss_kib(pid: i32) -> u64 {
+/// Kilobytes of a `/proc/<pid>/status` field (VmRSS, RssAnon, RssFile).
+pub fn status_kib(pid: i32, field: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
