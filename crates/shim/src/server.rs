@@ -304,14 +304,20 @@ impl Shim {
 
     fn step(&mut self) {
         let events = self.poll();
+        let mut accept = false;
         for (src, rev) in events {
             match src {
                 Src::Signal => self.on_signal(),
-                Src::Listener => self.accept(),
+                // After the other events: a slot freed in this round must not be refilled
+                // while an event for its old connection is still to be handled.
+                Src::Listener => accept = true,
                 Src::Out(owner, i) => self.on_output(owner, i),
                 Src::In(owner) => self.io_mut(owner).flush_stdin(),
                 Src::Conn(c) => self.on_conn(c, rev),
             }
+        }
+        if accept {
+            self.accept();
         }
         self.progress();
     }
@@ -534,7 +540,7 @@ impl Shim {
                 self.exec_done(x);
             }
         }
-        self.io.outs.retain(|o| !o.closed || self.io.pty);
+        self.io.outs.retain(|o| !o.closed);
     }
 
     fn container_output_done(&mut self) {

@@ -233,3 +233,21 @@ fn update_changes_the_cgroup() {
     shim.ok(json!({"op": "start"}));
     shim.ok(json!({"op": "update", "resources": {"pids": {"limit": 77}}}));
 }
+
+#[test]
+fn an_oom_kill_is_reported() {
+    berth_testutil::require_root().unwrap();
+    let id = berth_testutil::unique_id("shim-oom");
+    let mut b = common::bundle(
+        &id,
+        &["sh", "-c", "a=xxxxxxxx; while :; do a=$a$a; done"],
+        false,
+    );
+    b.config_mut()["linux"]["resources"]["memory"] = json!({"limit": 16 << 20, "swap": 16 << 20});
+    b.save().unwrap();
+    let shim = Shim::start_bundle(id, b, Opts::default());
+    shim.ok(json!({"op": "start"}));
+    let exit = shim.wait().exit.unwrap();
+    assert_eq!(exit.code, 137);
+    assert!(exit.oom_killed, "{exit:?}");
+}
