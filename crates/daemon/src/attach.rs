@@ -32,13 +32,19 @@ pub fn parse_detach_keys(s: &str) -> ApiResult<Vec<u8>> {
                 x if x.len() == 1 && x.as_bytes()[0].is_ascii_lowercase() => {
                     x.as_bytes()[0] - b'a' + 1
                 }
-                _ => return Err(ApiError::invalid(format!("Invalid escape keys ({s}) provided"))),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "Invalid escape keys ({s}) provided"
+                    )))
+                }
             };
             out.push(b);
         } else if k.len() == 1 {
             out.push(k.as_bytes()[0]);
         } else {
-            return Err(ApiError::invalid(format!("Invalid escape keys ({s}) provided")));
+            return Err(ApiError::invalid(format!(
+                "Invalid escape keys ({s}) provided"
+            )));
         }
     }
     Ok(out)
@@ -139,7 +145,11 @@ pub async fn pump<F>(
     }
 }
 
-async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, hdr: &[u8; 8], p: &[u8]) -> std::io::Result<()> {
+async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    hdr: &[u8; 8],
+    p: &[u8],
+) -> std::io::Result<()> {
     let mut v = Vec::with_capacity(8 + p.len());
     v.extend_from_slice(hdr);
     v.extend_from_slice(p);
@@ -167,7 +177,12 @@ pub async fn attach(
         None => None,
     };
     let st = rec.state.status;
-    if stream && !matches!(st, Status::Created | Status::Running | Status::Paused | Status::Restarting) {
+    if stream
+        && !matches!(
+            st,
+            Status::Created | Status::Running | Status::Paused | Status::Restarting
+        )
+    {
         if !logs {
             return Err(ApiError::conflict(
                 "You cannot attach to a stopped container, start it first",
@@ -206,8 +221,14 @@ pub async fn attach(
             stderr,
         };
         let shim = if c.status().is_running() {
-            crate::shim::open_stream(&socket, &req).await.ok().map(|(s, _)| s)
-        } else if matches!(c.status(), Status::Created | Status::Restarting | Status::Exited) {
+            crate::shim::open_stream(&socket, &req)
+                .await
+                .ok()
+                .map(|(s, _)| s)
+        } else if matches!(
+            c.status(),
+            Status::Created | Status::Restarting | Status::Exited
+        ) {
             // Wait for start to hand over a stream connected before the process runs.
             let (tx, rx) = tokio::sync::oneshot::channel();
             if let Ok(mut p) = c.pending_attach.lock() {

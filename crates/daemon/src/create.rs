@@ -29,7 +29,10 @@ impl ImageDefaults {
         })
     }
     fn string(&self, k: &str) -> Option<String> {
-        self.get(k)?.as_str().map(str::to_string).filter(|s| !s.is_empty())
+        self.get(k)?
+            .as_str()
+            .map(str::to_string)
+            .filter(|s| !s.is_empty())
     }
     fn keys(&self, k: &str) -> Vec<String> {
         self.get(k)
@@ -40,7 +43,10 @@ impl ImageDefaults {
 }
 
 /// Reads the image's `config` section.
-pub fn image_defaults(d: &Daemon, img: &berth_image::store::ImageRecord) -> ApiResult<ImageDefaults> {
+pub fn image_defaults(
+    d: &Daemon,
+    img: &berth_image::store::ImageRecord,
+) -> ApiResult<ImageDefaults> {
     let bytes = d
         .content
         .read_blob(&img.config_digest, berth_image::manifest::MAX_CONFIG_SIZE)?;
@@ -60,7 +66,9 @@ pub fn merge_config(body: &ContainerCreateBody, img: &ImageDefaults) -> ApiResul
     let mut env: Vec<String> = img.strings("Env").unwrap_or_default();
     for e in body.env.clone().unwrap_or_default() {
         if e.is_empty() || e.starts_with('=') {
-            return Err(ApiError::invalid(format!("invalid environment variable: {e:?}")));
+            return Err(ApiError::invalid(format!(
+                "invalid environment variable: {e:?}"
+            )));
         }
         let k = env_key(&e).to_string();
         env.retain(|x| env_key(x) != k);
@@ -148,9 +156,7 @@ pub fn parse_bytes(s: &str) -> Result<i64, String> {
         Some('t') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid size: '{s}'"))?;
+    let n: f64 = num.parse().map_err(|_| format!("invalid size: '{s}'"))?;
     if !(n >= 0.0) || !n.is_finite() {
         return Err(format!("invalid size: '{s}'"));
     }
@@ -245,7 +251,9 @@ pub fn validate_host_config(hc: &HostConfig) -> ApiResult<()> {
             )));
         }
         let (_, host_hard) = crate::config::host_rlimit(&name);
-        if host_hard != u64::MAX && (hard < 0 || u64::try_from(hard).unwrap_or(u64::MAX) > host_hard) {
+        if host_hard != u64::MAX
+            && (hard < 0 || u64::try_from(hard).unwrap_or(u64::MAX) > host_hard)
+        {
             return Err(ApiError::invalid(format!(
                 "ulimit {name}={soft}:{hard}: the hard limit is above the daemon's own hard limit {host_hard}, which cannot be raised without CAP_SYS_RESOURCE"
             )));
@@ -263,7 +271,10 @@ pub fn validate_host_config(hc: &HostConfig) -> ApiResult<()> {
             )));
         }
         if hc.auto_remove.unwrap_or(false)
-            && !matches!(name, RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO)
+            && !matches!(
+                name,
+                RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO
+            )
         {
             return Err(ApiError::invalid(
                 "can't create 'AutoRemove' container with restart policy",
@@ -277,12 +288,14 @@ pub fn validate_host_config(hc: &HostConfig) -> ApiResult<()> {
             return Err(ApiError::not_found(format!("network {m} not found")));
         }
     }
-    for (k, v) in [("pid", &hc.pid_mode), ("ipc", &hc.ipc_mode), ("uts", &hc.uts_mode)] {
+    for (k, v) in [
+        ("pid", &hc.pid_mode),
+        ("ipc", &hc.ipc_mode),
+        ("uts", &hc.uts_mode),
+    ] {
         match v.as_deref() {
             None | Some("") | Some("host") | Some("private") | Some("shareable") => {}
-            Some(m) => {
-                return Err(ApiError::invalid(format!("invalid {k} mode: {m}")))
-            }
+            Some(m) => return Err(ApiError::invalid(format!("invalid {k} mode: {m}"))),
         }
     }
     if let Some(lc) = &hc.log_config {
@@ -305,11 +318,15 @@ pub fn validate_host_config(hc: &HostConfig) -> ApiResult<()> {
     for dm in hc.devices.as_deref().unwrap_or_default() {
         let host = dm.path_on_host.clone().unwrap_or_default();
         if !host.starts_with('/') {
-            return Err(ApiError::invalid(format!("invalid device path {host:?}: must be absolute")));
+            return Err(ApiError::invalid(format!(
+                "invalid device path {host:?}: must be absolute"
+            )));
         }
         if let Some(p) = dm.cgroup_permissions.as_deref() {
             if !p.chars().all(|c| "rwm".contains(c)) {
-                return Err(ApiError::invalid(format!("invalid device cgroup permissions {p:?}")));
+                return Err(ApiError::invalid(format!(
+                    "invalid device cgroup permissions {p:?}"
+                )));
             }
         }
         if std::fs::metadata(&host).is_err() {
@@ -465,7 +482,9 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
         let dst = m.target.clone().unwrap_or_default();
         let spec = format!("type={typ},target={dst}");
         if dst.is_empty() {
-            return Err(ApiError::invalid("invalid mount config: Target must not be empty"));
+            return Err(ApiError::invalid(
+                "invalid mount config: Target must not be empty",
+            ));
         }
         check_dest(&dst, &spec)?;
         let ro = m.read_only.unwrap_or(false);
@@ -642,7 +661,9 @@ pub async fn create(
         validate_name(n.trim_start_matches('/'))?;
     }
     if body.env.iter().flatten().any(|e| e.contains('\0')) {
-        return Err(ApiError::invalid("environment variables must not contain NUL bytes"));
+        return Err(ApiError::invalid(
+            "environment variables must not contain NUL bytes",
+        ));
     }
     let dd = d.clone();
     let img_name = image_ref.clone();
@@ -679,16 +700,18 @@ pub async fn create(
     }
     if let Some(h) = &config.healthcheck {
         if let Some(t) = &h.test {
-            if !t.is_empty()
-                && !["NONE", "CMD", "CMD-SHELL"].contains(&t[0].as_str())
-            {
+            if !t.is_empty() && !["NONE", "CMD", "CMD-SHELL"].contains(&t[0].as_str()) {
                 return Err(ApiError::invalid(format!(
                     "invalid healthcheck test {:?}: must start with NONE, CMD or CMD-SHELL",
                     t[0]
                 )));
             }
         }
-        for (k, v) in [("Interval", h.interval), ("Timeout", h.timeout), ("StartPeriod", h.start_period)] {
+        for (k, v) in [
+            ("Interval", h.interval),
+            ("Timeout", h.timeout),
+            ("StartPeriod", h.start_period),
+        ] {
             if v.is_some_and(|v| v != 0 && v < 1_000_000) {
                 return Err(ApiError::invalid(format!(
                     "{k} in Healthcheck cannot be less than 1ms"
@@ -696,7 +719,9 @@ pub async fn create(
             }
         }
         if h.retries.is_some_and(|r| r < 0) {
-            return Err(ApiError::invalid("Retries in Healthcheck cannot be negative"));
+            return Err(ApiError::invalid(
+                "Retries in Healthcheck cannot be negative",
+            ));
         }
     }
     if let Some(sig) = &config.stop_signal {
@@ -779,7 +804,10 @@ async fn finish_create(
     for v in config.volumes.clone().unwrap_or_default() {
         let dst = v.trim_end_matches('/').to_string();
         let dst = if dst.is_empty() { "/".to_string() } else { dst };
-        if !reqs.iter().any(|m| m.rec.destination.trim_end_matches('/') == dst) {
+        if !reqs
+            .iter()
+            .any(|m| m.rec.destination.trim_end_matches('/') == dst)
+        {
             reqs.push(MountRequest {
                 rec: MountRecord {
                     typ: "volume".into(),
@@ -802,7 +830,9 @@ async fn finish_create(
         match m.rec.typ.as_str() {
             "volume" => {
                 let name = (!m.rec.name.is_empty()).then(|| m.rec.name.clone());
-                let (v, created) = d.volumes.create(name.as_deref(), m.labels.clone(), HashMap::new())?;
+                let (v, created) =
+                    d.volumes
+                        .create(name.as_deref(), m.labels.clone(), HashMap::new())?;
                 if created {
                     d.events.emit(
                         "volume",
@@ -839,7 +869,8 @@ async fn finish_create(
     let rootfs = tokio::task::spawn_blocking(move || dd.snapshots.mounts(&chain, &key, false))
         .await
         .map_err(|e| ApiError::internal(format!("prepare rootfs: {e}")))??;
-    let (log_size, _) = crate::create::log_options(hc.log_config.as_ref().and_then(|l| l.config.as_ref()))?;
+    let (log_size, _) =
+        crate::create::log_options(hc.log_config.as_ref().and_then(|l| l.config.as_ref()))?;
     let _ = log_size;
     let rec = ContainerRecord {
         id: id.to_string(),
@@ -932,8 +963,22 @@ const ADJECTIVES: &[&str] = &[
     "zealous",
 ];
 const NAMES: &[&str] = &[
-    "babbage", "curie", "darwin", "euclid", "fermat", "galois", "hopper", "kepler", "lovelace",
-    "noether", "pascal", "ramanujan", "shannon", "tesla", "turing", "wozniak",
+    "babbage",
+    "curie",
+    "darwin",
+    "euclid",
+    "fermat",
+    "galois",
+    "hopper",
+    "kepler",
+    "lovelace",
+    "noether",
+    "pascal",
+    "ramanujan",
+    "shannon",
+    "tesla",
+    "turing",
+    "wozniak",
 ];
 
 /// A free `adjective_name`, as Docker names containers.
@@ -986,7 +1031,10 @@ mod tests {
             cmd: Some(vec!["true".into()]),
             ..Default::default()
         };
-        assert_eq!(merge_config(&body, &img).unwrap().cmd.unwrap(), vec!["true"]);
+        assert_eq!(
+            merge_config(&body, &img).unwrap().cmd.unwrap(),
+            vec!["true"]
+        );
         let bad = ContainerCreateBody {
             env: Some(vec!["=x".into()]),
             ..Default::default()
@@ -1000,14 +1048,20 @@ mod tests {
             memory: Some(1024),
             ..Default::default()
         };
-        assert!(validate_host_config(&hc).unwrap_err().message.contains("6MB"));
+        assert!(validate_host_config(&hc)
+            .unwrap_err()
+            .message
+            .contains("6MB"));
         hc.memory = Some(64 << 20);
         hc.memory_swap = Some(32 << 20);
         assert!(validate_host_config(&hc).is_err());
         hc.memory_swap = Some(-1);
         assert!(validate_host_config(&hc).is_ok());
         hc.network_mode = Some("nosuchnet".into());
-        assert_eq!(validate_host_config(&hc).unwrap_err().kind, crate::error::Kind::NotFound);
+        assert_eq!(
+            validate_host_config(&hc).unwrap_err().kind,
+            crate::error::Kind::NotFound
+        );
     }
 
     #[test]

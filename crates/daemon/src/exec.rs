@@ -34,7 +34,11 @@ pub fn process_for(d: &Daemon, c: &Container, e: &ExecSpec) -> ApiResult<Process
     p["terminal"] = serde_json::json!(e.tty);
     let mut env: Vec<String> = p["env"]
         .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     for kv in &e.env {
         let k = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
@@ -61,7 +65,8 @@ pub fn process_for(d: &Daemon, c: &Container, e: &ExecSpec) -> ApiResult<Process
     }
     if e.privileged {
         let all = crate::spec::all_caps();
-        p["capabilities"] = serde_json::json!({"bounding": all, "effective": all, "permitted": all});
+        p["capabilities"] =
+            serde_json::json!({"bounding": all, "effective": all, "permitted": all});
     }
     serde_json::from_value(p).map_err(|err| ApiError::internal(format!("exec process: {err}")))
 }

@@ -52,7 +52,12 @@ pub fn spawn(d: Arc<Daemon>, c: Arc<Container>) {
         let cmd = command(&h);
         loop {
             let in_start = began.elapsed() < start_period;
-            tokio::time::sleep(if in_start { start_interval.min(interval) } else { interval }).await;
+            tokio::time::sleep(if in_start {
+                start_interval.min(interval)
+            } else {
+                interval
+            })
+            .await;
             let lc = c.lifecycle.borrow().clone();
             if lc.starts != starts || !lc.running || lc.removed || c.status() != Status::Running {
                 return;
@@ -62,17 +67,23 @@ pub fn spawn(d: Arc<Daemon>, c: Arc<Container>) {
                 cmd: cmd.clone(),
                 ..Default::default()
             };
-            let (code, output) =
-                match tokio::time::timeout(timeout, crate::exec::run_capture(&d, &c, &spec, MAX_OUTPUT)).await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(e)) => (-1, e.message),
-                    Err(_) => (-1, format!("Health check exceeded timeout ({timeout:?})")),
-                };
+            let (code, output) = match tokio::time::timeout(
+                timeout,
+                crate::exec::run_capture(&d, &c, &spec, MAX_OUTPUT),
+            )
+            .await
+            {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => (-1, e.message),
+                Err(_) => (-1, format!("Health check exceeded timeout ({timeout:?})")),
+            };
             let t1 = crate::util::now_rfc3339();
             let ok = code == 0;
             let mut changed = None;
             let _ = c.update(|r| {
-                let Some(hs) = r.state.health.as_mut() else { return };
+                let Some(hs) = r.state.health.as_mut() else {
+                    return;
+                };
                 hs.log.push(HealthLog {
                     start: t0,
                     end: t1,

@@ -9,8 +9,8 @@ use berth_api::models::{ContainerTopResponse, ContainerUpdateBody, RestartPolicy
 use berth_shim::protocol::{ExitInfo, Request, Status as ShimStatus};
 use tokio::sync::watch;
 
-pub use crate::create::create;
 use crate::container::{ContainerRecord, Status};
+pub use crate::create::create;
 use crate::error::{ApiError, ApiResult};
 use crate::server::{json_line, json_stream};
 use crate::state::{Container, Daemon, Lifecycle};
@@ -28,7 +28,10 @@ fn read_in_root(root: &std::path::Path, path: &str) -> String {
     };
     let how = nix::fcntl::OpenHow::new()
         .flags(nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC)
-        .resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        .resolve(
+            nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT
+                | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
     match nix::fcntl::openat2(&rootfd, path.trim_start_matches('/'), how) {
         Ok(fd) => {
             let mut s = String::new();
@@ -48,7 +51,10 @@ fn copy_up(rootfs: &std::path::Path, dest: &str, target: &std::path::Path) -> Ap
     if !meta.is_dir() {
         return Ok(());
     }
-    if std::fs::read_dir(target).map(|mut r| r.next().is_some()).unwrap_or(true) {
+    if std::fs::read_dir(target)
+        .map(|mut r| r.next().is_some())
+        .unwrap_or(true)
+    {
         return Ok(());
     }
     // cp -a keeps owners, modes, links and xattrs; the source is the container's own view,
@@ -66,7 +72,10 @@ fn copy_up(rootfs: &std::path::Path, dest: &str, target: &std::path::Path) -> Ap
         )));
     }
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let _ = std::fs::set_permissions(target, std::fs::Permissions::from_mode(meta.mode() & 0o7777));
+    let _ = std::fs::set_permissions(
+        target,
+        std::fs::Permissions::from_mode(meta.mode() & 0o7777),
+    );
     let _ = nix::unistd::chown(
         target,
         Some(nix::unistd::Uid::from_raw(meta.uid())),
@@ -220,7 +229,10 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         .and_then(|l| l.typ.clone())
         .is_none_or(|t| t != "none");
     let (max_size, max_file) = crate::create::log_options(
-        rec.host_config.log_config.as_ref().and_then(|l| l.config.as_ref()),
+        rec.host_config
+            .log_config
+            .as_ref()
+            .and_then(|l| l.config.as_ref()),
     )?;
     let args = crate::shim::SpawnArgs {
         id: rec.id.clone(),
@@ -240,7 +252,11 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
             let dd = d.clone();
             let id = rec.id.clone();
             let _ = tokio::task::spawn_blocking(move || teardown_bundle(&dd, &id)).await;
-            let code = if e.message.contains("permission denied") { 126 } else { 127 };
+            let code = if e.message.contains("permission denied") {
+                126
+            } else {
+                127
+            };
             let _ = c.update(|r| {
                 r.state.error = e.message.clone();
                 r.state.exit_code = code;
@@ -284,7 +300,11 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         r.state.exit_code = 0;
         r.has_been_started = true;
         r.shim_pid = ready.shim_pid;
-        if r.config.healthcheck.as_ref().is_some_and(crate::health::enabled) {
+        if r.config
+            .healthcheck
+            .as_ref()
+            .is_some_and(crate::health::enabled)
+        {
             r.state.health = Some(crate::container::HealthState {
                 status: "starting".into(),
                 failing_streak: 0,
@@ -597,7 +617,9 @@ pub fn wait_response(
     let (tx, out) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(1);
     tokio::spawn(async move {
         let done = match cond.as_str() {
-            "not-running" if !now.running && !matches!(c.status(), Status::Restarting) => Some(now.clone()),
+            "not-running" if !now.running && !matches!(c.status(), Status::Restarting) => {
+                Some(now.clone())
+            }
             "not-running" => rx
                 .wait_for(|l| l.exits > now.exits || l.removed)
                 .await
@@ -621,7 +643,12 @@ pub fn wait_response(
 }
 
 /// `docker rm`.
-pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: bool) -> ApiResult<()> {
+pub async fn remove(
+    d: &Arc<Daemon>,
+    c: &Arc<Container>,
+    force: bool,
+    volumes: bool,
+) -> ApiResult<()> {
     let _op = c.op.lock().await;
     let st = c.status();
     if st == Status::Removing {
@@ -632,7 +659,11 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
     }
     if st.is_running() || st == Status::Restarting {
         if !force {
-            let what = if st == Status::Paused { "paused" } else { "running" };
+            let what = if st == Status::Paused {
+                "paused"
+            } else {
+                "running"
+            };
             return Err(ApiError::conflict(format!(
                 "cannot remove container \"/{}\": container is {what}: stop the container before removing or force remove",
                 c.lock().name
@@ -685,7 +716,10 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
     d.forget(&c.id);
     for m in rec.mounts.iter().filter(|m| m.typ == "volume") {
         let removable = volumes && m.anonymous;
-        if removable && crate::routes::volumes::users(d, &m.name).is_empty() && d.volumes.remove(&m.name).is_ok() {
+        if removable
+            && crate::routes::volumes::users(d, &m.name).is_empty()
+            && d.volumes.remove(&m.name).is_ok()
+        {
             d.events.emit("volume", "destroy", &m.name, HashMap::new());
         }
     }
@@ -732,7 +766,10 @@ pub async fn pause(d: &Arc<Daemon>, c: &Arc<Container>, on: bool) -> ApiResult<(
         }));
     }
     if !on && !st.can_unpause() {
-        return Err(ApiError::conflict(format!("container {} is not paused", c.id)));
+        return Err(ApiError::conflict(format!(
+            "container {} is not paused",
+            c.id
+        )));
     }
     let dd = d.clone();
     let id = c.id.clone();
@@ -763,10 +800,26 @@ pub async fn update(
     macro_rules! set {
         ($($f:ident),*) => { $( if body.$f.is_some() { hc.$f = body.$f.clone(); } )* };
     }
-    set!(cpu_shares, memory, memory_swap, memory_reservation, nano_cpus, cpu_period, cpu_quota, cpuset_cpus, cpuset_mems, pids_limit, blkio_weight, restart_policy);
+    set!(
+        cpu_shares,
+        memory,
+        memory_swap,
+        memory_reservation,
+        nano_cpus,
+        cpu_period,
+        cpu_quota,
+        cpuset_cpus,
+        cpuset_mems,
+        pids_limit,
+        blkio_weight,
+        restart_policy
+    );
     if body.restart_policy.is_some() && hc.auto_remove.unwrap_or(false) {
         let p = body.restart_policy.as_ref().and_then(|p| p.name);
-        if !matches!(p, None | Some(RestartPolicyNameEnum::NO) | Some(RestartPolicyNameEnum::EMPTY)) {
+        if !matches!(
+            p,
+            None | Some(RestartPolicyNameEnum::NO) | Some(RestartPolicyNameEnum::EMPTY)
+        ) {
             return Err(ApiError::invalid(
                 "Restart policy cannot be updated because AutoRemove is enabled for the container",
             ));
@@ -842,9 +895,16 @@ pub async fn resize(
 }
 
 /// `docker top`: host `ps` output restricted to the container's processes.
-pub async fn top(d: &Arc<Daemon>, c: &Arc<Container>, ps_args: &str) -> ApiResult<ContainerTopResponse> {
+pub async fn top(
+    d: &Arc<Daemon>,
+    c: &Arc<Container>,
+    ps_args: &str,
+) -> ApiResult<ContainerTopResponse> {
     if !c.status().is_running() {
-        return Err(ApiError::conflict(format!("container {} is not running", c.id)));
+        return Err(ApiError::conflict(format!(
+            "container {} is not running",
+            c.id
+        )));
     }
     let dd = d.clone();
     let id = c.id.clone();
@@ -884,11 +944,16 @@ pub fn parse_ps(out: &str, pids: &[i32]) -> ApiResult<ContainerTopResponse> {
         if fields.len() < titles.len() {
             continue;
         }
-        let Ok(pid) = fields[pid_col].parse::<i32>() else { continue };
+        let Ok(pid) = fields[pid_col].parse::<i32>() else {
+            continue;
+        };
         if !pids.contains(&pid) {
             continue;
         }
-        let mut row: Vec<String> = fields[..titles.len() - 1].iter().map(|s| s.to_string()).collect();
+        let mut row: Vec<String> = fields[..titles.len() - 1]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         row.push(fields[titles.len() - 1..].join(" "));
         procs.push(row);
     }
@@ -906,7 +971,12 @@ pub fn sizes(d: &Daemon, rec: &ContainerRecord) -> (i64, i64) {
         .and_then(|m| m.options.iter().find_map(|o| o.strip_prefix("upperdir=")))
         .map(std::path::PathBuf::from);
     let rw = upper.map_or(0, |u| crate::volumes::dir_size(&u));
-    let img = d.images.get(&rec.image).ok().flatten().map_or(0, |i| i.size);
+    let img = d
+        .images
+        .get(&rec.image)
+        .ok()
+        .flatten()
+        .map_or(0, |i| i.size);
     let rw = i64::try_from(rw).unwrap_or(i64::MAX);
     (rw, rw.saturating_add(i64::try_from(img).unwrap_or(0)))
 }
@@ -1033,14 +1103,29 @@ mod tests {
         assert_eq!(backoff(0, Duration::ZERO), Duration::from_millis(100));
         assert_eq!(backoff(3, Duration::ZERO), Duration::from_millis(800));
         assert_eq!(backoff(30, Duration::ZERO), Duration::from_secs(60));
-        assert_eq!(backoff(5, Duration::from_secs(11)), Duration::from_millis(100));
+        assert_eq!(
+            backoff(5, Duration::from_secs(11)),
+            Duration::from_millis(100)
+        );
     }
 
     #[test]
     fn ps_parsing() {
         let out = "UID PID PPID C STIME TTY TIME CMD\nroot 10 1 0 00:00 ? 00:00:00 sleep 100\nroot 11 1 0 00:00 ? 00:00:00 other\n";
         let r = parse_ps(out, &[10]).unwrap();
-        assert_eq!(r.processes.unwrap(), vec![vec!["root", "10", "1", "0", "00:00", "?", "00:00:00", "sleep 100"]]);
+        assert_eq!(
+            r.processes.unwrap(),
+            vec![vec![
+                "root",
+                "10",
+                "1",
+                "0",
+                "00:00",
+                "?",
+                "00:00:00",
+                "sleep 100"
+            ]]
+        );
         assert!(parse_ps("A B\n", &[]).is_err());
     }
 }

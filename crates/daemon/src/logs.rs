@@ -48,7 +48,9 @@ fn files(path: &Path) -> Vec<PathBuf> {
 pub fn read_all(path: &Path, stdout: bool, stderr: bool) -> Vec<(u8, Vec<u8>, String)> {
     let mut out = Vec::new();
     for f in files(path) {
-        let Ok(file) = std::fs::File::open(&f) else { continue };
+        let Ok(file) = std::fs::File::open(&f) else {
+            continue;
+        };
         for l in BufReader::new(file).lines().map_while(Result::ok) {
             if let Some(x) = parse_line(&l, stdout, stderr) {
                 out.push(x);
@@ -122,9 +124,10 @@ pub fn logs_response(
     };
     let tail = match q.get("tail").filter(|s| !s.is_empty() && *s != "all") {
         None => None,
-        Some(t) => Some(t.parse::<i64>().map_err(|_| {
-            ApiError::invalid(format!("invalid value for tail: {t:?}"))
-        })?)
+        Some(t) => Some(
+            t.parse::<i64>()
+                .map_err(|_| ApiError::invalid(format!("invalid value for tail: {t:?}")))?,
+        )
         .filter(|n| *n >= 0)
         .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
     };
@@ -178,7 +181,9 @@ fn stream_logs(path: &Path, o: &Opts, c: &Container, tx: &Tx) {
         return;
     }
     // Follow: watch the file with inotify (no polling); a rotation replaces it.
-    let Ok(mut file) = std::fs::File::open(path) else { return };
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return;
+    };
     let mut pos = file.seek(SeekFrom::End(0)).unwrap_or(0);
     let Ok(ino) = nix::sys::inotify::Inotify::init(
         nix::sys::inotify::InitFlags::IN_CLOEXEC | nix::sys::inotify::InitFlags::IN_NONBLOCK,
@@ -211,7 +216,9 @@ fn stream_logs(path: &Path, o: &Opts, c: &Container, tx: &Tx) {
             buf.clear();
             let line = std::mem::take(&mut partial);
             if let Some((s, l, t)) = parse_line(line.trim_end(), o.stdout, o.stderr) {
-                if o.until.is_some_and(|u| crate::util::parse_rfc3339_nanos(&t).unwrap_or(0) > u) {
+                if o.until
+                    .is_some_and(|u| crate::util::parse_rfc3339_nanos(&t).unwrap_or(0) > u)
+                {
                     return;
                 }
                 if keep(o, &t) && !send(render(o, s, l, &t)) {

@@ -8,7 +8,11 @@ use berth_daemon::config::{Config, FileConfig, Host, TlsConfig, Ulimit, DEFAULT_
 use clap::Parser;
 
 #[derive(Debug, Parser)]
-#[command(name = "berthd", version, about = "The berth daemon: a Docker Engine API server")]
+#[command(
+    name = "berthd",
+    version,
+    about = "The berth daemon: a Docker Engine API server"
+)]
 struct Args {
     /// Daemon socket(s) to connect to: unix:///path or tcp://host:port (repeatable).
     #[arg(short = 'H', long = "host")]
@@ -90,15 +94,23 @@ fn build_config(a: Args) -> Result<(Config, String)> {
         ulimits.retain(|x| x.name != p.name);
         ulimits.push(p);
     }
-    let tls_on = a.tls || a.tlsverify || file.tls.unwrap_or(false) || file.tlsverify.unwrap_or(false);
+    let tls_on =
+        a.tls || a.tlsverify || file.tls.unwrap_or(false) || file.tlsverify.unwrap_or(false);
     let tls = if tls_on || a.tlscert.is_some() {
-        let cert = a.tlscert.or(file.tlscert).context("--tls needs --tlscert")?;
+        let cert = a
+            .tlscert
+            .or(file.tlscert)
+            .context("--tls needs --tlscert")?;
         let key = a.tlskey.or(file.tlskey).context("--tls needs --tlskey")?;
         Some(TlsConfig {
             cert,
             key,
             client_ca: if a.tlsverify || file.tlsverify.unwrap_or(false) {
-                Some(a.tlscacert.or(file.tlscacert).context("--tlsverify needs --tlscacert")?)
+                Some(
+                    a.tlscacert
+                        .or(file.tlscacert)
+                        .context("--tlsverify needs --tlscacert")?,
+                )
             } else {
                 None
             },
@@ -141,7 +153,9 @@ fn main() -> Result<()> {
         other => bail!("invalid log level {other:?}: use debug, info, warn, error or fatal"),
     };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!("berth_daemon={filter},berthd={filter}")))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "berth_daemon={filter},berthd={filter}"
+        )))
         .with_writer(std::io::stderr)
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread()

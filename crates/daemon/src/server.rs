@@ -173,7 +173,9 @@ pub fn parse_json_or_default<T: DeserializeOwned + Default>(b: &[u8]) -> ApiResu
 
 pub fn parse_json<T: DeserializeOwned>(b: &[u8]) -> ApiResult<T> {
     if b.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid("request body is empty, a JSON object is expected"));
+        return Err(ApiError::invalid(
+            "request body is empty, a JSON object is expected",
+        ));
     }
     serde_json::from_slice(b).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
 }
@@ -187,7 +189,10 @@ pub fn json_status<T: Serialize>(status: StatusCode, v: &T) -> Response {
     match serde_json::to_vec(v) {
         Ok(b) => (
             status,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             b,
         )
             .into_response(),

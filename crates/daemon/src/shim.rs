@@ -126,9 +126,9 @@ async fn read_line(s: &mut UnixStream) -> std::io::Result<String> {
 }
 
 async fn exchange(sock: &Path, req: &Request) -> ApiResult<(UnixStream, Response)> {
-    let mut s = UnixStream::connect(sock).await.map_err(|e| {
-        ApiError::internal(format!("connect to shim {}: {e}", sock.display()))
-    })?;
+    let mut s = UnixStream::connect(sock)
+        .await
+        .map_err(|e| ApiError::internal(format!("connect to shim {}: {e}", sock.display())))?;
     let mut line = serde_json::to_vec(req)
         .map_err(|e| ApiError::internal(format!("encode shim request: {e}")))?;
     line.push(b'\n');
@@ -147,7 +147,9 @@ fn check(r: Response) -> ApiResult<Response> {
     if r.ok {
         Ok(r)
     } else {
-        Err(ApiError::internal(r.error.unwrap_or_else(|| "shim refused".into())))
+        Err(ApiError::internal(
+            r.error.unwrap_or_else(|| "shim refused".into()),
+        ))
     }
 }
 

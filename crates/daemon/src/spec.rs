@@ -44,7 +44,11 @@ pub fn normalize_cap(c: &str) -> ApiResult<String> {
     if up == "ALL" {
         return Ok(up);
     }
-    let full = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+    let full = if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    };
     if full.parse::<caps::Capability>().is_err() {
         return Err(ApiError::invalid(format!("unknown capability: \"{full}\"")));
     }
@@ -53,16 +57,18 @@ pub fn normalize_cap(c: &str) -> ApiResult<String> {
 
 /// The capability set after `--cap-add`/`--cap-drop` (Docker's order: drop ALL first, then
 /// add, then drop the named).
-pub fn capabilities(
-    privileged: bool,
-    add: &[String],
-    drop: &[String],
-) -> ApiResult<Vec<String>> {
+pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> ApiResult<Vec<String>> {
     if privileged {
         return Ok(all_caps());
     }
-    let add: Vec<String> = add.iter().map(|c| normalize_cap(c)).collect::<ApiResult<_>>()?;
-    let drop: Vec<String> = drop.iter().map(|c| normalize_cap(c)).collect::<ApiResult<_>>()?;
+    let add: Vec<String> = add
+        .iter()
+        .map(|c| normalize_cap(c))
+        .collect::<ApiResult<_>>()?;
+    let drop: Vec<String> = drop
+        .iter()
+        .map(|c| normalize_cap(c))
+        .collect::<ApiResult<_>>()?;
     let mut set: BTreeSet<String> = if drop.iter().any(|c| c == "ALL") {
         BTreeSet::new()
     } else {
@@ -142,7 +148,10 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> ApiResult<User> {
             ))
         })?;
         let uid = f[2].parse::<u32>().map_err(|_| {
-            ApiError::invalid(format!("invalid uid {:?} for user {u} in /etc/passwd", f[2]))
+            ApiError::invalid(format!(
+                "invalid uid {:?} for user {u} in /etc/passwd",
+                f[2]
+            ))
         })?;
         (uid, f[3].parse().unwrap_or(0), Some(u.to_string()))
     };
@@ -187,10 +196,20 @@ pub fn parse_signal(s: &str) -> ApiResult<i32> {
         return Err(ApiError::invalid(format!("Invalid signal: {s}")));
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     if let Some(rt) = name.strip_prefix("SIGRTMIN") {
         let base = libc::SIGRTMIN();
-        let off = if rt.is_empty() { 0 } else { rt.trim_start_matches('+').parse::<i32>().map_err(|_| ApiError::invalid(format!("Invalid signal: {s}")))? };
+        let off = if rt.is_empty() {
+            0
+        } else {
+            rt.trim_start_matches('+')
+                .parse::<i32>()
+                .map_err(|_| ApiError::invalid(format!("Invalid signal: {s}")))?
+        };
         return Ok(base + off);
     }
     name.parse::<nix::sys::signal::Signal>()
@@ -244,7 +263,11 @@ pub fn build(rec: &ContainerRecord, inp: &Inputs) -> ApiResult<Value> {
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
         );
     }
-    let hostname = cfg.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| rec.id[..12].to_string());
+    let hostname = cfg
+        .hostname
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| rec.id[..12].to_string());
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
         env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
     }
@@ -307,7 +330,11 @@ pub fn build(rec: &ContainerRecord, inp: &Inputs) -> ApiResult<Value> {
     for m in &rec.mounts {
         match m.typ.as_str() {
             "tmpfs" => {
-                let mut o = vec!["nosuid".to_string(), "nodev".to_string(), "noexec".to_string()];
+                let mut o = vec![
+                    "nosuid".to_string(),
+                    "nodev".to_string(),
+                    "noexec".to_string(),
+                ];
                 o.extend(m.options.iter().cloned());
                 if !m.rw {
                     o.push("ro".into());
@@ -315,7 +342,10 @@ pub fn build(rec: &ContainerRecord, inp: &Inputs) -> ApiResult<Value> {
                 mounts.push(json!({"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": o}));
             }
             _ => {
-                let mut o = vec!["rbind".to_string(), if m.rw { "rw" } else { "ro" }.to_string()];
+                let mut o = vec![
+                    "rbind".to_string(),
+                    if m.rw { "rw" } else { "ro" }.to_string(),
+                ];
                 let prop = m
                     .options
                     .iter()
@@ -329,7 +359,12 @@ pub fn build(rec: &ContainerRecord, inp: &Inputs) -> ApiResult<Value> {
     }
 
     let net_mode = hc.network_mode.as_deref().unwrap_or("default");
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
     if net_mode != "host" {
         match &inp.join_netns {
             Some(p) => namespaces.push(json!({"type": "network", "path": p})),
@@ -351,14 +386,23 @@ pub fn build(rec: &ContainerRecord, inp: &Inputs) -> ApiResult<Value> {
     if privileged {
         devices = vec![json!({"allow": true, "access": "rwm"})];
     } else {
-        for (t, maj, min) in [
-            ("c", None::<i64>, None::<i64>),
-            ("b", None, None),
-        ] {
-            devices.push(json!({"allow": true, "type": t, "major": maj, "minor": min, "access": "m"}));
+        for (t, maj, min) in [("c", None::<i64>, None::<i64>), ("b", None, None)] {
+            devices
+                .push(json!({"allow": true, "type": t, "major": maj, "minor": min, "access": "m"}));
         }
-        for (maj, min) in [(1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9), (5, 1), (5, 2)] {
-            devices.push(json!({"allow": true, "type": "c", "major": maj, "minor": min, "access": "rwm"}));
+        for (maj, min) in [
+            (1, 3),
+            (1, 8),
+            (1, 7),
+            (5, 0),
+            (1, 5),
+            (1, 9),
+            (5, 1),
+            (5, 2),
+        ] {
+            devices.push(
+                json!({"allow": true, "type": "c", "major": maj, "minor": min, "access": "rwm"}),
+            );
         }
         devices.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
     }
@@ -377,7 +421,9 @@ pub fn build(rec: &ContainerRecord, inp: &Inputs) -> ApiResult<Value> {
             .unwrap_or_else(|| "rwm".into());
         let dev = host_device(&host)?;
         linux_devices.push(json!({"path": inside, "type": dev.0, "major": dev.1, "minor": dev.2, "fileMode": dev.3, "uid": 0, "gid": 0}));
-        devices.push(json!({"allow": true, "type": dev.0, "major": dev.1, "minor": dev.2, "access": perms}));
+        devices.push(
+            json!({"allow": true, "type": dev.0, "major": dev.1, "minor": dev.2, "access": perms}),
+        );
     }
     resources["devices"] = Value::Array(devices);
     let mut mem = serde_json::Map::new();
@@ -410,7 +456,10 @@ pub fn build(rec: &ContainerRecord, inp: &Inputs) -> ApiResult<Value> {
     }
     if let Some(q) = hc.cpu_quota.filter(|q| *q > 0) {
         cpu.insert("quota".into(), json!(q));
-        cpu.insert("period".into(), json!(hc.cpu_period.filter(|p| *p > 0).unwrap_or(100_000)));
+        cpu.insert(
+            "period".into(),
+            json!(hc.cpu_period.filter(|p| *p > 0).unwrap_or(100_000)),
+        );
     }
     if let Some(sh) = hc.cpu_shares.filter(|s| *s > 0) {
         cpu.insert("shares".into(), json!(sh));
@@ -431,7 +480,10 @@ pub fn build(rec: &ContainerRecord, inp: &Inputs) -> ApiResult<Value> {
         resources["blockIO"] = json!({"weight": w});
     }
 
-    let cgroups_path = match inp.cgroup_parent.or(hc.cgroup_parent.as_deref().filter(|p| !p.is_empty())) {
+    let cgroups_path = match inp
+        .cgroup_parent
+        .or(hc.cgroup_parent.as_deref().filter(|p| !p.is_empty()))
+    {
         Some(p) => format!("{}/{}", p.trim_end_matches('/'), rec.id),
         None => format!("berth/{}", rec.id),
     };
@@ -493,7 +545,12 @@ fn host_device(path: &str) -> ApiResult<(&'static str, u64, u64, u32)> {
         )));
     };
     let rdev = m.rdev();
-    Ok((t, libc::major(rdev).into(), libc::minor(rdev).into(), m.mode() & 0o7777))
+    Ok((
+        t,
+        libc::major(rdev).into(),
+        libc::minor(rdev).into(),
+        m.mode() & 0o7777,
+    ))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -536,11 +593,7 @@ impl SecurityOpts {
                 // Labels for LSMs this host does not run: accepted and ignored, as Docker does
                 // when AppArmor/SELinux is off.
                 ("apparmor" | "label", Some(_)) => {}
-                _ => {
-                    return Err(ApiError::invalid(format!(
-                        "invalid --security-opt: {o:?}"
-                    )))
-                }
+                _ => return Err(ApiError::invalid(format!("invalid --security-opt: {o:?}"))),
             }
         }
         Ok(out)
@@ -589,11 +642,20 @@ pub fn docker_seccomp_to_oci(profile: &str) -> ApiResult<Value> {
     }
     let defaults: BTreeSet<&str> = DEFAULT_CAPS.iter().copied().collect();
     let mut rules = Vec::new();
-    for r in obj.get("syscalls").and_then(Value::as_array).into_iter().flatten() {
+    for r in obj
+        .get("syscalls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let caps_ok = |v: Option<&Value>, want: bool| {
-            v.and_then(|x| x.get("caps")).and_then(Value::as_array).is_none_or(|caps| {
-                caps.iter().filter_map(Value::as_str).all(|c| defaults.contains(c) == want)
-            })
+            v.and_then(|x| x.get("caps"))
+                .and_then(Value::as_array)
+                .is_none_or(|caps| {
+                    caps.iter()
+                        .filter_map(Value::as_str)
+                        .all(|c| defaults.contains(c) == want)
+                })
         };
         if !caps_ok(r.get("includes"), true) || !caps_ok(r.get("excludes"), false) {
             continue;

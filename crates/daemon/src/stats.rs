@@ -94,7 +94,11 @@ pub fn sample(
         networks: Some(HashMap::new()),
         pids_stats: Some(ContainerPidsStats {
             current: Some(s.pids.current),
-            limit: Some(if s.pids.limit == 0 { u64::MAX } else { s.pids.limit }),
+            limit: Some(if s.pids.limit == 0 {
+                u64::MAX
+            } else {
+                s.pids.limit
+            }),
         }),
         blkio_stats: Some(ContainerBlkioStats {
             io_service_bytes_recursive: Some(entries(&s.blkio.io_service_bytes_recursive)),
@@ -152,7 +156,9 @@ pub fn stats_response(
     one_shot: bool,
 ) -> ApiResult<axum::response::Response> {
     if one_shot && stream {
-        return Err(ApiError::invalid("cannot have stream=true and one-shot=true"));
+        return Err(ApiError::invalid(
+            "cannot have stream=true and one-shot=true",
+        ));
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(2);
     tokio::spawn(async move {

@@ -7,7 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use berth_api::models::{ExecConfig, ExecInspectResponse, ExecStartConfig, IdResponse, ProcessConfig};
+use berth_api::models::{
+    ExecConfig, ExecInspectResponse, ExecStartConfig, IdResponse, ProcessConfig,
+};
 use berth_shim::protocol::{ExecState, Request};
 
 use crate::error::{ApiError, ApiResult};
@@ -36,7 +38,10 @@ async fn create(
         )));
     }
     if !st.can_exec() {
-        return Err(ApiError::conflict(format!("container {} is not running", c.id)));
+        return Err(ApiError::conflict(format!(
+            "container {} is not running",
+            c.id
+        )));
     }
     if cfg.cmd.as_ref().is_none_or(Vec::is_empty) {
         return Err(ApiError::invalid("No exec command specified"));
@@ -102,11 +107,16 @@ async fn start(
     let sc: ExecStartConfig = parse_json_or_default(&bytes)?;
     let e = get_exec(&d, &id)?;
     if e.started {
-        return Err(ApiError::conflict(format!("Error: Exec command {id} is already running")));
+        return Err(ApiError::conflict(format!(
+            "Error: Exec command {id} is already running"
+        )));
     }
     let c = d.find(&e.container_id)?;
     if !c.status().can_exec() {
-        return Err(ApiError::conflict(format!("container {} is not running", c.id)));
+        return Err(ApiError::conflict(format!(
+            "container {} is not running",
+            c.id
+        )));
     }
     let cfg = &e.config;
     let tty = sc.tty.or(cfg.tty).unwrap_or(false);
