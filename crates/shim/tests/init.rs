@@ -39,7 +39,12 @@ fn init_passes_the_exit_status_through_and_reaps_orphans() {
     assert!(a.response().ok);
     shim.ok(json!({"op": "start"}));
     let f = a.frames();
-    assert!(f.out().contains("STAT"), "ps output: {:?} {:?}", f.out(), f.err());
+    assert!(
+        f.out().contains("STAT"),
+        "ps output: {:?} {:?}",
+        f.out(),
+        f.err()
+    );
     assert!(!f.out().contains("\nZ"), "zombie left: {}", f.out());
     assert_eq!(shim.wait().exit.unwrap().code, 7);
 }
