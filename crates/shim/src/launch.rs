@@ -2,7 +2,7 @@
 //! creates the container in-process (so its init is the shim's child), binds the socket and
 //! reports readiness through a pipe; the foreground relays that as one [`Ready`] line and exits.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -79,8 +79,11 @@ pub fn launch(cfg: Config) -> Ready {
         Err(e) => failed(format!("fork the shim: {e}")),
         Ok(Forked::Parent(child)) => {
             drop(w);
+            // One line, not end-of-file: a container init that has not exec'd yet (a build
+            // without the runtime's trampoline waits for `start` in runtime code) still holds
+            // a copy of the write end.
             let mut line = String::new();
-            let _ = std::fs::File::from(r).read_to_string(&mut line);
+            let _ = std::io::BufReader::new(std::fs::File::from(r)).read_line(&mut line);
             match serde_json::from_str::<Ready>(line.trim()) {
                 Ok(ready) => {
                     if !ready.ok {

@@ -251,3 +251,30 @@ fn an_oom_kill_is_reported() {
     assert_eq!(exit.code, 137);
     assert!(exit.oom_killed, "{exit:?}");
 }
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_and_never_stalls_the_container() {
+    let shim = Shim::start(
+        &["sh", "-c", "head -c 4000000 /dev/zero; echo end"],
+        Opts::default(),
+    );
+    let mut slow = shim.connect();
+    slow.send(&json!({"op": "attach"}));
+    assert!(slow.response().ok);
+    let mut fast = shim.connect();
+    fast.send(&json!({"op": "attach"}));
+    assert!(fast.response().ok);
+    shim.ok(json!({"op": "start"}));
+    let f = fast.frames();
+    assert_eq!(f.stdout.len(), 4_000_004);
+    assert_eq!(shim.wait().exit.unwrap().code, 0);
+    // The slow one got at most its socket buffer plus the backlog, then end-of-stream.
+    let mut got = 0;
+    while let Some((_, b)) = slow.frame() {
+        got += b.len();
+    }
+    assert!(
+        got < 4_000_004,
+        "the slow client was not dropped ({got} bytes)"
+    );
+}

@@ -273,8 +273,12 @@ impl Client {
         }
         let (stream, len) = parse_frame_header(&h);
         let mut buf = vec![0u8; len];
-        self.r.read_exact(&mut buf).unwrap();
-        Some((stream, buf))
+        match self.r.read_exact(&mut buf) {
+            Ok(()) => Some((stream, buf)),
+            // A dropped client's stream can end mid-frame.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
+            Err(e) => panic!("read frame payload: {e}"),
+        }
     }
 
     /// Frames until the shim closes the stream.
