@@ -5,7 +5,10 @@
 //! fixed sleep where a condition can be polled with a deadline ([`wait_until`]), and every child
 //! process has a deadline: a hung `docker` is killed and the test fails with its command line.
 
-#![allow(dead_code, reason = "each e2e test binary uses a different part of the harness")]
+#![allow(
+    dead_code,
+    reason = "each e2e test binary uses a different part of the harness"
+)]
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 pub mod seed;
@@ -184,7 +187,8 @@ pub fn http_request(
     timeout: Duration,
 ) -> Result<HttpResponse, String> {
     let mut s = UnixStream::connect(socket).map_err(|e| format!("connect {socket:?}: {e}"))?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n");
@@ -231,8 +235,8 @@ fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
         let mut rest = &body[..];
         loop {
             let nl = rest.windows(2).position(|w| w == b"\r\n")?;
-            let size = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).ok()?.trim(), 16)
-                .ok()?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..nl]).ok()?.trim(), 16).ok()?;
             rest = &rest[nl + 2..];
             if size == 0 {
                 break;
@@ -654,7 +658,10 @@ impl PtyProcess {
         let deadline = Instant::now() + timeout;
         loop {
             let hay = &self.seen[self.cursor..];
-            if let Some(p) = hay.windows(needle.len()).position(|w| w == needle.as_bytes()) {
+            if let Some(p) = hay
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+            {
                 let end = self.cursor + p + needle.len();
                 let s = String::from_utf8_lossy(&self.seen[self.cursor..end]).into_owned();
                 self.cursor = end;
