@@ -177,10 +177,17 @@ pub async fn attach(
         None => None,
     };
     let st = rec.state.status;
+    // An exited container is attachable, as with dockerd: the stream waits for the next start
+    // (`docker start -a` attaches before it starts). "You cannot attach to a stopped
+    // container" is the CLI's own check for `docker attach`.
     if stream
         && !matches!(
             st,
-            Status::Created | Status::Running | Status::Paused | Status::Restarting
+            Status::Created
+                | Status::Running
+                | Status::Paused
+                | Status::Restarting
+                | Status::Exited
         )
     {
         if !logs {
