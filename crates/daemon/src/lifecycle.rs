@@ -244,7 +244,10 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         log_max_file: max_file,
         tty: rec.tty(),
         stdin: rec.config.open_stdin.unwrap_or(false),
-        stdin_once: rec.config.stdin_once.unwrap_or(false),
+        // As dockerd: StdinOnce closes the container's stdin when the attached client's ends,
+        // but only without a tty. With one (`run -it` sets StdinOnce), closing the pty's input
+        // on detach would leave a re-attached client typing into nothing.
+        stdin_once: rec.config.stdin_once.unwrap_or(false) && !rec.tty(),
     };
     let ready = match crate::shim::spawn(&args).await {
         Ok(r) => r,
