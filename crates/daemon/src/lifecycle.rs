@@ -175,8 +175,28 @@ fn teardown_bundle(d: &Daemon, id: &str) {
 
 /// Starts a created or exited container.
 pub async fn start(d: &Arc<Daemon>, c: &Arc<Container>) -> ApiResult<()> {
-    let _op = c.op.lock().await;
-    start_locked(d, c, false).await
+    let r = {
+        let _op = c.op.lock().await;
+        start_locked(d, c, false).await
+    };
+    if let Err(e) = &r {
+        // dockerd removes an AutoRemove container whose start failed: `docker run --rm`
+        // waits for the removal (wait?condition=removed) after reporting the error, and
+        // would hang forever otherwise.
+        let failed_start = matches!(
+            e.kind,
+            crate::error::Kind::InvalidInput | crate::error::Kind::Internal
+        );
+        if failed_start
+            && c.snapshot().host_config.auto_remove.unwrap_or(false)
+            && matches!(c.status(), Status::Created | Status::Exited)
+        {
+            if let Err(re) = remove(d, c, true, true).await {
+                tracing::warn!("auto-remove {} after a failed start: {re}", c.id);
+            }
+        }
+    }
+    r
 }
 
 async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> ApiResult<()> {
