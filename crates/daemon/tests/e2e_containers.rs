@@ -496,6 +496,13 @@ fn run_exit_codes() {
     assert_eq!(o.code(), 127, "{}", o.err());
     let o = d.docker(&["run", "busybox", "/etc/passwd"]);
     assert_eq!(o.code(), 126, "not executable: {}", o.err());
+    // With --rm the failed container is removed (the CLI waits for that).
+    let o = d.docker(&["run", "--rm", "--name", "failed", "busybox", "/nonexistent"]);
+    assert_eq!(o.code(), 127, "{}", o.err());
+    assert!(
+        d.status("failed").is_none(),
+        "--rm container left after a failed start"
+    );
     // stdin piped through run -i.
     let o = d.docker_stdin(
         &["run", "--rm", "-i", "busybox", "tr", "a-z", "A-Z"],
