@@ -12,6 +12,7 @@ pub mod config;
 pub mod container;
 pub mod error;
 pub mod events;
+pub mod fs_ops;
 pub mod images;
 pub mod routes;
 pub mod server;
