@@ -4,8 +4,8 @@
 //! lower layer has that path, Modified when one does; a whiteout (0/0 character device) is a
 //! Deleted path and an opaque directory (`trusted.overlay.opaque=y`) is reported Deleted too,
 //! then its content Added, as Docker's overlay driver reports them. The parent of an added or
-//! deleted path is Modified. Directories only present because something below them changed,
-//! with the same mode, size and mtime as in the lower layer, are left out (Docker does too).
+//! deleted path is Modified. A directory that differs from the lower one only in its times is
+//! Modified when something below it changed, and left out otherwise.
 //! Empty mount points the runtime created (`/proc`, `/etc/hosts`…) are not the user's changes
 //! and are left out, as Docker's init layer hides them.
 
@@ -77,9 +77,7 @@ fn is_opaque(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
 /// None when no layer does or a whiteout above hides it.
 fn lower_stat(lowers: &[OwnedFd], comps: &[OsString]) -> Option<FileStat> {
     'layers: for root in lowers {
-        let Some((last, dirs)) = comps.split_last() else {
-            return None;
-        };
+        let (last, dirs) = comps.split_last()?;
         let mut cur: Option<OwnedFd> = None;
         for c in dirs {
             let at = cur.as_ref().map_or(root.as_fd(), |f| f.as_fd());
@@ -172,6 +170,7 @@ impl Scan<'_> {
             };
             let skip = empty && self.is_mount_point(&path);
             let opaque = dir_here && is_opaque(d.as_fd(), &name);
+            let mut tentative = false;
             if opaque {
                 self.record(&cp, Kind::Deleted);
             } else if !skip {
@@ -182,22 +181,34 @@ impl Scan<'_> {
                 };
                 match lower {
                     None => self.record(&cp, Kind::Added),
-                    Some(l) => {
-                        let same_dir = dir_here
-                            && is_dir(&l)
-                            && l.st_mode == st.st_mode
-                            && l.st_size == st.st_size
-                            && l.st_mtime == st.st_mtime;
-                        if !same_dir {
+                    Some(l) if dir_here && is_dir(&l) => {
+                        let same_owner_mode = l.st_mode == st.st_mode
+                            && l.st_uid == st.st_uid
+                            && l.st_gid == st.st_gid;
+                        if !same_owner_mode {
                             self.record(&cp, Kind::Modified);
+                        } else if l.st_size != st.st_size || l.st_mtime != st.st_mtime {
+                            // Only the times differ: a change if something below changed,
+                            // not when the runtime's mount points are all it holds.
+                            tentative = true;
                         }
                     }
+                    Some(_) => self.record(&cp, Kind::Modified),
                 }
             }
             if dir_here {
                 let sub =
                     open_dir(d.as_fd(), &name).map_err(|e| FsError::io("open", path.clone(), e))?;
                 self.visit_dir(sub.as_fd(), &cp, in_opaque || opaque)?;
+                let prefix = format!("{path}/");
+                let below = self
+                    .out
+                    .range(prefix.clone()..)
+                    .next()
+                    .is_some_and(|(k, _)| k.starts_with(&prefix));
+                if tentative && below {
+                    self.record(&cp, Kind::Modified);
+                }
             }
         }
         Ok(())

@@ -700,6 +700,12 @@ pub async fn extract_to_dir(
     res.map_err(join_err)?.map(drop)
 }
 
+/// Reads and drops a request body.
+pub async fn drain(body: Body) {
+    let mut s = body.into_data_stream();
+    while let Some(Ok(_)) = s.next().await {}
+}
+
 /// `GET /containers/{id}/changes`.
 pub async fn changes(c: Arc<Container>) -> ApiResult<Vec<(String, changes::Kind)>> {
     let rec = c.snapshot();

@@ -320,23 +320,58 @@ struct Meta {
     mtime: TimeSpec,
 }
 
-fn entry_meta<R: Read>(e: &tar::Entry<'_, R>, chown: Option<(u32, u32)>) -> io::Result<Meta> {
-    let h = e.header();
+/// A numeric header field, read as Go's archive/tar does: blank (all NUL or spaces) is 0.
+fn lenient(v: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
+    match v {
+        Ok(n) => Ok(n),
+        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+fn entry_meta<R: Read>(e: &mut tar::Entry<'_, R>, chown: Option<(u32, u32)>) -> io::Result<Meta> {
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+    let h = e.header();
+    let old = h.as_old();
+    let mut uid = lenient(h.uid(), &old.uid)?;
+    let mut gid = lenient(h.gid(), &old.gid)?;
+    let mode = u32::try_from(lenient(h.mode().map(u64::from), &old.mode)? & 0o7777)
+        .map_err(|_| bad("mode out of range"))?;
+    let mut mtime = lenient(h.mtime(), &old.mtime)?;
+    // PAX records override the header (large ids, times the octal fields cannot hold).
+    if let Some(pax) = e.pax_extensions()? {
+        for ext in pax {
+            let ext = ext?;
+            let (Ok(k), Ok(v)) = (ext.key(), ext.value()) else {
+                continue;
+            };
+            let num = |v: &str| -> io::Result<u64> {
+                let int = v.split('.').next().unwrap_or(v);
+                int.parse().map_err(|_| bad("bad number in a pax record"))
+            };
+            match k {
+                "uid" => uid = num(v)?,
+                "gid" => gid = num(v)?,
+                "mtime" => mtime = num(v)?,
+                _ => {}
+            }
+        }
+    }
     let (uid, gid) = match chown {
         Some(o) => o,
         None => (
-            u32::try_from(h.uid()?).map_err(|_| bad("uid out of range"))?,
-            u32::try_from(h.gid()?).map_err(|_| bad("gid out of range"))?,
+            u32::try_from(uid).map_err(|_| bad("uid out of range"))?,
+            u32::try_from(gid).map_err(|_| bad("gid out of range"))?,
         ),
     };
-    let mode = h.mode()? & 0o7777;
-    let mtime = i64::try_from(h.mtime()?).map_err(|_| bad("mtime out of range"))?;
     Ok(Meta {
         uid,
         gid,
         mode,
-        mtime: TimeSpec::new(mtime, 0),
+        mtime: TimeSpec::new(
+            i64::try_from(mtime).map_err(|_| bad("mtime out of range"))?,
+            0,
+        ),
     })
 }
 
@@ -373,7 +408,7 @@ pub fn extract(
             reason,
         };
         let mut comps = entry_components(&raw).map_err(|r| bad(r.to_string()))?;
-        let meta = entry_meta(&entry, opts.chown).map_err(FsError::Archive)?;
+        let meta = entry_meta(&mut entry, opts.chown).map_err(FsError::Archive)?;
         let Some(name) = comps.pop() else {
             // `./`: the extraction directory itself, which exists; nothing to create.
             continue;

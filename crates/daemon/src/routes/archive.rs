@@ -80,8 +80,16 @@ async fn put_archive(
     q: Params,
     body: Body,
 ) -> ApiResult<Response> {
-    let path = path_param(&q)?;
-    let c = d.find(&id)?;
+    let found = path_param(&q).and_then(|p| Ok((p, d.find(&id)?)));
+    let (path, c) = match found {
+        Ok(x) => x,
+        Err(e) => {
+            // Read the upload before answering: a client still writing its tar would get a
+            // broken pipe instead of the error (the docker CLI shows only that).
+            fs_ops::drain(body).await;
+            return Err(e);
+        }
+    };
     let opts = PutOptions {
         no_overwrite_dir_non_dir: q.bool("noOverwriteDirNonDir"),
         copy_uid_gid: q.bool("copyUIDGID"),
