@@ -300,6 +300,29 @@ fn cp_in_and_out_running_and_stopped() {
     ]);
     assert_eq!(out, "hello\na\n");
 
+    // `cp -a` (copyUIDGID): files take the container user's ids; without it, the archive's.
+    d.ok(&[
+        "create",
+        "-u",
+        "1234:5678",
+        "--name",
+        "u",
+        "busybox",
+        "true",
+    ]);
+    d.ok(&["cp", "-a", "src/hello.txt", "u:/owned.txt"]);
+    let tar = d.path("owned.tar");
+    let (code, _, body) = d.curl("GET", "/containers/u/archive?path=/owned.txt", None);
+    assert_eq!(code, 200);
+    std::fs::write(&tar, body).unwrap();
+    let mut ar = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    let e = ar.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(e.path().unwrap(), Path::new("owned.txt"));
+    assert_eq!(
+        (e.header().uid().unwrap(), e.header().gid().unwrap()),
+        (1234, 5678)
+    );
+
     // HEAD: the stat header, with Go's mode bits and the symlink's target in the container.
     let (code, headers, _) = d.curl("HEAD", "/containers/run1/archive?path=/bin/sh", None);
     assert_eq!(code, 200, "{headers}");
