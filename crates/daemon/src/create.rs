@@ -1090,7 +1090,7 @@ mod tests {
         assert!(parse_mounts(&hc).unwrap_err().message.contains("Duplicate"));
         let hc = HostConfig {
             mounts: Some(vec![berth_api::models::Mount {
-                typ: Some("bind".into()),
+                typ: Some(berth_api::models::MountType::BIND),
                 source: Some("/definitely/not/here".into()),
                 target: Some("/x".into()),
                 ..Default::default()
