@@ -177,24 +177,15 @@ pub async fn attach(
         None => None,
     };
     let st = rec.state.status;
-    // An exited container is attachable, as with dockerd: the stream waits for the next start
-    // (`docker start -a` attaches before it starts). "You cannot attach to a stopped
-    // container" is the CLI's own check for `docker attach`.
-    if stream
-        && !matches!(
-            st,
-            Status::Created
-                | Status::Running
-                | Status::Paused
-                | Status::Restarting
-                | Status::Exited
-        )
-    {
-        if !logs {
-            return Err(ApiError::conflict(
-                "You cannot attach to a stopped container, start it first",
-            ));
-        }
+    // Created and exited containers are attachable, as with dockerd: the stream waits for the
+    // next start (`docker start -a` attaches before it starts). "You cannot attach to a
+    // stopped container" is the CLI's own check for `docker attach`; only a container on its
+    // way out is refused here.
+    if stream && !logs && matches!(st, Status::Removing | Status::Dead) {
+        return Err(ApiError::conflict(format!(
+            "container {} is marked for removal and cannot be attached to",
+            c.id
+        )));
     }
     let ct = if !tty && v.at_least(1, 42) {
         berth_api::stream::MULTIPLEXED_STREAM
