@@ -275,7 +275,25 @@ fn mutate(rng: &mut StdRng, v: &mut Value) {
     let mut all = Vec::new();
     paths(v, &mut Vec::new(), &mut all);
     let path = all[rng.random_range(0..all.len())].clone();
-    match rng.random_range(0..6) {
+    match rng.random_range(0..9) {
+        // Same type, odd value: gets past the JSON decoder to the validators.
+        6..=8 => {
+            let nv = match node_mut(v, &path) {
+                Some(Value::Number(_)) => weird_number(rng),
+                Some(Value::String(_)) => Value::String(weird_string(rng)),
+                Some(Value::Bool(b)) => Value::Bool(!*b),
+                Some(Value::Array(a)) if !a.is_empty() => {
+                    let mut a = a.clone();
+                    let i = rng.random_range(0..a.len());
+                    a.push(a[i].clone());
+                    Value::Array(a)
+                }
+                _ => return,
+            };
+            if let Some(n) = node_mut(v, &path) {
+                *n = nv;
+            }
+        }
         // Delete the node (from its parent).
         0 if !path.is_empty() => {
             let (last, parent) = path.split_last().unwrap();
