@@ -938,7 +938,8 @@ pub fn write_etc_files(d: &Daemon, rec: &ContainerRecord) -> ApiResult<()> {
         ("hosts", hosts),
         ("resolv.conf", resolv),
     ] {
-        crate::util::write_atomic(&dir.join(f), body.as_bytes())
+        // Regenerated from the record whenever missing: no fsync needed.
+        crate::util::write_replace(&dir.join(f), body.as_bytes(), false)
             .map_err(|e| ApiError::internal(format!("write {f} for {}: {e}", rec.id)))?;
     }
     Ok(())

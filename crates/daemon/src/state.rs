@@ -82,7 +82,7 @@ impl Container {
     pub fn update<T>(&self, f: impl FnOnce(&mut ContainerRecord) -> T) -> ApiResult<T> {
         let mut g = self.lock();
         let out = f(&mut g);
-        g.save(&self.dir)?;
+        g.save_fast(&self.dir)?;
         Ok(out)
     }
 
