@@ -1269,6 +1269,18 @@ pub fn import_rootfs(
     changes: &[String],
     platform: &Platform,
 ) -> Result<ImportedImage, ArchiveError> {
+    import_rootfs_with(store, tar, changes, platform, None)
+}
+
+/// [`import_rootfs`] with `docker import --message`: the message becomes the config's
+/// `comment` and its history entry's comment (instead of "Imported from tarball").
+pub fn import_rootfs_with(
+    store: &ContentStore,
+    tar: impl Read,
+    changes: &[String],
+    platform: &Platform,
+    message: Option<&str>,
+) -> Result<ImportedImage, ArchiveError> {
     // Check the changes before reading anything.
     let mut runtime_cfg = serde_json::Map::new();
     apply_changes(changes, &mut runtime_cfg)?;
@@ -1305,14 +1317,22 @@ pub fn import_rootfs(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     );
+    let comment = message.filter(|m| !m.is_empty());
     let mut cfg = json!({
         "architecture": platform.architecture,
         "os": platform.os,
         "created": created,
         "config": runtime_cfg,
         "rootfs": {"type": "layers", "diff_ids": [diff_id.as_str()]},
-        "history": [{"created": created, "created_by": "berth import", "comment": "Imported from tarball"}],
+        "history": [{
+            "created": created,
+            "created_by": "berth import",
+            "comment": comment.unwrap_or("Imported from tarball"),
+        }],
     });
+    if let Some(c) = comment {
+        cfg["comment"] = json!(c);
+    }
     if let Some(v) = &platform.variant {
         cfg["variant"] = json!(v);
     }
