@@ -12,8 +12,7 @@ impl ApiVersion {
     /// Parses `1.41`.
     pub fn parse(s: &str) -> Option<ApiVersion> {
         let (a, b) = s.split_once('.')?;
-        if a.is_empty() || b.is_empty() || !a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
-        {
+        if a.is_empty() || b.is_empty() || !a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()) {
             return None;
         }
         Some(ApiVersion(a.parse().ok()?, b.parse().ok()?))
@@ -88,9 +87,18 @@ mod tests {
     fn negotiation() {
         assert_eq!(negotiate(None), Ok(MAX_API_VERSION));
         assert_eq!(negotiate(Some("1.41")), Ok(ApiVersion(1, 41)));
-        assert!(matches!(negotiate(Some("1.99")), Err(VersionError::TooNew(_))));
-        assert!(matches!(negotiate(Some("1.12")), Err(VersionError::TooOld(_))));
-        assert!(matches!(negotiate(Some("1.")), Err(VersionError::Invalid(_))));
+        assert!(matches!(
+            negotiate(Some("1.99")),
+            Err(VersionError::TooNew(_))
+        ));
+        assert!(matches!(
+            negotiate(Some("1.12")),
+            Err(VersionError::TooOld(_))
+        ));
+        assert!(matches!(
+            negotiate(Some("1.")),
+            Err(VersionError::Invalid(_))
+        ));
         assert!(ApiVersion(1, 42).at_least(1, 42));
     }
 }

@@ -46,8 +46,22 @@ impl Ulimit {
 }
 
 pub const RLIMIT_NAMES: &[&str] = &[
-    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
-    "rss", "rtprio", "rttime", "sigpending", "stack", "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+    "as",
 ];
 
 /// The listener addresses of `-H`.
@@ -119,10 +133,9 @@ pub struct FileUlimit {
 
 impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig, String> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("read config file {}: {e}", path.display()))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| format!("config file {}: {e}", path.display()))
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("read config file {}: {e}", path.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("config file {}: {e}", path.display()))
     }
 }
 

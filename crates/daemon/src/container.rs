@@ -133,7 +133,11 @@ impl MountRecord {
             driver: (self.typ == "volume").then(|| "local".to_string()),
             mode: Some(self.mode.clone()),
             rw: Some(self.rw),
-            propagation: Some(if self.typ == "bind" { "rprivate".into() } else { String::new() }),
+            propagation: Some(if self.typ == "bind" {
+                "rprivate".into()
+            } else {
+                String::new()
+            }),
         }
     }
 }
@@ -181,8 +185,9 @@ impl ContainerRecord {
         let p = dir.join(RECORD_FILE);
         let bytes = std::fs::read(&p)
             .map_err(|e| ApiError::internal(format!("read {}: {e}", p.display())))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::internal(format!("corrupt container record {}: {e}", p.display())))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::internal(format!("corrupt container record {}: {e}", p.display()))
+        })
     }
 
     pub fn labels(&self) -> std::collections::HashMap<String, String> {
@@ -212,7 +217,10 @@ impl ContainerRecord {
 /// Docker's `--name` rule.
 pub fn validate_name(name: &str) -> ApiResult<()> {
     let ok = name.len() >= 2
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');

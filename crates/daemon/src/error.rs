@@ -121,18 +121,24 @@ from_kinded!(std::io::Error, |e: &std::io::Error| match e.kind() {
     _ => Kind::Internal,
 });
 from_kinded!(berth_api::filters::FilterError, |_| Kind::InvalidInput);
-from_kinded!(berth_image::reference::ReferenceError, |_| Kind::InvalidInput);
-from_kinded!(berth_image::store::StoreError, |e: &berth_image::store::StoreError| {
-    store_kind(e)
+from_kinded!(berth_image::reference::ReferenceError, |_| {
+    Kind::InvalidInput
 });
+from_kinded!(
+    berth_image::store::StoreError,
+    |e: &berth_image::store::StoreError| { store_kind(e) }
+);
 from_kinded!(berth_image::snapshot::SnapshotError, |_| Kind::Internal);
-from_kinded!(berth_image::content::ContentError, |e: &berth_image::content::ContentError| {
-    if e.is_not_found() {
-        Kind::NotFound
-    } else {
-        Kind::Internal
+from_kinded!(
+    berth_image::content::ContentError,
+    |e: &berth_image::content::ContentError| {
+        if e.is_not_found() {
+            Kind::NotFound
+        } else {
+            Kind::Internal
+        }
     }
-});
+);
 from_kinded!(berth_runtime::error::RuntimeError, |_| Kind::Internal);
 
 fn store_kind(e: &berth_image::store::StoreError) -> Kind {

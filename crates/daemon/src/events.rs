@@ -117,7 +117,15 @@ pub fn parse_time_nanos(s: &str) -> Option<i64> {
 }
 
 pub const EVENT_FILTERS: &[&str] = &[
-    "type", "event", "container", "image", "label", "volume", "network", "daemon", "scope",
+    "type",
+    "event",
+    "container",
+    "image",
+    "label",
+    "volume",
+    "network",
+    "daemon",
+    "scope",
 ];
 
 /// Whether an event passes `/events` filters.
@@ -135,7 +143,9 @@ pub fn matches(f: &Filters, e: &Event) -> bool {
             attr("image") == Some(i) || (e.typ == "image" && (e.actor.id == i || name == i))
         })
         && f.any_or_absent("volume", |v| e.typ == "volume" && e.actor.id == v)
-        && f.any_or_absent("network", |n| e.typ == "network" && (e.actor.id == n || name == n))
+        && f.any_or_absent("network", |n| {
+            e.typ == "network" && (e.actor.id == n || name == n)
+        })
         && f.any_or_absent("scope", |s| s == "local")
         && f.match_labels(&e.actor.attributes)
 }
@@ -152,7 +162,10 @@ mod tests {
             "container",
             "start",
             "abc",
-            HashMap::from([("name".into(), "web".into()), ("image".into(), "busybox".into())]),
+            HashMap::from([
+                ("name".into(), "web".into()),
+                ("image".into(), "busybox".into()),
+            ]),
         );
         let got = rx.try_recv().unwrap();
         let f = Filters::parse(Some(r#"{"type":["container"],"container":["web"]}"#)).unwrap();

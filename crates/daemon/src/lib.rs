@@ -8,14 +8,23 @@
 //! and each container's shim outlives the daemon, so a restarted berthd re-adopts running
 //! containers ([`lifecycle::restore`]).
 
+pub mod attach;
 pub mod config;
 pub mod container;
+pub mod create;
 pub mod error;
 pub mod events;
+pub mod exec;
+pub mod health;
 pub mod images;
+pub mod lifecycle;
+pub mod logs;
 pub mod routes;
 pub mod server;
+pub mod shim;
+pub mod spec;
 pub mod state;
+pub mod stats;
 pub mod usage;
 pub mod util;
 pub mod volumes;

@@ -173,7 +173,9 @@ pub fn parse_json_or_default<T: DeserializeOwned + Default>(b: &[u8]) -> ApiResu
 
 pub fn parse_json<T: DeserializeOwned>(b: &[u8]) -> ApiResult<T> {
     if b.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid("request body is empty, a JSON object is expected"));
+        return Err(ApiError::invalid(
+            "request body is empty, a JSON object is expected",
+        ));
     }
     serde_json::from_slice(b).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
 }
@@ -187,7 +189,10 @@ pub fn json_status<T: Serialize>(status: StatusCode, v: &T) -> Response {
     match serde_json::to_vec(v) {
         Ok(b) => (
             status,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             b,
         )
             .into_response(),
@@ -250,4 +255,84 @@ where
 /// Whether the client asked for an upgraded connection.
 pub fn wants_upgrade(h: &HeaderMap) -> bool {
     h.get(header::UPGRADE).is_some()
+}
+
+/// Serves the API on every configured listener until `shutdown` resolves.
+pub async fn serve(
+    d: Arc<Daemon>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow_like::Result<()> {
+    use tower::Layer;
+    let app = router(d.clone());
+    let svc = axum::middleware::from_fn(version_layer).layer(app);
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut tasks = Vec::new();
+    for h in &d.config.hosts {
+        match h {
+            crate::config::Host::Unix(path) => {
+                if let Some(p) = path.parent() {
+                    std::fs::create_dir_all(p)
+                        .map_err(|e| format!("create {}: {e}", p.display()))?;
+                }
+                // A socket left by a previous run; a live daemon on it answers /_ping.
+                if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                    return Err(format!(
+                        "{} is in use by another daemon; give another socket with -H",
+                        path.display()
+                    ));
+                }
+                let _ = std::fs::remove_file(path);
+                let l = tokio::net::UnixListener::bind(path)
+                    .map_err(|e| format!("listen on {}: {e}", path.display()))?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+                    .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+                let svc = svc.clone();
+                let mut stop = stop_tx.subscribe();
+                tasks.push(tokio::spawn(async move {
+                    let r = axum::serve(l, axum::ServiceExt::<Request>::into_make_service(svc))
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.recv().await;
+                        })
+                        .await;
+                    if let Err(e) = r {
+                        tracing::error!("serve: {e}");
+                    }
+                }));
+            }
+            crate::config::Host::Tcp(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("listen on tcp://{addr}: {e}"))?;
+                let svc = svc.clone();
+                let mut stop = stop_tx.subscribe();
+                tasks.push(tokio::spawn(async move {
+                    let r = axum::serve(l, axum::ServiceExt::<Request>::into_make_service(svc))
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.recv().await;
+                        })
+                        .await;
+                    if let Err(e) = r {
+                        tracing::error!("serve: {e}");
+                    }
+                }));
+            }
+        }
+    }
+    shutdown.await;
+    let _ = stop_tx.send(());
+    for t in tasks {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
+    }
+    for h in &d.config.hosts {
+        if let crate::config::Host::Unix(p) = h {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    Ok(())
+}
+
+/// Listener errors are plain strings; the binary adds context.
+pub mod anyhow_like {
+    pub type Result<T> = std::result::Result<T, String>;
 }

@@ -159,7 +159,10 @@ impl Daemon {
 
     /// The shim's socket; kept short (unix socket paths are limited to 107 bytes).
     pub fn shim_socket(&self, id: &str) -> PathBuf {
-        self.config.exec_root.join("s").join(&id[..12.min(id.len())])
+        self.config
+            .exec_root
+            .join("s")
+            .join(&id[..12.min(id.len())])
     }
 
     pub fn runtime(&self) -> berth_runtime::container::Runtime {

@@ -20,7 +20,12 @@ pub fn disk_usage(d: &Daemon) -> ApiResult<DiskUsage> {
         images.push(ImageSummary {
             id: rec.id().to_string(),
             parent_id: String::new(),
-            repo_tags: d.images.tags_of(rec.id())?.iter().map(|t| crate::images::familiar(t)).collect(),
+            repo_tags: d
+                .images
+                .tags_of(rec.id())?
+                .iter()
+                .map(|t| crate::images::familiar(t))
+                .collect(),
             repo_digests: rec.repo_digests.clone(),
             created: crate::util::rfc3339_secs(&rec.created),
             size,
@@ -39,7 +44,12 @@ pub fn disk_usage(d: &Daemon) -> ApiResult<DiskUsage> {
     for v in d.volumes.list()? {
         let users = containers
             .iter()
-            .filter(|c| c.lock().mounts.iter().any(|m| m.typ == "volume" && m.name == v.name))
+            .filter(|c| {
+                c.lock()
+                    .mounts
+                    .iter()
+                    .any(|m| m.typ == "volume" && m.name == v.name)
+            })
             .count();
         let size = crate::volumes::dir_size(&d.volumes.data_dir(&v.name));
         let mut api = crate::routes::volumes::to_api(d, &v);

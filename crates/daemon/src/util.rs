@@ -40,7 +40,10 @@ pub fn parse_rfc3339_nanos(s: &str) -> Option<i64> {
     let num = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
     let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
     let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if s.as_bytes().get(10).is_none_or(|c| *c != b'T' && *c != b't' && *c != b' ') {
+    if s.as_bytes()
+        .get(10)
+        .is_none_or(|c| *c != b'T' && *c != b't' && *c != b' ')
+    {
         return None;
     }
     let mut rest = &s[19..];
@@ -59,7 +62,8 @@ pub fn parse_rfc3339_nanos(s: &str) -> Option<i64> {
         "Z" | "z" => 0,
         o if o.len() == 6 => {
             let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600 + o.get(4..6)?.parse::<i64>().ok()? * 60)
+            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600
+                + o.get(4..6)?.parse::<i64>().ok()? * 60)
         }
         _ => return None,
     };
@@ -87,15 +91,15 @@ mod tests {
 
     #[test]
     fn rfc3339() {
-        assert_eq!(parse_rfc3339_nanos("1970-01-01T00:00:01Z"), Some(1_000_000_000));
+        assert_eq!(
+            parse_rfc3339_nanos("1970-01-01T00:00:01Z"),
+            Some(1_000_000_000)
+        );
         assert_eq!(
             parse_rfc3339_nanos("2026-11-23T04:01:15.5Z"),
             Some(1795406475 * 1_000_000_000 + 500_000_000)
         );
-        assert_eq!(
-            parse_rfc3339_nanos("1970-01-01T01:00:00+01:00"),
-            Some(0)
-        );
+        assert_eq!(parse_rfc3339_nanos("1970-01-01T01:00:00+01:00"), Some(0));
         assert_eq!(parse_rfc3339_nanos("yesterday"), None);
         let now = now_rfc3339();
         assert!(parse_rfc3339_nanos(&now).is_some(), "{now}");

@@ -30,7 +30,10 @@ const META: &str = "volume.json";
 
 pub fn validate_name(name: &str) -> ApiResult<()> {
     let ok = name.len() >= 2
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
@@ -83,7 +86,10 @@ impl Volumes {
             }
             None => (crate::util::new_id(), true),
         };
-        if let Some(k) = options.keys().find(|k| !["type", "device", "o", "size"].contains(&k.as_str())) {
+        if let Some(k) = options
+            .keys()
+            .find(|k| !["type", "device", "o", "size"].contains(&k.as_str()))
+        {
             return Err(ApiError::invalid(format!(
                 "create {name}: invalid option key: {k:?}"
             )));
@@ -149,7 +155,9 @@ pub fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let Ok(m) = e.metadata() else { continue };
             if m.is_dir() {
@@ -170,9 +178,13 @@ mod tests {
     fn create_get_list_remove() {
         let t = tempfile::tempdir().unwrap();
         let v = Volumes::open(t.path()).unwrap();
-        let (a, created) = v.create(Some("data"), HashMap::new(), HashMap::new()).unwrap();
+        let (a, created) = v
+            .create(Some("data"), HashMap::new(), HashMap::new())
+            .unwrap();
         assert!(created);
-        let (_, again) = v.create(Some("data"), HashMap::new(), HashMap::new()).unwrap();
+        let (_, again) = v
+            .create(Some("data"), HashMap::new(), HashMap::new())
+            .unwrap();
         assert!(!again);
         let (anon, _) = v.create(None, HashMap::new(), HashMap::new()).unwrap();
         assert!(anon.anonymous);
@@ -180,10 +192,16 @@ mod tests {
         std::fs::write(v.data_dir("data").join("f"), b"1234").unwrap();
         assert_eq!(v.remove("data").unwrap(), 4);
         assert!(v.get(&a.name).is_err());
-        assert!(v.create(Some("../x"), HashMap::new(), HashMap::new()).is_err());
+        assert!(v
+            .create(Some("../x"), HashMap::new(), HashMap::new())
+            .is_err());
         assert!(v.get("../etc").is_err());
         assert!(v
-            .create(Some("o"), HashMap::new(), HashMap::from([("bogus".into(), "1".into())]))
+            .create(
+                Some("o"),
+                HashMap::new(),
+                HashMap::from([("bogus".into(), "1".into())])
+            )
             .is_err());
     }
 }

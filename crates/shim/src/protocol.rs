@@ -23,7 +23,7 @@ pub const STREAM_SYSTEM: u8 = 3;
 pub const MAX_FRAME: usize = 32 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     /// Starts the created container's process.
     Start,
@@ -198,6 +198,8 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<Request>(r#"{"op":"explode"}"#).is_err());
+        // Fields a newer berthd adds must not break a running older shim.
+        assert!(serde_json::from_str::<Request>(r#"{"op":"wait","future":1}"#).is_ok());
         assert!(!serde_json::to_string(&Request::Wait)
             .unwrap()
             .contains('\n'));

@@ -84,7 +84,11 @@ pub fn status_text(rec: &ContainerRecord) -> String {
     match st.status {
         Status::Running => format!("Up {}{health}", since(&st.started_at)),
         Status::Paused => format!("Up {} (Paused)", since(&st.started_at)),
-        Status::Restarting => format!("Restarting ({}) {} ago", st.exit_code, since(&st.finished_at)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            st.exit_code,
+            since(&st.finished_at)
+        ),
         Status::Removing => "Removal In Progress".into(),
         Status::Dead => "Dead".into(),
         Status::Created => "Created".into(),
@@ -269,20 +273,39 @@ async fn create(
 }
 
 pub const LIST_FILTERS: &[&str] = &[
-    "ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label",
-    "name", "network", "publish", "since", "status", "volume",
+    "ancestor",
+    "before",
+    "expose",
+    "exited",
+    "health",
+    "id",
+    "isolation",
+    "is-task",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
 ];
 
 async fn list(State(d): State<Arc<Daemon>>, q: Params) -> ApiResult<Response> {
     let f = q.filters()?;
     f.validate(LIST_FILTERS)?;
     for s in f.get("status") {
-        if !["created", "restarting", "running", "removing", "paused", "exited", "dead"]
-            .contains(&s.as_str())
+        if ![
+            "created",
+            "restarting",
+            "running",
+            "removing",
+            "paused",
+            "exited",
+            "dead",
+        ]
+        .contains(&s.as_str())
         {
-            return Err(ApiError::invalid(format!(
-                "invalid filter 'status={s}'"
-            )));
+            return Err(ApiError::invalid(format!("invalid filter 'status={s}'")));
         }
     }
     let all = q.bool("all");
@@ -290,11 +313,17 @@ async fn list(State(d): State<Arc<Daemon>>, q: Params) -> ApiResult<Response> {
     let limit = q.int("limit")?.unwrap_or(-1);
     let mut recs: Vec<ContainerRecord> = d.all_containers().iter().map(|c| c.snapshot()).collect();
     recs.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
-    let find_created = |key: &str| -> ApiResult<String> {
-        Ok(d.find(key)?.lock().created.clone())
-    };
-    let before = f.get("before").first().map(|k| find_created(k)).transpose()?;
-    let since = f.get("since").first().map(|k| find_created(k)).transpose()?;
+    let find_created = |key: &str| -> ApiResult<String> { Ok(d.find(key)?.lock().created.clone()) };
+    let before = f
+        .get("before")
+        .first()
+        .map(|k| find_created(k))
+        .transpose()?;
+    let since = f
+        .get("since")
+        .first()
+        .map(|k| find_created(k))
+        .transpose()?;
     let mut out = Vec::new();
     for rec in recs {
         let st = rec.state.status;
@@ -313,14 +342,19 @@ async fn list(State(d): State<Arc<Daemon>>, q: Params) -> ApiResult<Response> {
                 img_names.iter().any(|n| {
                     n == s
                         || crate::images::familiar(n) == crate::images::familiar(s)
-                        || n.strip_prefix("sha256:").is_some_and(|h| h.starts_with(s.trim_start_matches("sha256:")))
+                        || n.strip_prefix("sha256:")
+                            .is_some_and(|h| h.starts_with(s.trim_start_matches("sha256:")))
                 })
             })
             && f.any_or_absent("volume", |s| {
                 rec.mounts.iter().any(|m| m.name == s || m.destination == s)
             })
             && f.any_or_absent("health", |s| {
-                let h = rec.state.health.as_ref().map_or("none", |h| h.status.as_str());
+                let h = rec
+                    .state
+                    .health
+                    .as_ref()
+                    .map_or("none", |h| h.status.as_str());
                 h == s
             })
             && f.any_or_absent("network", |s| network_mode(&rec) == s)
@@ -355,7 +389,10 @@ async fn start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResul
 }
 
 fn stop_params(q: &Params) -> ApiResult<(Option<String>, Option<i64>)> {
-    let sig = q.get("signal").filter(|s| !s.is_empty()).map(str::to_string);
+    let sig = q
+        .get("signal")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
     let t = q.int("t")?;
     Ok((sig, t))
 }
@@ -399,7 +436,10 @@ async fn wait(
     q: Params,
 ) -> ApiResult<Response> {
     let c = d.find(&id)?;
-    let cond = q.get("condition").filter(|s| !s.is_empty()).unwrap_or("not-running");
+    let cond = q
+        .get("condition")
+        .filter(|s| !s.is_empty())
+        .unwrap_or("not-running");
     lifecycle::wait_response(&d, c, cond)
 }
 
@@ -534,8 +574,10 @@ async fn prune(State(d): State<Arc<Daemon>>, q: Params) -> ApiResult<Response> {
     let mut space = 0i64;
     for c in d.all_containers() {
         let rec = c.snapshot();
-        if !matches!(rec.state.status, Status::Exited | Status::Created | Status::Dead)
-            || rec.state.status == Status::Created && rec.has_been_started
+        if !matches!(
+            rec.state.status,
+            Status::Exited | Status::Created | Status::Dead
+        ) || rec.state.status == Status::Created && rec.has_been_started
         {
             continue;
         }

@@ -1,9 +1,273 @@
+//! `/containers/{id}/exec`, `/exec/{id}/start|resize|json`.
+
 use std::sync::Arc;
 
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::Router;
+use berth_api::models::{
+    ExecConfig, ExecInspectResponse, ExecStartConfig, IdResponse, ProcessConfig,
+};
+use berth_shim::protocol::{ExecState, Request};
 
-use crate::state::Daemon;
+use crate::error::{ApiError, ApiResult};
+use crate::server::{hijack, json, json_status, parse_json_or_default, JsonBody, Params, Version};
+use crate::state::{Daemon, ExecRecord};
 
 pub fn router() -> Router<Arc<Daemon>> {
     Router::new()
+        .route("/containers/{id}/exec", post(create))
+        .route("/exec/{id}/start", post(start))
+        .route("/exec/{id}/resize", post(resize))
+        .route("/exec/{id}/json", get(inspect))
+}
+
+async fn create(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    JsonBody(cfg): JsonBody<ExecConfig>,
+) -> ApiResult<Response> {
+    let c = d.find(&id)?;
+    let st = c.status();
+    if st == crate::container::Status::Paused {
+        return Err(ApiError::conflict(format!(
+            "Container {} is paused, unpause the container before exec",
+            c.id
+        )));
+    }
+    if !st.can_exec() {
+        return Err(ApiError::conflict(format!(
+            "container {} is not running",
+            c.id
+        )));
+    }
+    if cfg.cmd.as_ref().is_none_or(Vec::is_empty) {
+        return Err(ApiError::invalid("No exec command specified"));
+    }
+    if let Some(k) = cfg.detach_keys.as_deref().filter(|k| !k.is_empty()) {
+        crate::attach::parse_detach_keys(k)?;
+    }
+    let eid = crate::util::new_id();
+    d.execs
+        .lock()
+        .map_err(|_| ApiError::internal("exec table poisoned"))?
+        .insert(
+            eid.clone(),
+            ExecRecord {
+                id: eid.clone(),
+                container_id: c.id.clone(),
+                config: cfg.clone(),
+                running: false,
+                exit_code: None,
+                pid: 0,
+                started: false,
+            },
+        );
+    let rec = c.snapshot();
+    let mut attrs = rec.event_attrs();
+    attrs.insert("execID".into(), eid.clone());
+    d.events.emit(
+        "container",
+        &format!("exec_create: {}", cfg.cmd.unwrap_or_default().join(" ")),
+        &rec.id,
+        attrs,
+    );
+    Ok(json_status(StatusCode::CREATED, &IdResponse { id: eid }))
+}
+
+fn get_exec(d: &Daemon, id: &str) -> ApiResult<ExecRecord> {
+    d.execs
+        .lock()
+        .map_err(|_| ApiError::internal("exec table poisoned"))?
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))
+}
+
+fn set_exec(d: &Daemon, id: &str, f: impl FnOnce(&mut ExecRecord)) {
+    if let Ok(mut m) = d.execs.lock() {
+        if let Some(e) = m.get_mut(id) {
+            f(e);
+        }
+    }
+}
+
+async fn start(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    v: Version,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let (mut parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|e| ApiError::invalid(format!("read request body: {e}")))?;
+    let sc: ExecStartConfig = parse_json_or_default(&bytes)?;
+    let e = get_exec(&d, &id)?;
+    if e.started {
+        return Err(ApiError::conflict(format!(
+            "Error: Exec command {id} is already running"
+        )));
+    }
+    let c = d.find(&e.container_id)?;
+    if !c.status().can_exec() {
+        return Err(ApiError::conflict(format!(
+            "container {} is not running",
+            c.id
+        )));
+    }
+    let cfg = &e.config;
+    let tty = sc.tty.or(cfg.tty).unwrap_or(false);
+    let spec = crate::exec::ExecSpec {
+        cmd: cfg.cmd.clone().unwrap_or_default(),
+        env: cfg.env.clone().unwrap_or_default(),
+        user: cfg.user.clone(),
+        workdir: cfg.working_dir.clone(),
+        tty,
+        privileged: cfg.privileged.unwrap_or(false),
+    };
+    let process = crate::exec::process_for(&d, &c, &spec)?;
+    let stdin = cfg.attach_stdin.unwrap_or(false);
+    let detach = sc.detach.unwrap_or(false);
+    let keys = match cfg.detach_keys.as_deref().filter(|k| !k.is_empty()) {
+        Some(k) => Some(crate::attach::parse_detach_keys(k)?),
+        None if stdin => Some(vec![16, 17]),
+        None => None,
+    };
+    set_exec(&d, &id, |x| {
+        x.started = true;
+        x.running = true;
+    });
+    let req = Request::Exec {
+        exec_id: id.clone(),
+        process: Box::new(process),
+        stdin,
+        detach,
+    };
+    let opened = crate::shim::open_stream(&d.shim_socket(&c.id), &req).await;
+    let (stream, reply) = match opened {
+        Ok(x) => x,
+        Err(err) => {
+            set_exec(&d, &id, |x| {
+                x.running = false;
+                x.exit_code = Some(126);
+            });
+            return Err(crate::shim::start_error(err.message));
+        }
+    };
+    if let Some(st) = &reply.exec {
+        set_exec(&d, &id, |x| x.pid = st.pid);
+    }
+    let rec = c.snapshot();
+    let mut attrs = rec.event_attrs();
+    attrs.insert("execID".into(), id.clone());
+    d.events.emit(
+        "container",
+        &format!("exec_start: {}", spec.cmd.join(" ")),
+        &rec.id,
+        attrs,
+    );
+    if detach {
+        // The shim keeps the exit code; exec inspect asks for it.
+        return Ok(StatusCode::OK.into_response());
+    }
+    let ct = if !tty && v.0.at_least(1, 42) {
+        berth_api::stream::MULTIPLEXED_STREAM
+    } else {
+        berth_api::stream::RAW_STREAM
+    };
+    let dd = d.clone();
+    let eid = id.clone();
+    let cid = c.id.clone();
+    Ok(hijack(&mut parts, ct, move |client| async move {
+        let d2 = dd.clone();
+        let e2 = eid.clone();
+        crate::attach::pump(client, stream, tty, stdin, keys, move |payload| {
+            if let Ok(st) = serde_json::from_slice::<ExecState>(&payload) {
+                set_exec(&d2, &e2, |x| {
+                    x.running = st.running;
+                    x.exit_code = st.exit_code.map(i64::from);
+                });
+            }
+        })
+        .await;
+        // The exit code may not have arrived (client detached): ask the shim.
+        if get_exec(&dd, &eid).is_ok_and(|x| x.exit_code.is_none()) {
+            refresh(&dd, &cid, &eid).await;
+        }
+        let _ = dd.find(&cid).map(|c| {
+            let rec = c.snapshot();
+            let mut attrs = rec.event_attrs();
+            attrs.insert("execID".into(), eid.clone());
+            if let Ok(x) = get_exec(&dd, &eid) {
+                attrs.insert("exitCode".into(), x.exit_code.unwrap_or(-1).to_string());
+            }
+            dd.events.emit("container", "exec_die", &rec.id, attrs);
+        });
+    }))
+}
+
+async fn refresh(d: &Daemon, cid: &str, eid: &str) {
+    let r = crate::shim::request(
+        &d.shim_socket(cid),
+        &Request::ExecState {
+            exec_id: eid.to_string(),
+        },
+    )
+    .await;
+    match r {
+        Ok(resp) => {
+            if let Some(st) = resp.exec {
+                set_exec(d, eid, |x| {
+                    x.running = st.running;
+                    x.exit_code = st.exit_code.map(i64::from);
+                    x.pid = st.pid;
+                });
+            }
+        }
+        Err(_) => set_exec(d, eid, |x| x.running = false),
+    }
+}
+
+async fn resize(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Params,
+) -> ApiResult<Response> {
+    let e = get_exec(&d, &id)?;
+    let c = d.find(&e.container_id)?;
+    let (h, w) = crate::routes::containers::resize_params(&q)?;
+    crate::lifecycle::resize(&d, &c, Some(id), w, h).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn inspect(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult<Response> {
+    let mut e = get_exec(&d, &id)?;
+    if e.running {
+        refresh(&d, &e.container_id, &id).await;
+        e = get_exec(&d, &id)?;
+    }
+    let cfg = &e.config;
+    let cmd = cfg.cmd.clone().unwrap_or_default();
+    Ok(json(&ExecInspectResponse {
+        can_remove: Some(false),
+        detach_keys: cfg.detach_keys.clone(),
+        id: Some(e.id.clone()),
+        running: Some(e.running),
+        exit_code: e.exit_code,
+        process_config: Some(ProcessConfig {
+            privileged: cfg.privileged,
+            user: cfg.user.clone(),
+            tty: cfg.tty,
+            entrypoint: cmd.first().cloned(),
+            arguments: Some(cmd.get(1..).unwrap_or_default().to_vec()),
+        }),
+        open_stdin: cfg.attach_stdin,
+        open_stderr: cfg.attach_stderr,
+        open_stdout: cfg.attach_stdout,
+        container_id: Some(e.container_id.clone()),
+        pid: Some(i64::from(e.pid)),
+    }))
 }

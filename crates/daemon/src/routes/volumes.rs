@@ -8,7 +8,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use berth_api::models::{Volume, VolumeCreateRequest, VolumeListResponse, VolumePruneResponse, VolumeScopeEnum};
+use berth_api::models::{
+    Volume, VolumeCreateRequest, VolumeListResponse, VolumePruneResponse, VolumeScopeEnum,
+};
 
 use crate::error::{ApiError, ApiResult};
 use crate::server::{json, json_status, no_content, JsonBody, Params};
@@ -42,7 +44,12 @@ pub fn to_api(d: &Daemon, v: &VolumeRecord) -> Volume {
 pub fn users(d: &Daemon, name: &str) -> Vec<String> {
     d.all_containers()
         .into_iter()
-        .filter(|c| c.lock().mounts.iter().any(|m| m.typ == "volume" && m.name == name))
+        .filter(|c| {
+            c.lock()
+                .mounts
+                .iter()
+                .any(|m| m.typ == "volume" && m.name == name)
+        })
         .map(|c| c.id.clone())
         .collect()
 }
@@ -51,7 +58,11 @@ async fn create(
     State(d): State<Arc<Daemon>>,
     JsonBody(req): JsonBody<VolumeCreateRequest>,
 ) -> ApiResult<Response> {
-    if let Some(drv) = req.driver.as_deref().filter(|s| !s.is_empty() && *s != "local") {
+    if let Some(drv) = req
+        .driver
+        .as_deref()
+        .filter(|s| !s.is_empty() && *s != "local")
+    {
         return Err(ApiError::not_found(format!(
             "error looking up volume plugin {drv}: plugin \"{drv}\" not found"
         )));
@@ -135,11 +146,15 @@ async fn prune(
     let mut deleted = Vec::new();
     let mut space = 0u64;
     for vol in d.volumes.list()? {
-        if (!all && !vol.anonymous) || !f.match_labels(&vol.labels) || !users(&d, &vol.name).is_empty() {
+        if (!all && !vol.anonymous)
+            || !f.match_labels(&vol.labels)
+            || !users(&d, &vol.name).is_empty()
+        {
             continue;
         }
         space += d.volumes.remove(&vol.name)?;
-        d.events.emit("volume", "destroy", &vol.name, HashMap::new());
+        d.events
+            .emit("volume", "destroy", &vol.name, HashMap::new());
         deleted.push(vol.name);
     }
     Ok(json(&VolumePruneResponse {
