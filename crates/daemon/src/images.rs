@@ -813,6 +813,7 @@ pub fn check_import(req: &ImportRequest) -> ApiResult<(Option<Reference>, Platfo
         Some(p) => Platform::parse(p).map_err(|e| ApiError::invalid(e.to_string()))?,
         None => Platform::host(),
     };
+    archive::check_changes(&req.changes).map_err(|e| ApiError::invalid(e.to_string()))?;
     Ok((target, platform))
 }
 

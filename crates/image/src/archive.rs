@@ -1236,6 +1236,12 @@ fn apply_changes(
     Ok(())
 }
 
+/// Checks `docker import --change` instructions without importing anything, so a caller can
+/// refuse bad ones before it reads the upload.
+pub fn check_changes(changes: &[String]) -> Result<(), ArchiveError> {
+    apply_changes(changes, &mut serde_json::Map::new())
+}
+
 /// RFC 3339 UTC time of `secs` since the epoch.
 fn rfc3339(secs: u64) -> String {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
@@ -1431,6 +1437,13 @@ mod tests {
         assert_eq!(v["Labels"], json!({"org.x": "y z"}));
         assert_eq!(v["Volumes"], json!({"/data": {}}));
         assert_eq!(v["StopSignal"], json!("SIGTERM"));
+    }
+
+    #[test]
+    fn check_changes_without_importing() {
+        assert!(check_changes(&["CMD [\"sh\"]".to_string()]).is_ok());
+        let e = check_changes(&["FROM scratch".to_string()]).unwrap_err();
+        assert!(e.to_string().contains("FROM is not one of"), "{e}");
     }
 
     #[test]

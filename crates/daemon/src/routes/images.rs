@@ -124,6 +124,16 @@ impl Read for BodyReader {
     }
 }
 
+/// Reads what is left of a refused upload, so the client finishes sending and reads the error
+/// (the docker CLI reports "broken pipe" instead when the server stops reading first).
+fn drain(r: &mut BodyReader) {
+    let _ = io::copy(r, &mut io::sink());
+}
+
+async fn drain_body(mut body: Body) {
+    while let Some(Ok(_)) = body.frame().await {}
+}
+
 /// A blocking writer into a streamed response body.
 struct ChannelWriter(tokio::sync::mpsc::Sender<io::Result<Bytes>>);
 
@@ -174,11 +184,23 @@ async fn create(
             message: q.get("message").map(str::to_string),
             platform: q.get("platform").map(str::to_string),
         };
-        // Refuse bad parameters before reading the upload.
-        images::check_import(&req)?;
+        // Refuse bad parameters before storing anything; the upload is still read to its end
+        // so the client gets the error instead of a broken pipe.
+        if let Err(e) = images::check_import(&req) {
+            drain_body(body).await;
+            return Err(e);
+        }
         let reader = body_reader(body);
         let _writer = d.image_gc.read().await;
-        let id = blocking(&d, move |d| images::import(d, reader, &req)).await?;
+        let id = blocking(&d, move |d| {
+            let mut reader = reader;
+            let r = images::import(d, &mut reader, &req);
+            if r.is_err() {
+                drain(&mut reader);
+            }
+            r
+        })
+        .await?;
         return Ok(lines_response(&[json!({ "status": id })]));
     }
     let from = q.get("fromImage").unwrap_or("");
@@ -287,7 +309,15 @@ async fn save(d: Arc<Daemon>, names: Vec<String>) -> ApiResult<Response> {
 async fn load(State(d): State<Arc<Daemon>>, body: Body) -> ApiResult<Response> {
     let reader = body_reader(body);
     let _writer = d.image_gc.read().await;
-    let lines = blocking(&d, move |d| images::load(d, reader)).await?;
+    let lines = blocking(&d, move |d| {
+        let mut reader = reader;
+        let r = images::load(d, &mut reader);
+        if r.is_err() {
+            drain(&mut reader);
+        }
+        r
+    })
+    .await?;
     let out: Vec<serde_json::Value> = lines
         .iter()
         .map(|l| json!({ "stream": format!("{l}\n") }))
