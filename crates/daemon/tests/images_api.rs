@@ -239,7 +239,7 @@ fn free_port() -> u16 {
 struct Registry {
     child: Child,
     host: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Registry {
@@ -294,7 +294,7 @@ impl Registry {
                     return Registry {
                         child,
                         host: format!("127.0.0.1:{port}"),
-                        _dir: dir,
+                        dir,
                     };
                 }
                 std::thread::sleep(Duration::from_millis(30));
@@ -508,6 +508,12 @@ fn rmi_untags_deletes_and_refuses_images_in_use() {
     );
     let e = d.fails(&["rmi", "bb:1"]);
     assert!(e.contains("No such image: bb:1"), "{e}");
+
+    // Names that are also fixed routes.
+    d.import("json", &[]);
+    d.ok(&["tag", "json", "load"]);
+    assert_eq!(d.ok(&["rmi", "load"]).trim(), "Untagged: load:latest");
+    assert!(d.ok(&["rmi", "json"]).contains("Deleted: sha256:"));
 
     // By id with two tags: refused unless forced, as Docker does.
     let id = d.import("a:1", &[]);
@@ -956,4 +962,56 @@ fn bad_input_is_refused_and_nothing_is_lost() {
     let v: Value = serde_json::from_str(&d.ok(&["inspect", "bb:1"])).unwrap();
     assert_eq!(v[0]["Id"], id.as_str());
     d.ok(&["create", "bb:1"]);
+}
+
+#[test]
+fn a_pull_that_fails_midway_ends_with_an_error_line_and_stores_nothing() {
+    let d = Berthd::start();
+    let reg = Registry::start(None);
+    let name = format!("{}/broken/bb:1", reg.host);
+    d.import(&name, &[]);
+    d.ok(&["push", &name]);
+    d.ok(&["rmi", &name]);
+    let blobs_before = d.blob_count();
+    // Take the layer blob out of the registry's storage: the manifest still resolves (no error
+    // before the reply), the download fails after the progress started.
+    let mut removed = 0;
+    let blobs = reg
+        .dir
+        .path()
+        .join("storage/docker/registry/v2/blobs/sha256");
+    for prefix in std::fs::read_dir(&blobs).unwrap().flatten() {
+        for b in std::fs::read_dir(prefix.path()).unwrap().flatten() {
+            let data = b.path().join("data");
+            let size = std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
+            // The layer is the only large blob (config and manifest are small JSON).
+            if size > 100_000 {
+                std::fs::remove_file(&data).unwrap();
+                removed += 1;
+            }
+        }
+    }
+    assert_eq!(removed, 1);
+    let (code, body) = d.curl(
+        "POST",
+        &format!("/images/create?fromImage={}/broken/bb&tag=1", reg.host),
+        None,
+        &[],
+    );
+    assert_eq!(code, 200);
+    let l = lines(&body);
+    let last = l.last().unwrap();
+    let msg = last["errorDetail"]["message"].as_str().unwrap();
+    assert_eq!(last["error"], msg, "{last}");
+    assert!(!l.iter().any(|x| x["status"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("Status:"))));
+    let e = d.fails(&["pull", &name]);
+    assert!(e.contains("not found"), "{e}");
+    assert!(d.images().is_empty(), "no image recorded");
+    assert_eq!(
+        d.blob_count(),
+        blobs_before,
+        "the pull's blobs were taken out again"
+    );
 }

@@ -23,12 +23,17 @@ use crate::server::{json, json_line, json_stream, JsonBody, Params, Version};
 use crate::state::Daemon;
 
 pub fn router() -> Router<Arc<Daemon>> {
+    // An image may be called `json`, `load`…: DELETE on those paths removes it, since the
+    // fixed routes would otherwise answer 405 before the wildcard is tried.
+    let rm = |name: &'static str| {
+        move |State(d): State<Arc<Daemon>>, q: Params| remove_image(d, name.to_string(), q)
+    };
     Router::new()
-        .route("/images/json", get(list))
-        .route("/images/create", post(create))
-        .route("/images/load", post(load))
-        .route("/images/prune", post(prune))
-        .route("/images/get", get(save_many))
+        .route("/images/json", get(list).delete(rm("json")))
+        .route("/images/create", post(create).delete(rm("create")))
+        .route("/images/load", post(load).delete(rm("load")))
+        .route("/images/prune", post(prune).delete(rm("prune")))
+        .route("/images/get", get(save_many).delete(rm("get")))
         .route(
             "/images/{*rest}",
             get(per_image).post(per_image).delete(per_image),
@@ -269,14 +274,17 @@ async fn per_image(
                 Err(unknown())
             }
         }
-        Method::DELETE => {
-            let force = q.bool("force");
-            let _gc = d.image_gc.write().await;
-            let out = blocking(&d, move |d| images::remove(d, &rest, force)).await?;
-            Ok(json(&out))
-        }
+        Method::DELETE => remove_image(d, rest, q).await,
         _ => Err(unknown()),
     }
+}
+
+/// `DELETE /images/{name}?force=`.
+async fn remove_image(d: Arc<Daemon>, name: String, q: Params) -> ApiResult<Response> {
+    let force = q.bool("force");
+    let _gc = d.image_gc.write().await;
+    let out = blocking(&d, move |d| images::remove(d, &name, force)).await?;
+    Ok(json(&out))
 }
 
 async fn save_many(State(d): State<Arc<Daemon>>, q: Params) -> ApiResult<Response> {
