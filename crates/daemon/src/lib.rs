@@ -15,6 +15,7 @@ pub mod create;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod fs_ops;
 pub mod health;
 pub mod images;
 pub mod lifecycle;

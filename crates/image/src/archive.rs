@@ -1123,8 +1123,11 @@ fn pairs(arg: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-/// Applies `docker import --change` style instructions to a config's `config` object.
-fn apply_changes(
+/// Applies `docker import --change` style instructions (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL,
+/// STOPSIGNAL, USER, VOLUME, WORKDIR) to a config's `config` object; `docker commit --change`
+/// uses it too. Instructions apply in order, so on an error the earlier ones are in `cfg`:
+/// callers that must not see half a change apply them to a copy.
+pub fn apply_changes(
     changes: &[String],
     cfg: &mut serde_json::Map<String, Value>,
 ) -> Result<(), ArchiveError> {

@@ -33,6 +33,12 @@ impl<R: Read> ParallelGzip<R> {
         }
     }
 
+    /// At gzip's fast level: how berth stores the layers it makes (import, commit), where
+    /// speed matters more than the last percent of size.
+    pub fn fast(inner: R) -> Self {
+        Self::new(inner, flate2::Compression::fast())
+    }
+
     /// Reads up to one chunk; fewer bytes than a chunk means the input ended.
     fn read_chunk(&mut self) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; CHUNK];
@@ -143,5 +149,17 @@ mod tests {
         for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 5] {
             roundtrip(len);
         }
+    }
+
+    #[test]
+    fn fast_is_the_fast_level() {
+        let data = b"berth".repeat(1000);
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        ParallelGzip::fast(&data[..]).read_to_end(&mut a).unwrap();
+        ParallelGzip::new(&data[..], flate2::Compression::fast())
+            .read_to_end(&mut b)
+            .unwrap();
+        assert_eq!(a, b);
     }
 }
