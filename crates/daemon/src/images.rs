@@ -1246,15 +1246,28 @@ impl PreparedPull {
             .iter()
             .map(|(dg, _)| (dg.clone(), short_id(dg.as_str())))
             .collect();
+        // Layers already stored say so at once, as Docker's do; the rest wait for bytes.
+        let stored: HashSet<Digest> = self
+            .layers
+            .iter()
+            .filter(|(dg, _)| d.content.exists(dg))
+            .map(|(dg, _)| dg.clone())
+            .collect();
         for (dg, _) in &self.layers {
             if let Some(id) = layer_ids.get(dg) {
-                out.layer("Pulling fs layer", id);
+                let status = if stored.contains(dg) {
+                    "Already exists"
+                } else {
+                    "Pulling fs layer"
+                };
+                out.layer(status, id);
             }
         }
         let last_sent: Mutex<HashMap<Digest, Instant>> = Mutex::new(HashMap::new());
         let (out2, ids) = (out.clone(), layer_ids.clone());
         let progress = Arc::new(move |p: Progress| {
             let (dg, line) = match &p {
+                Progress::AlreadyExists { digest } if stored.contains(digest) => return,
                 Progress::AlreadyExists { digest } => (digest, json!("Already exists")),
                 Progress::Downloaded { digest } => (digest, json!("Download complete")),
                 Progress::Extracted { digest } => (digest, json!("Pull complete")),

@@ -656,6 +656,10 @@ fn push_and_pull_through_a_local_registry() {
     assert!(d.images().is_empty());
     let out = d.ok(&["pull", &name]);
     assert!(out.contains("v1: Pulling from team/bb"), "{out}");
+    assert!(
+        out.contains(": Pulling fs layer") && out.contains(": Pull complete"),
+        "{out}"
+    );
     assert!(out.contains(&format!("Digest: {digest}")), "{out}");
     assert!(
         out.contains(&format!("Status: Downloaded newer image for {name}")),
@@ -670,6 +674,10 @@ fn push_and_pull_through_a_local_registry() {
     let out = d.ok(&["pull", &name]);
     assert!(
         out.contains(&format!("Status: Image is up to date for {name}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(": Already exists") && !out.contains("Pulling fs layer"),
         "{out}"
     );
     let digests = d.ok(&["images", "--digests", "--format", "{{.Digest}}"]);
@@ -691,7 +699,11 @@ fn push_and_pull_through_a_local_registry() {
     let l = lines(&body);
     assert_eq!(l[0]["status"], "Pulling from team/bb");
     assert_eq!(l[0]["id"], "v1");
-    assert!(l.iter().any(|x| x["status"] == "Pulling fs layer"), "{l:?}");
+    assert!(
+        l.iter()
+            .any(|x| x["status"] == "Already exists" && x["id"].is_string()),
+        "{l:?}"
+    );
     assert!(
         l.iter().any(|x| x["status"] == format!("Digest: {digest}")),
         "{l:?}"
