@@ -1179,10 +1179,11 @@ pub async fn prepare_pull(
     platform: Option<&str>,
     auth: &AuthConfig,
 ) -> ApiResult<PreparedPull> {
-    let platform = match platform.filter(|p| !p.is_empty()) {
-        Some(p) => Platform::parse(p).map_err(|e| ApiError::invalid(e.to_string()))?,
-        None => Platform::host(),
+    let explicit = match platform.filter(|p| !p.is_empty()) {
+        Some(p) => Some(Platform::parse(p).map_err(|e| ApiError::invalid(e.to_string()))?),
+        None => None,
     };
+    let platform = explicit.clone().unwrap_or_else(Platform::host);
     let client = client_for(d, reference.domain(), auth.credential()?)?;
     let repo = Repository::from(&reference);
     let top = match reference.digest() {
@@ -1209,9 +1210,30 @@ pub async fn prepare_pull(
         parsed = manifest::parse_manifest(Some(&child.media_type), &child.bytes)
             .map_err(|e| bad(e.to_string()))?;
     }
+    let from_index = matches!(parsed, ManifestKind::Index(_));
     let ManifestKind::Image(m) = parsed else {
         return Err(bad("an index inside an index is not supported".into()));
     };
+    if let (Some(want), false) = (explicit.as_ref(), from_index) {
+        // A single-platform image says its platform only in its config: check it before
+        // pulling something the caller said it does not want.
+        let cd = Digest::parse(m.config().digest().as_ref()).map_err(|e| bad(e.to_string()))?;
+        let mut cfg = Vec::new();
+        client
+            .pull_blob(&repo, &cd, Some(m.config().size()), &mut cfg)
+            .await
+            .map_err(|e| pull_error(&reference, e))?;
+        let cfg: Value = serde_json::from_slice(&cfg).map_err(|e| bad(format!("config: {e}")))?;
+        let text = |k: &str| cfg.get(k).and_then(Value::as_str).unwrap_or("");
+        let variant = cfg.get("variant").and_then(Value::as_str);
+        let actual = Platform::new(text("os"), text("architecture"), variant);
+        if !want.matches(&actual) {
+            return Err(ApiError::not_found(format!(
+                "image with reference {} was found but does not match the specified platform: wanted {want}, actual: {actual}",
+                reference.familiar()
+            )));
+        }
+    }
     let mut layers = Vec::new();
     for l in m.layers() {
         let dg = Digest::parse(l.digest().as_ref()).map_err(|e| bad(e.to_string()))?;

@@ -722,6 +722,22 @@ fn push_and_pull_through_a_local_registry() {
         &[],
     );
     assert_eq!(code, 404, "{}", String::from_utf8_lossy(&body));
+    // A single-platform image pulled for another platform: refused before any output.
+    let (code, body) = d.curl(
+        "POST",
+        &format!(
+            "/images/create?fromImage={}/team/bb&tag=v1&platform=linux/s390x",
+            reg.host
+        ),
+        None,
+        &[],
+    );
+    assert_eq!(code, 404);
+    assert!(
+        String::from_utf8_lossy(&body).contains("does not match the specified platform"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     // Push of an image that is not here.
     let e = d.fails(&["push", &format!("{}/team/absent:1", reg.host)]);
     assert!(
