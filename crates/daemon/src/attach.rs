@@ -176,18 +176,20 @@ pub async fn attach(
         None if stdin => Some(vec![16, 17]),
         None => None,
     };
-    let st = rec.state.status;
-    if stream
-        && !matches!(
-            st,
-            Status::Created | Status::Running | Status::Paused | Status::Restarting
-        )
-    {
-        if !logs {
+    // A stopped container is attached to until it starts (`docker start -a`); the docker CLI
+    // itself refuses `docker attach` to one, as dockerd leaves that check to clients.
+    match rec.state.status {
+        Status::Paused if stream => {
             return Err(ApiError::conflict(
-                "You cannot attach to a stopped container, start it first",
-            ));
+                "You cannot attach to a paused container, unpause it first",
+            ))
         }
+        Status::Restarting if stream => {
+            return Err(ApiError::conflict(
+                "You cannot attach to a restarting container, wait until it is running",
+            ))
+        }
+        _ => {}
     }
     let ct = if !tty && v.at_least(1, 42) {
         berth_api::stream::MULTIPLEXED_STREAM

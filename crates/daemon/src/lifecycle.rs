@@ -175,8 +175,24 @@ fn teardown_bundle(d: &Daemon, id: &str) {
 
 /// Starts a created or exited container.
 pub async fn start(d: &Arc<Daemon>, c: &Arc<Container>) -> ApiResult<()> {
-    let _op = c.op.lock().await;
-    start_locked(d, c, false).await
+    let r = {
+        let _op = c.op.lock().await;
+        start_locked(d, c, false).await
+    };
+    if let Err(e) = &r {
+        // `docker run --rm` waits for the removal after a failed start, as dockerd removes it.
+        if e.kind != crate::error::Kind::NotModified
+            && c.lock().host_config.auto_remove.unwrap_or(false)
+        {
+            let (d, c) = (d.clone(), c.clone());
+            tokio::spawn(async move {
+                if let Err(e) = remove(&d, &c, true, true).await {
+                    tracing::warn!("auto-remove {} after a failed start: {e}", c.id);
+                }
+            });
+        }
+    }
+    r
 }
 
 async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> ApiResult<()> {
@@ -736,9 +752,9 @@ pub fn rename(d: &Arc<Daemon>, c: &Arc<Container>, new: &str) -> ApiResult<()> {
     crate::container::validate_name(new)?;
     let old = c.lock().name.clone();
     if old == new {
-        return Err(ApiError::invalid(format!(
-            "Renaming a container with the same name as its current name"
-        )));
+        return Err(ApiError::invalid(
+            "Renaming a container with the same name as its current name",
+        ));
     }
     if let Some(o) = d.name_owner(new) {
         return Err(ApiError::conflict(format!(
