@@ -176,9 +176,11 @@ pub async fn attach(
         None if stdin => Some(vec![16, 17]),
         None => None,
     };
-    // A stopped container is attached to until it starts (`docker start -a`); the docker CLI
-    // itself refuses `docker attach` to one, as dockerd leaves that check to clients.
-    match rec.state.status {
+    let st = rec.state.status;
+    // Created and exited containers are attachable, as with dockerd: the stream waits for the
+    // next start (`docker start -a` attaches before it starts). "You cannot attach to a
+    // stopped container" is the CLI's own check for `docker attach`.
+    match st {
         Status::Paused if stream => {
             return Err(ApiError::conflict(
                 "You cannot attach to a paused container, unpause it first",
@@ -188,6 +190,12 @@ pub async fn attach(
             return Err(ApiError::conflict(
                 "You cannot attach to a restarting container, wait until it is running",
             ))
+        }
+        Status::Removing | Status::Dead if stream && !logs => {
+            return Err(ApiError::conflict(format!(
+                "container {} is marked for removal and cannot be attached to",
+                c.id
+            )))
         }
         _ => {}
     }

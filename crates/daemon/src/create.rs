@@ -157,15 +157,10 @@ pub fn parse_bytes(s: &str) -> Result<i64, String> {
         _ => (t, 1),
     };
     let n: f64 = num.parse().map_err(|_| format!("invalid size: '{s}'"))?;
-    if n.is_nan() || n < 0.0 || !n.is_finite() {
+    if !(n >= 0.0) || !n.is_finite() {
         return Err(format!("invalid size: '{s}'"));
     }
-    let v = n * mul as f64;
-    if v > i64::MAX as f64 {
-        return Err(format!("invalid size: '{s}': too large"));
-    }
-    #[allow(clippy::cast_possible_truncation)] // checked against i64::MAX just above
-    Ok(v as i64)
+    Ok((n * mul as f64) as i64)
 }
 
 fn ncpus() -> i64 {
@@ -271,9 +266,9 @@ pub fn validate_host_config(hc: &HostConfig) -> ApiResult<()> {
             return Err(ApiError::invalid("maximum retry count cannot be negative"));
         }
         if count > 0 && name != RestartPolicyNameEnum::ON_FAILURE {
-            return Err(ApiError::invalid(
-                "maximum retry count can only be used with 'on-failure'",
-            ));
+            return Err(ApiError::invalid(format!(
+                "maximum retry count can only be used with 'on-failure'"
+            )));
         }
         if hc.auto_remove.unwrap_or(false)
             && !matches!(
@@ -653,9 +648,6 @@ pub async fn create(
     name: Option<String>,
     body: ContainerCreateBody,
 ) -> ApiResult<(String, Vec<String>)> {
-    // rmi/prune take this exclusively: the image cannot be collected between being resolved
-    // here and being marked as used by the new container.
-    let _gc = d.image_gc.read().await;
     let image_ref = body.image.clone().unwrap_or_default();
     if image_ref.is_empty() {
         return Err(ApiError::invalid(
@@ -853,13 +845,15 @@ async fn finish_create(
                 m.rec.source = d.volumes.data_dir(&v.name);
                 m.rec.anonymous = v.anonymous;
             }
-            "bind" if m.create_source && std::fs::symlink_metadata(&m.rec.source).is_err() => {
-                std::fs::create_dir_all(&m.rec.source).map_err(|e| {
-                    ApiError::invalid(format!(
-                        "create bind source {}: {e}",
-                        m.rec.source.display()
-                    ))
-                })?;
+            "bind" if m.create_source => {
+                if std::fs::symlink_metadata(&m.rec.source).is_err() {
+                    std::fs::create_dir_all(&m.rec.source).map_err(|e| {
+                        ApiError::invalid(format!(
+                            "create bind source {}: {e}",
+                            m.rec.source.display()
+                        ))
+                    })?;
+                }
             }
             _ => {}
         }
@@ -941,8 +935,7 @@ pub fn write_etc_files(d: &Daemon, rec: &ContainerRecord) -> ApiResult<()> {
         ("hosts", hosts),
         ("resolv.conf", resolv),
     ] {
-        // Regenerated from the record whenever missing: no fsync needed.
-        crate::util::write_replace(&dir.join(f), body.as_bytes(), false)
+        crate::util::write_atomic(&dir.join(f), body.as_bytes())
             .map_err(|e| ApiError::internal(format!("write {f} for {}: {e}", rec.id)))?;
     }
     Ok(())
@@ -1097,7 +1090,7 @@ mod tests {
         assert!(parse_mounts(&hc).unwrap_err().message.contains("Duplicate"));
         let hc = HostConfig {
             mounts: Some(vec![berth_api::models::Mount {
-                typ: serde_json::from_value(serde_json::json!("bind")).ok(),
+                typ: Some(berth_api::models::MountType::BIND),
                 source: Some("/definitely/not/here".into()),
                 target: Some("/x".into()),
                 ..Default::default()

@@ -28,9 +28,13 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
-/// Every capability the kernel knows (for `--privileged` and `--cap-add ALL`).
+/// Every capability berthd can hand on (for `--privileged` and `--cap-add ALL`).
 pub fn all_caps() -> Vec<String> {
-    caps::all()
+    // The caps berthd itself may pass on: its bounding set. Asking for more (a capability the
+    // kernel does not know, or one taken from berthd when it runs inside a container) makes
+    // capset fail and `--privileged` could never start; podman does the same.
+    caps::read(None, caps::CapSet::Bounding)
+        .unwrap_or_else(|_| caps::all())
         .into_iter()
         .map(|c| c.to_string())
         .collect::<BTreeSet<_>>()

@@ -206,12 +206,13 @@ pub fn inspect_of(d: &Daemon, rec: &ContainerRecord, size: bool) -> ContainerIns
         })
         .unwrap_or_default();
     let mut host_config = rec.host_config.clone();
-    if host_config.log_config.is_none() {
-        host_config.log_config = Some(berth_api::models::HostConfigLogConfig {
-            typ: Some("json-file".into()),
-            config: Some(HashMap::new()),
-        });
+    // The CLI sends `LogConfig: {"Type": ""}`; an empty type means the default driver, and
+    // docker-py only streams logs when it reads "json-file" here.
+    let lc = host_config.log_config.get_or_insert_with(Default::default);
+    if lc.typ.as_deref().is_none_or(str::is_empty) {
+        lc.typ = Some("json-file".into());
     }
+    lc.config.get_or_insert_with(HashMap::new);
     ContainerInspectResponse {
         id: Some(rec.id.clone()),
         created: Some(rec.created.clone()),

@@ -150,11 +150,41 @@ async fn start(
     let (stream, reply) = match opened {
         Ok(x) => x,
         Err(err) => {
+            // As docker: a missing program exits 127, anything else that stops the start 126.
+            let lower = err.message.to_ascii_lowercase();
+            let code = if lower.contains("no such file") || lower.contains("not found") {
+                127
+            } else {
+                126
+            };
             set_exec(&d, &id, |x| {
                 x.running = false;
-                x.exit_code = Some(126);
+                x.exit_code = Some(code);
             });
-            return Err(crate::shim::start_error(err.message));
+            let err = crate::shim::start_error(err.message);
+            if detach {
+                return Err(err);
+            }
+            // An attached client has already asked for the upgrade and reads the exit code from
+            // exec inspect afterwards: dockerd upgrades, writes the error on the stream and
+            // closes it. Answering 400 instead makes the CLI fail with "unable to upgrade to
+            // tcp" and exit 1 rather than 127.
+            let text = format!("{}\r\n", err.message);
+            let ct = if !tty && v.0.at_least(1, 42) {
+                berth_api::stream::MULTIPLEXED_STREAM
+            } else {
+                berth_api::stream::RAW_STREAM
+            };
+            return Ok(hijack(&mut parts, ct, move |mut client| async move {
+                use tokio::io::AsyncWriteExt;
+                let bytes = if tty {
+                    text.into_bytes()
+                } else {
+                    berth_api::stream::frame(berth_api::stream::STDOUT, text.as_bytes())
+                };
+                let _ = client.write_all(&bytes).await;
+                let _ = client.shutdown().await;
+            }));
         }
     };
     if let Some(st) = &reply.exec {
