@@ -648,6 +648,9 @@ pub async fn create(
     name: Option<String>,
     body: ContainerCreateBody,
 ) -> ApiResult<(String, Vec<String>)> {
+    // rmi/prune take this exclusively: the image cannot be collected between being resolved
+    // here and being marked as used by the new container.
+    let _gc = d.image_gc.read().await;
     let image_ref = body.image.clone().unwrap_or_default();
     if image_ref.is_empty() {
         return Err(ApiError::invalid(

@@ -226,7 +226,9 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
     let dd = d.clone();
     let r2 = rec.clone();
     let bundle = tokio::task::spawn_blocking(move || {
-        crate::create::write_etc_files(&dd, &r2)?;
+        if !dd.container_dir(&r2.id).join("hosts").exists() {
+            crate::create::write_etc_files(&dd, &r2)?;
+        }
         prepare_bundle(&dd, &r2)
     })
     .await
