@@ -179,13 +179,25 @@ pub async fn attach(
     let st = rec.state.status;
     // Created and exited containers are attachable, as with dockerd: the stream waits for the
     // next start (`docker start -a` attaches before it starts). "You cannot attach to a
-    // stopped container" is the CLI's own check for `docker attach`; only a container on its
-    // way out is refused here.
-    if stream && !logs && matches!(st, Status::Removing | Status::Dead) {
-        return Err(ApiError::conflict(format!(
-            "container {} is marked for removal and cannot be attached to",
-            c.id
-        )));
+    // stopped container" is the CLI's own check for `docker attach`.
+    match st {
+        Status::Paused if stream => {
+            return Err(ApiError::conflict(
+                "You cannot attach to a paused container, unpause it first",
+            ))
+        }
+        Status::Restarting if stream => {
+            return Err(ApiError::conflict(
+                "You cannot attach to a restarting container, wait until it is running",
+            ))
+        }
+        Status::Removing | Status::Dead if stream && !logs => {
+            return Err(ApiError::conflict(format!(
+                "container {} is marked for removal and cannot be attached to",
+                c.id
+            )))
+        }
+        _ => {}
     }
     let ct = if !tty && v.at_least(1, 42) {
         berth_api::stream::MULTIPLEXED_STREAM

@@ -175,9 +175,18 @@ pub const RECORD_FILE: &str = "container.json";
 
 impl ContainerRecord {
     pub fn save(&self, dir: &Path) -> ApiResult<()> {
-        let bytes = serde_json::to_vec_pretty(self)
+        self.save_with(dir, true)
+    }
+
+    /// Saves without fsync: for status changes, which restore re-derives from the shim.
+    pub fn save_fast(&self, dir: &Path) -> ApiResult<()> {
+        self.save_with(dir, false)
+    }
+
+    fn save_with(&self, dir: &Path, durable: bool) -> ApiResult<()> {
+        let bytes = serde_json::to_vec(self)
             .map_err(|e| ApiError::internal(format!("encode container {}: {e}", self.id)))?;
-        crate::util::write_atomic(&dir.join(RECORD_FILE), &bytes)
+        crate::util::write_replace(&dir.join(RECORD_FILE), &bytes, durable)
             .map_err(|e| ApiError::internal(format!("save container {}: {e}", self.id)))
     }
 

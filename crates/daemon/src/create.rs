@@ -157,10 +157,15 @@ pub fn parse_bytes(s: &str) -> Result<i64, String> {
         _ => (t, 1),
     };
     let n: f64 = num.parse().map_err(|_| format!("invalid size: '{s}'"))?;
-    if !(n >= 0.0) || !n.is_finite() {
+    if n.is_nan() || n < 0.0 || !n.is_finite() {
         return Err(format!("invalid size: '{s}'"));
     }
-    Ok((n * mul as f64) as i64)
+    let v = n * mul as f64;
+    if v > i64::MAX as f64 {
+        return Err(format!("invalid size: '{s}': too large"));
+    }
+    #[allow(clippy::cast_possible_truncation)] // checked against i64::MAX just above
+    Ok(v as i64)
 }
 
 fn ncpus() -> i64 {
@@ -266,9 +271,9 @@ pub fn validate_host_config(hc: &HostConfig) -> ApiResult<()> {
             return Err(ApiError::invalid("maximum retry count cannot be negative"));
         }
         if count > 0 && name != RestartPolicyNameEnum::ON_FAILURE {
-            return Err(ApiError::invalid(format!(
-                "maximum retry count can only be used with 'on-failure'"
-            )));
+            return Err(ApiError::invalid(
+                "maximum retry count can only be used with 'on-failure'",
+            ));
         }
         if hc.auto_remove.unwrap_or(false)
             && !matches!(
@@ -648,6 +653,9 @@ pub async fn create(
     name: Option<String>,
     body: ContainerCreateBody,
 ) -> ApiResult<(String, Vec<String>)> {
+    // rmi/prune take this exclusively: the image cannot be collected between being resolved
+    // here and being marked as used by the new container.
+    let _gc = d.image_gc.read().await;
     let image_ref = body.image.clone().unwrap_or_default();
     if image_ref.is_empty() {
         return Err(ApiError::invalid(
@@ -845,15 +853,13 @@ async fn finish_create(
                 m.rec.source = d.volumes.data_dir(&v.name);
                 m.rec.anonymous = v.anonymous;
             }
-            "bind" if m.create_source => {
-                if std::fs::symlink_metadata(&m.rec.source).is_err() {
-                    std::fs::create_dir_all(&m.rec.source).map_err(|e| {
-                        ApiError::invalid(format!(
-                            "create bind source {}: {e}",
-                            m.rec.source.display()
-                        ))
-                    })?;
-                }
+            "bind" if m.create_source && std::fs::symlink_metadata(&m.rec.source).is_err() => {
+                std::fs::create_dir_all(&m.rec.source).map_err(|e| {
+                    ApiError::invalid(format!(
+                        "create bind source {}: {e}",
+                        m.rec.source.display()
+                    ))
+                })?;
             }
             _ => {}
         }
@@ -935,7 +941,8 @@ pub fn write_etc_files(d: &Daemon, rec: &ContainerRecord) -> ApiResult<()> {
         ("hosts", hosts),
         ("resolv.conf", resolv),
     ] {
-        crate::util::write_atomic(&dir.join(f), body.as_bytes())
+        // Regenerated from the record whenever missing: no fsync needed.
+        crate::util::write_replace(&dir.join(f), body.as_bytes(), false)
             .map_err(|e| ApiError::internal(format!("write {f} for {}: {e}", rec.id)))?;
     }
     Ok(())

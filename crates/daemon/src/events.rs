@@ -111,6 +111,10 @@ impl Events {
 /// Parses Docker's `since`/`until`: unix seconds (maybe fractional), or RFC 3339.
 pub fn parse_time_nanos(s: &str) -> Option<i64> {
     if let Ok(f) = s.parse::<f64>() {
+        if !f.is_finite() || f.abs() > 9.2e9 {
+            return None;
+        }
+        #[allow(clippy::cast_possible_truncation)] // bounded just above
         return Some((f * 1e9) as i64);
     }
     crate::util::parse_rfc3339_nanos(s)

@@ -180,20 +180,16 @@ pub async fn start(d: &Arc<Daemon>, c: &Arc<Container>) -> ApiResult<()> {
         start_locked(d, c, false).await
     };
     if let Err(e) = &r {
-        // dockerd removes an AutoRemove container whose start failed: `docker run --rm`
-        // waits for the removal (wait?condition=removed) after reporting the error, and
-        // would hang forever otherwise.
-        let failed_start = matches!(
-            e.kind,
-            crate::error::Kind::InvalidInput | crate::error::Kind::Internal
-        );
-        if failed_start
-            && c.snapshot().host_config.auto_remove.unwrap_or(false)
-            && matches!(c.status(), Status::Created | Status::Exited)
+        // `docker run --rm` waits for the removal after a failed start, as dockerd removes it.
+        if e.kind != crate::error::Kind::NotModified
+            && c.lock().host_config.auto_remove.unwrap_or(false)
         {
-            if let Err(re) = remove(d, c, true, true).await {
-                tracing::warn!("auto-remove {} after a failed start: {re}", c.id);
-            }
+            let (d, c) = (d.clone(), c.clone());
+            tokio::spawn(async move {
+                if let Err(e) = remove(&d, &c, true, true).await {
+                    tracing::warn!("auto-remove {} after a failed start: {e}", c.id);
+                }
+            });
         }
     }
     r
@@ -226,7 +222,9 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
     let dd = d.clone();
     let r2 = rec.clone();
     let bundle = tokio::task::spawn_blocking(move || {
-        crate::create::write_etc_files(&dd, &r2)?;
+        if !dd.container_dir(&r2.id).join("hosts").exists() {
+            crate::create::write_etc_files(&dd, &r2)?;
+        }
         prepare_bundle(&dd, &r2)
     })
     .await
@@ -264,10 +262,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         log_max_file: max_file,
         tty: rec.tty(),
         stdin: rec.config.open_stdin.unwrap_or(false),
-        // As dockerd: StdinOnce closes the container's stdin when the attached client's ends,
-        // but only without a tty. With one (`run -it` sets StdinOnce), closing the pty's input
-        // on detach would leave a re-attached client typing into nothing.
-        stdin_once: rec.config.stdin_once.unwrap_or(false) && !rec.tty(),
+        stdin_once: rec.config.stdin_once.unwrap_or(false),
     };
     let ready = match crate::shim::spawn(&args).await {
         Ok(r) => r,
@@ -759,9 +754,9 @@ pub fn rename(d: &Arc<Daemon>, c: &Arc<Container>, new: &str) -> ApiResult<()> {
     crate::container::validate_name(new)?;
     let old = c.lock().name.clone();
     if old == new {
-        return Err(ApiError::invalid(format!(
-            "Renaming a container with the same name as its current name"
-        )));
+        return Err(ApiError::invalid(
+            "Renaming a container with the same name as its current name",
+        ));
     }
     if let Some(o) = d.name_owner(new) {
         return Err(ApiError::conflict(format!(

@@ -138,9 +138,6 @@ fn build_config(a: Args) -> Result<(Config, String)> {
         log_opts: file.log_opts.clone().unwrap_or_default(),
     };
     cfg.validate().map_err(anyhow::Error::msg)?;
-    if cfg.tls.is_some() {
-        bail!("TLS listeners are not supported by this berthd build yet; use a unix socket, or --insecure-tcp on a loopback address");
-    }
     Ok((cfg, level))
 }
 

@@ -305,6 +305,12 @@ pub async fn serve(
                     .await
                     .map_err(|e| format!("listen on tcp://{addr}: {e}"))?;
                 let svc = svc.clone();
+                if let Some(t) = &d.config.tls {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(t)?));
+                    let stop = stop_tx.subscribe();
+                    tasks.push(tokio::spawn(serve_tls(l, acceptor, svc, stop)));
+                    continue;
+                }
                 let mut stop = stop_tx.subscribe();
                 tasks.push(tokio::spawn(async move {
                     let r = axum::serve(l, axum::ServiceExt::<Request>::into_make_service(svc))
@@ -335,4 +341,101 @@ pub async fn serve(
 /// Listener errors are plain strings; the binary adds context.
 pub mod anyhow_like {
     pub type Result<T> = std::result::Result<T, String>;
+}
+
+/// The TLS server config of `--tlscert/--tlskey` (and `--tlsverify --tlscacert`).
+pub fn tls_config(t: &crate::config::TlsConfig) -> Result<rustls::ServerConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&t.cert)
+        .map_err(|e| format!("read TLS certificate {}: {e}", t.cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("read TLS certificate {}: {e}", t.cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate in {}", t.cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&t.key)
+        .map_err(|e| format!("read TLS key {}: {e}", t.key.display()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let builder = match &t.client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca)
+                .map_err(|e| format!("read TLS CA {}: {e}", ca.display()))?
+            {
+                let c = c.map_err(|e| format!("read TLS CA {}: {e}", ca.display()))?;
+                roots
+                    .add(c)
+                    .map_err(|e| format!("TLS CA {}: {e}", ca.display()))?;
+            }
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| format!("TLS client verifier: {e}"))?;
+            builder.with_client_cert_verifier(v)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS certificate and key: {e}"))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// Accepts TLS connections and serves each with hyper (upgrades on, for attach and exec).
+async fn serve_tls<S>(
+    l: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    svc: S,
+    mut stop: tokio::sync::broadcast::Receiver<()>,
+) where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    loop {
+        let (tcp, _) = tokio::select! {
+            r = l.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    continue;
+                }
+            },
+            _ = stop.recv() => return,
+        };
+        let acceptor = acceptor.clone();
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!("TLS handshake: {e}");
+                    return;
+                }
+            };
+            let hsvc =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let mut svc = svc.clone();
+                    async move {
+                        let req = req.map(axum::body::Body::new);
+                        tower::Service::call(&mut svc, req).await
+                    }
+                });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), hsvc)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!("TLS connection: {e}");
+            }
+        });
+    }
 }

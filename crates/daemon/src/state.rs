@@ -82,7 +82,7 @@ impl Container {
     pub fn update<T>(&self, f: impl FnOnce(&mut ContainerRecord) -> T) -> ApiResult<T> {
         let mut g = self.lock();
         let out = f(&mut g);
-        g.save(&self.dir)?;
+        g.save_fast(&self.dir)?;
         Ok(out)
     }
 
@@ -107,7 +107,12 @@ pub struct Daemon {
     pub config: Config,
     pub content: ContentStore,
     pub snapshots: Snapshotter,
-    pub images: ImageStore,
+    /// Shared with pulls and pushes (berth_distribution's `Stores` holds an `Arc`).
+    pub images: Arc<ImageStore>,
+    /// Image writers (pull, import, load) hold it shared while they add blobs and snapshots no
+    /// record names yet; garbage collection (rmi, prune) holds it exclusively, so it never takes
+    /// what a writer is about to record.
+    pub image_gc: tokio::sync::RwLock<()>,
     pub containers: RwLock<HashMap<String, Arc<Container>>>,
     pub execs: Mutex<HashMap<String, ExecRecord>>,
     pub events: Events,
@@ -132,7 +137,8 @@ impl Daemon {
         Ok(Daemon {
             content,
             snapshots,
-            images,
+            images: Arc::new(images),
+            image_gc: tokio::sync::RwLock::new(()),
             containers: RwLock::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
             events: Events::default(),

@@ -13,11 +13,20 @@ pub fn new_id() -> String {
 /// Writes `data` to `path` through a temp file, fsync and rename: a crash leaves the old
 /// file or the new one.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_replace(path, data, true)
+}
+
+/// As [`write_atomic`]; without `durable` the data is not fsynced, so a power loss may keep
+/// the old version (never a torn one: the rename is atomic). Used on the hot path for what
+/// can be recomputed: a container's status is reconciled with its shim when berthd starts.
+pub fn write_replace(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
-    f.sync_all()?;
+    if durable {
+        f.sync_all()?;
+    }
     std::fs::rename(&tmp, path)
 }
 

@@ -988,6 +988,100 @@ impl RegistryClient {
         }))
     }
 
+    /// `docker login`: checks this client's credentials for `registry` (a domain as in
+    /// references: "docker.io", "host:port") against the registry's `/v2/`, as Docker does:
+    /// a registry that asks for no auth accepts anyone; basic auth is tried with the
+    /// credentials; a bearer challenge sends them to the token server (no scope).
+    pub async fn login(&self, registry: &str) -> Result<(), RegistryError> {
+        let repo = Repository::new(registry, "");
+        let ep = self.write_endpoint(&repo)?;
+        let url = ep.base.clone();
+        let get = |auth: Option<String>| {
+            let mut req = self.http.get(url.clone());
+            if let Some(a) = auth {
+                req = req.header(AUTHORIZATION, a);
+            }
+            req.send()
+        };
+        let connect = |e: reqwest::Error| RegistryError::Connect {
+            host: ep.host.clone(),
+            reason: error_chain(&e),
+        };
+        let r = get(None).await.map_err(connect)?;
+        if r.status().is_success() {
+            return Ok(());
+        }
+        if r.status() != StatusCode::UNAUTHORIZED {
+            return Err(Self::fail(&repo, "registry API", "GET", r).await);
+        }
+        let headers = r.headers().clone();
+        let body = r.bytes().await.unwrap_or_default();
+        let cred = self.credential(&ep.domain)?;
+        let Some(cred) = cred else {
+            return Err(RegistryError::AuthRequired {
+                repo: registry.to_string(),
+                detail: error_detail(StatusCode::UNAUTHORIZED, &body),
+            });
+        };
+        if !self.learn_challenge(&ep, &headers) {
+            return Err(RegistryError::InvalidResponse {
+                url: url.to_string(),
+                reason: "401 without a usable WWW-Authenticate challenge".into(),
+            });
+        }
+        let method = self
+            .methods
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&ep.host).cloned());
+        let wrong = |detail: String| RegistryError::WrongCredentials {
+            repo: registry.to_string(),
+            user: cred.username().unwrap_or("<identity token>").to_string(),
+            detail,
+        };
+        let header = match method {
+            Some(AuthMethod::Bearer { realm, service }) => {
+                // The token server checks the credentials (401 → WrongCredentials).
+                let t = self
+                    .fetch_token(&ep, &repo, &realm, service.as_deref(), &[])
+                    .await?;
+                format!("Bearer {}", t.token)
+            }
+            _ => match &cred {
+                Credential::Basic { username, password } => format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}"))
+                ),
+                Credential::IdentityToken(_) => {
+                    return Err(wrong(
+                        "the registry takes basic auth, not an identity token".into(),
+                    ))
+                }
+            },
+        };
+        let r = get(Some(header)).await.map_err(connect)?;
+        let status = r.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = r.bytes().await.unwrap_or_default();
+        let detail = format!(
+            "login attempt to {url} failed with status: {} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(wrong(detail));
+        }
+        Err(RegistryError::Status {
+            method: "GET".into(),
+            url: url.to_string(),
+            status: status.as_u16(),
+            detail: error_detail(status, &body),
+        })
+    }
+
     /// Resolves a reference to the digest, media type and size of its manifest: HEAD with every
     /// manifest type accepted, then GET when the registry gives no digest.
     pub async fn resolve(&self, reference: &Reference) -> Result<Resolved, RegistryError> {

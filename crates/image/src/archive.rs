@@ -1239,6 +1239,12 @@ pub fn apply_changes(
     Ok(())
 }
 
+/// Checks `docker import --change` instructions without importing anything, so a caller can
+/// refuse bad ones before it reads the upload.
+pub fn check_changes(changes: &[String]) -> Result<(), ArchiveError> {
+    apply_changes(changes, &mut serde_json::Map::new())
+}
+
 /// RFC 3339 UTC time of `secs` since the epoch.
 fn rfc3339(secs: u64) -> String {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
@@ -1271,6 +1277,18 @@ pub fn import_rootfs(
     tar: impl Read,
     changes: &[String],
     platform: &Platform,
+) -> Result<ImportedImage, ArchiveError> {
+    import_rootfs_with(store, tar, changes, platform, None)
+}
+
+/// [`import_rootfs`] with `docker import --message`: the message becomes the config's
+/// `comment` and its history entry's comment (instead of "Imported from tarball").
+pub fn import_rootfs_with(
+    store: &ContentStore,
+    tar: impl Read,
+    changes: &[String],
+    platform: &Platform,
+    message: Option<&str>,
 ) -> Result<ImportedImage, ArchiveError> {
     // Check the changes before reading anything.
     let mut runtime_cfg = serde_json::Map::new();
@@ -1308,14 +1326,22 @@ pub fn import_rootfs(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     );
+    let comment = message.filter(|m| !m.is_empty());
     let mut cfg = json!({
         "architecture": platform.architecture,
         "os": platform.os,
         "created": created,
         "config": runtime_cfg,
         "rootfs": {"type": "layers", "diff_ids": [diff_id.as_str()]},
-        "history": [{"created": created, "created_by": "berth import", "comment": "Imported from tarball"}],
+        "history": [{
+            "created": created,
+            "created_by": "berth import",
+            "comment": comment.unwrap_or("Imported from tarball"),
+        }],
     });
+    if let Some(c) = comment {
+        cfg["comment"] = json!(c);
+    }
     if let Some(v) = &platform.variant {
         cfg["variant"] = json!(v);
     }
@@ -1414,6 +1440,13 @@ mod tests {
         assert_eq!(v["Labels"], json!({"org.x": "y z"}));
         assert_eq!(v["Volumes"], json!({"/data": {}}));
         assert_eq!(v["StopSignal"], json!("SIGTERM"));
+    }
+
+    #[test]
+    fn check_changes_without_importing() {
+        assert!(check_changes(&["CMD [\"sh\"]".to_string()]).is_ok());
+        let e = check_changes(&["FROM scratch".to_string()]).unwrap_err();
+        assert!(e.to_string().contains("FROM is not one of"), "{e}");
     }
 
     #[test]

@@ -121,6 +121,30 @@ fn import_makes_a_one_layer_image() {
 }
 
 #[test]
+fn import_message_becomes_the_comment() {
+    let (_d, s) = store();
+    let p = Platform::host();
+    let img = berth_image::archive::import_rootfs_with(
+        &s,
+        rootfs_tar().as_slice(),
+        &[],
+        &p,
+        Some("from the nightly build"),
+    )
+    .unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&s.read_blob(&img.config_digest, 1 << 20).unwrap()).unwrap();
+    assert_eq!(cfg["comment"], "from the nightly build");
+    assert_eq!(cfg["history"][0]["comment"], "from the nightly build");
+    // Without a message: no top-level comment, the default history comment.
+    let plain = import_rootfs(&s, rootfs_tar().as_slice(), &[], &p).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&s.read_blob(&plain.config_digest, 1 << 20).unwrap()).unwrap();
+    assert!(cfg.get("comment").is_none());
+    assert_eq!(cfg["history"][0]["comment"], "Imported from tarball");
+}
+
+#[test]
 fn import_refuses_non_tar_and_bad_changes_leaving_store_empty() {
     let (_d, s) = store();
     let p = Platform::host();

@@ -575,11 +575,11 @@ async fn prune(State(d): State<Arc<Daemon>>, q: Params) -> ApiResult<Response> {
     let mut space = 0i64;
     for c in d.all_containers() {
         let rec = c.snapshot();
+        // `docker container prune` takes every container that is not running.
         if !matches!(
             rec.state.status,
             Status::Exited | Status::Created | Status::Dead
-        ) || rec.state.status == Status::Created && rec.has_been_started
-        {
+        ) {
             continue;
         }
         if !f.match_labels(&rec.labels()) {

@@ -220,15 +220,12 @@ async fn info(State(d): State<Arc<Daemon>>) -> ApiResult<Response> {
         init_binary: Some("berth-init".into()),
         containerd_commit: Some(Commit {
             id: Some(String::new()),
-            ..Default::default()
         }),
         runc_commit: Some(Commit {
             id: Some("berth-runtime".into()),
-            ..Default::default()
         }),
         init_commit: Some(Commit {
             id: Some("berth-init".into()),
-            ..Default::default()
         }),
         security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
         warnings: Some(Vec::new()),
