@@ -181,9 +181,13 @@ pub async fn start(d: &Arc<Daemon>, c: &Arc<Container>) -> ApiResult<()> {
     };
     if let Err(e) = &r {
         // `docker run --rm` waits for the removal after a failed start, as dockerd removes it.
-        if e.kind != crate::error::Kind::NotModified
-            && c.lock().host_config.auto_remove.unwrap_or(false)
-        {
+        // Only a start that failed: a refusal (304, or 409 for a paused, restarting or
+        // removing container) must not force-remove a container that is running.
+        let failed = matches!(
+            e.kind,
+            crate::error::Kind::InvalidInput | crate::error::Kind::Internal
+        ) && matches!(c.status(), Status::Created | Status::Exited);
+        if failed && c.lock().host_config.auto_remove.unwrap_or(false) {
             let (d, c) = (d.clone(), c.clone());
             tokio::spawn(async move {
                 if let Err(e) = remove(&d, &c, true, true).await {
@@ -262,7 +266,10 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         log_max_file: max_file,
         tty: rec.tty(),
         stdin: rec.config.open_stdin.unwrap_or(false),
-        stdin_once: rec.config.stdin_once.unwrap_or(false),
+        // As dockerd: StdinOnce closes the container's stdin when the attached client's ends,
+        // but only without a tty. With one (`run -it` sets StdinOnce), closing the pty's input
+        // on detach would leave a re-attached client typing into nothing.
+        stdin_once: rec.config.stdin_once.unwrap_or(false) && !rec.tty(),
     };
     let ready = match crate::shim::spawn(&args).await {
         Ok(r) => r,
