@@ -206,6 +206,14 @@ fn attach_exec_stop_on_wrong_states() {
     // kill with a bad signal.
     let r = d.http("POST", "/containers/up/kill?signal=SIGNOPE", None);
     api_error(&r, 400);
+    // Starting a paused --rm container is refused, and the refusal removes nothing.
+    d.ok(&["run", "-d", "--rm", "--name", "pz", "busybox", "sleep", "100"]);
+    d.ok(&["pause", "pz"]);
+    let o = d.fails(&["start", "pz"]);
+    assert!(o.err().contains("cannot start a paused container"), "{}", o.err());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(d.status("pz").as_deref(), Some("paused"));
+    d.ok(&["unpause", "pz"]);
     // wait with a bad condition.
     let r = d.http("POST", "/containers/up/wait?condition=whenever", None);
     api_error(&r, 400);
