@@ -63,7 +63,7 @@ cleanup() {
   done
   # Shims (and dockerd's containerd) that outlived their daemon name $WORK on their command line.
   for p in /proc/[0-9]*; do
-    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "$WORK/"; then kill -KILL "${p#/proc/}" 2>/dev/null; fi
+    if tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -q -- "$WORK/"; then kill -KILL "${p#/proc/}" 2>/dev/null; fi
   done
   awk -v w="$WORK/" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null
@@ -82,10 +82,12 @@ trap 'exit 143' TERM
 wait_socket() { # SOCKET WHAT PID
   for _ in $(seq 600); do
     if curl -sf --unix-socket "$1" http://d/_ping >/dev/null 2>&1; then return 0; fi
-    kill -0 "$3" 2>/dev/null || die "$2 exited during start (log: $WORK/$2.log)"
+    kill -0 "$3" 2>/dev/null || die "$2 exited during start; its log ends:
+$(tail -n 15 "$WORK/$2.log" 2>/dev/null)"
     sleep 0.05
   done
-  die "$2 did not answer /_ping within 30 s (log: $WORK/$2.log)"
+  die "$2 did not answer /_ping within 30 s; its log ends:
+$(tail -n 15 "$WORK/$2.log" 2>/dev/null)"
 }
 
 # Median and p90 (nearest rank) of the numbers on stdin, in ms with one decimal.
@@ -161,7 +163,7 @@ for ((i = 0; i < SHIM_CONTAINERS; i++)); do
 done
 SHIM_RSS=0 SHIM_PSS=0 SHIMS=0
 for p in /proc/[0-9]*; do
-  if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "berth-shim.*$WORK/bx"; then
+  if tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -q "berth-shim.*$WORK/bx"; then
     SHIM_RSS=$((SHIM_RSS + $(rss_kb "${p#/proc/}")))
     SHIM_PSS=$((SHIM_PSS + $(pss_kb "${p#/proc/}")))
     SHIMS=$((SHIMS + 1))
@@ -183,18 +185,21 @@ ids=$("$DOCKER" ps -aq)
 # --- dockerd, when installed: its own data root, socket and network namespace ---
 D_RUN_MED=- D_RUN_P90=- D_HTTP_MED=- D_HTTP_P90=- D_IDLE=-
 if [ -n "$DOCKERD" ] && [ -x "$DOCKERD" ]; then
+  echo '{}' >"$WORK/daemon.json"
   ip netns add "$NETNS" || die "ip netns add failed"
   ip netns exec "$NETNS" ip link set lo up
-  ip netns exec "$NETNS" "$DOCKERD" --data-root "$WORK/dd" --exec-root "$WORK/dx" \
+  # nsenter, not `ip netns exec`: that one remounts /sys for the namespace, which hides
+  # /sys/fs/cgroup and dockerd refuses to start ("Devices cgroup isn't mounted").
+  nsenter --net="/run/netns/$NETNS" "$DOCKERD" --data-root "$WORK/dd" --exec-root "$WORK/dx" \
     -H "unix://$WORK/docker.sock" --pidfile "$WORK/dockerd.pid" --bridge none --iptables=false \
-    --ip6tables=false --config-file /dev/null >"$WORK/dockerd.log" 2>&1 &
+    --ip6tables=false --config-file "$WORK/daemon.json" >"$WORK/dockerd.log" 2>&1 &
   DOCKERD_PID=$!
   wait_socket "$WORK/docker.sock" dockerd "$DOCKERD_PID"
   DOCKER_HOST=unix://$WORK/docker.sock "$DOCKER" import "$WORK/busybox.tar" busybox:latest >/dev/null ||
     die "docker import into dockerd failed"
   D_IDLE=$(rss_kb "$DOCKERD_PID")
   for p in /proc/[0-9]*; do
-    if [ "$(cat "$p/comm" 2>/dev/null)" = containerd ] && tr '\0' ' ' <"$p/cmdline" | grep -q -- "$WORK/dx"; then
+    if [ "$(cat "$p/comm" 2>/dev/null)" = containerd ] && tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -q -- "$WORK/dx"; then
       D_IDLE=$((D_IDLE + $(rss_kb "${p#/proc/}")))
     fi
   done
