@@ -218,6 +218,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         }
         _ => {}
     }
+    let t0 = std::time::Instant::now();
     let rec = c.snapshot();
     let dd = d.clone();
     let r2 = rec.clone();
@@ -264,6 +265,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         stdin: rec.config.open_stdin.unwrap_or(false),
         stdin_once: rec.config.stdin_once.unwrap_or(false),
     };
+    let t_bundle = t0.elapsed();
     let ready = match crate::shim::spawn(&args).await {
         Ok(r) => r,
         Err(e) => {
@@ -299,6 +301,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
             let _ = p.tx.send(s);
         }
     }
+    let t_shim = t0.elapsed();
     if let Err(e) = crate::shim::request(&socket, &Request::Start).await {
         let _ = crate::shim::request(&socket, &Request::Delete { force: true }).await;
         let dd = d.clone();
@@ -336,6 +339,13 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         l.running = true;
         l.error = None;
     });
+    tracing::debug!(
+        "start {}: bundle {:?}, shim ready {:?}, started {:?}",
+        c.short_id(),
+        t_bundle,
+        t_shim,
+        t0.elapsed()
+    );
     d.emit_container(&rec, "start");
     spawn_monitor(d.clone(), c.clone());
     crate::health::spawn(d.clone(), c.clone());
