@@ -222,6 +222,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         }
         _ => {}
     }
+    let t0 = std::time::Instant::now();
     let rec = c.snapshot();
     let dd = d.clone();
     let r2 = rec.clone();
@@ -271,6 +272,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         // on detach would leave a re-attached client typing into nothing.
         stdin_once: rec.config.stdin_once.unwrap_or(false) && !rec.tty(),
     };
+    let t_bundle = t0.elapsed();
     let ready = match crate::shim::spawn(&args).await {
         Ok(r) => r,
         Err(e) => {
@@ -306,6 +308,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
             let _ = p.tx.send(s);
         }
     }
+    let t_shim = t0.elapsed();
     if let Err(e) = crate::shim::request(&socket, &Request::Start).await {
         let _ = crate::shim::request(&socket, &Request::Delete { force: true }).await;
         let dd = d.clone();
@@ -343,6 +346,13 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         l.running = true;
         l.error = None;
     });
+    tracing::debug!(
+        "start {}: bundle {:?}, shim ready {:?}, started {:?}",
+        c.short_id(),
+        t_bundle,
+        t_shim,
+        t0.elapsed()
+    );
     d.emit_container(&rec, "start");
     spawn_monitor(d.clone(), c.clone());
     crate::health::spawn(d.clone(), c.clone());
@@ -1031,6 +1041,14 @@ pub async fn restore(d: &Arc<Daemon>) -> ApiResult<()> {
                 }
             }
         }
+    }
+    // Image uses are written without fsync on the hot path; the records are the truth.
+    let users: Vec<(String, String)> = loaded
+        .iter()
+        .map(|c| (c.lock().image.clone(), c.id.clone()))
+        .collect();
+    if let Err(e) = d.images.set_users(&users) {
+        tracing::warn!("reconcile image users: {e}");
     }
     for c in loaded {
         let st = c.status();

@@ -4,7 +4,7 @@
 //! lower layer has that path, Modified when one does; a whiteout (0/0 character device) is a
 //! Deleted path and an opaque directory (`trusted.overlay.opaque=y`) is reported Deleted too,
 //! then its content Added, as Docker's overlay driver reports them. The parent of an added or
-//! deleted path is Modified. A directory that differs from the lower one only in its times is
+//! deleted path is Modified. A copied-up directory with the lower one's owner and mode is
 //! Modified when something below it changed, and left out otherwise.
 //! Empty mount points the runtime created (`/proc`, `/etc/hosts`…) are not the user's changes
 //! and are left out, as Docker's init layer hides them.
@@ -187,9 +187,11 @@ impl Scan<'_> {
                             && l.st_gid == st.st_gid;
                         if !same_owner_mode {
                             self.record(&cp, Kind::Modified);
-                        } else if l.st_size != st.st_size || l.st_mtime != st.st_mtime {
-                            // Only the times differ: a change if something below changed,
-                            // not when the runtime's mount points are all it holds.
+                        } else {
+                            // Copied up with the same owner and mode: a change when something
+                            // below changed, not when the runtime's mount points are all it
+                            // holds. (Its times are no guide: copy-up keeps the lower mtime,
+                            // and second-granular times often match.)
                             tentative = true;
                         }
                     }
