@@ -207,10 +207,16 @@ fn attach_exec_stop_on_wrong_states() {
     let r = d.http("POST", "/containers/up/kill?signal=SIGNOPE", None);
     api_error(&r, 400);
     // Starting a paused --rm container is refused, and the refusal removes nothing.
-    d.ok(&["run", "-d", "--rm", "--name", "pz", "busybox", "sleep", "100"]);
+    d.ok(&[
+        "run", "-d", "--rm", "--name", "pz", "busybox", "sleep", "100",
+    ]);
     d.ok(&["pause", "pz"]);
     let o = d.fails(&["start", "pz"]);
-    assert!(o.err().contains("cannot start a paused container"), "{}", o.err());
+    assert!(
+        o.err().contains("cannot start a paused container"),
+        "{}",
+        o.err()
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(d.status("pz").as_deref(), Some("paused"));
     d.ok(&["unpause", "pz"]);
