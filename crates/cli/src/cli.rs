@@ -14,16 +14,16 @@ use crate::opts::{parse_memory, parse_memory_swap, parse_nanocpus};
 )]
 pub struct Cli {
     /// Daemon socket to connect to (unix:///path or tcp://host:port)
-    #[arg(short = 'H', long = "host", global = true, value_name = "HOST")]
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
     pub host: Option<String>,
     /// Location of client config files
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     pub config: Option<String>,
     /// Enable debug mode
-    #[arg(short = 'D', long, global = true)]
+    #[arg(short = 'D', long)]
     pub debug: bool,
     /// Set the logging level
-    #[arg(short = 'l', long = "log-level", global = true, value_name = "LEVEL")]
+    #[arg(short = 'l', long = "log-level", value_name = "LEVEL")]
     pub log_level: Option<String>,
     /// Print version information and quit
     #[arg(short = 'v', long = "version", action = ArgAction::SetTrue)]
@@ -926,4 +926,33 @@ pub struct EventsArgs {
     /// Stream events until this timestamp
     #[arg(long)]
     pub until: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_everything_after_the_image_as_the_command() {
+        let c = Cli::try_parse_from(["berth", "run", "-it", "--rm", "busybox", "ls", "-la", "-d"])
+            .unwrap();
+        match c.cmd {
+            Some(Cmd::Run(a)) => {
+                assert!(a.interactive && a.tty && a.rm && !a.detach);
+                assert_eq!(a.args, ["busybox", "ls", "-la", "-d"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from(["berth", "exec", "-e", "A=1", "web", "sh", "-c", "x"]).unwrap();
+        match c.cmd {
+            Some(Cmd::Exec(a)) => assert_eq!(a.args, ["web", "sh", "-c", "x"]),
+            other => panic!("{other:?}"),
+        }
+    }
 }

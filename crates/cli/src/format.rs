@@ -57,6 +57,85 @@ fn docker_funcs(t: &mut gtmpl::Template, header: bool) {
         ]
     };
     t.add_funcs(&funcs);
+    t.add_func("__print", if header { header_ident } else { f_print });
+}
+
+fn f_print(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::String(
+        args.first().map(go_string).unwrap_or_default(),
+    ))
+}
+
+/// Makes every printing action end in `| __print`, so values print as Go's fmt prints them
+/// (`[a b]`, `map[k:v]`, `<nil>`) rather than as gtmpl's Debug form. Control actions, comments
+/// and variable declarations are left alone.
+fn wrap_print_actions(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        // Find the closing braces outside of quoted strings.
+        let bytes = after.as_bytes();
+        let mut i = 0;
+        let mut quote: Option<u8> = None;
+        let mut end = None;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match quote {
+                Some(q) => {
+                    if b == b'\\' && q == b'"' {
+                        i += 1;
+                    } else if b == q {
+                        quote = None;
+                    }
+                }
+                None => {
+                    if b == b'"' || b == b'`' || b == b'\'' {
+                        quote = Some(b);
+                    } else if b == b'}' && bytes.get(i + 1) == Some(&b'}') {
+                        end = Some(i);
+                        break;
+                    }
+                }
+            }
+            i += 1;
+        }
+        let Some(end) = end else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let inner = &after[..end];
+        let (lead, body) = match inner.strip_prefix('-') {
+            Some(b) if b.starts_with(char::is_whitespace) => ("-", b),
+            _ => ("", inner),
+        };
+        let (body, trail) = match body.strip_suffix('-') {
+            Some(b) if b.ends_with(char::is_whitespace) => (b, "-"),
+            _ => (body, ""),
+        };
+        let t = body.trim();
+        let first = t.split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("");
+        let control = matches!(
+            first,
+            "if" | "else" | "end" | "range" | "with" | "define" | "template" | "block" | "break" | "continue"
+        ) || t.starts_with("/*")
+            || t.is_empty()
+            || (t.starts_with('$') && (t.contains(":=") || t.contains(" = ")));
+        out.push_str("{{");
+        if control {
+            out.push_str(inner);
+        } else {
+            out.push_str(lead);
+            out.push_str(body);
+            out.push_str(" | __print ");
+            out.push_str(trail);
+        }
+        out.push_str("}}");
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl Format {
@@ -76,6 +155,7 @@ impl Format {
             };
         }
         let text = text.trim_matches(' ').replace("\\t", "\t").replace("\\n", "\n");
+        let text = wrap_print_actions(&text);
         let mut tmpl = gtmpl::Template::default();
         docker_funcs(&mut tmpl, false);
         tmpl.parse(text.as_str())
@@ -130,9 +210,7 @@ impl Format {
             text.push('\n');
         }
         if self.table {
-            let mut tw = tabwriter::TabWriter::new(Vec::new())
-                .minwidth(10)
-                .padding(3);
+            let mut tw = go_tabwriter(10, 3);
             tw.write_all(text.as_bytes())?;
             tw.flush()?;
             let bytes = tw
@@ -144,6 +222,14 @@ impl Format {
         }
         Ok(())
     }
+}
+
+/// A tabwriter that pads as Go's text/tabwriter does: Go's minimum width counts the padding,
+/// the tabwriter crate's does not.
+pub fn go_tabwriter(minwidth: usize, padding: usize) -> tabwriter::TabWriter<Vec<u8>> {
+    tabwriter::TabWriter::new(Vec::new())
+        .minwidth(minwidth.saturating_sub(padding))
+        .padding(padding)
 }
 
 /// gtmpl's parse errors name the line as `line 1`; docker's read `template: :1: ...`.
@@ -254,7 +340,8 @@ pub fn go_string(v: &Value) -> String {
                 .collect();
             format!("map[{}]", parts.join(" "))
         }
-        Value::Nil | Value::NoValue => "<nil>".into(),
+        Value::Nil => "<nil>".into(),
+        Value::NoValue => "<no value>".into(),
         other => other.to_string(),
     }
 }
@@ -547,6 +634,18 @@ mod tests {
                 .unwrap(),
             "x,y"
         );
+    }
+
+    #[test]
+    fn values_print_as_go() {
+        let j = from_json(&serde_json::json!({"Cmd": ["sleep", "100"], "L": {"a": "b"}, "N": null}));
+        let f = Format::parse("{{.Cmd}} {{.L}} {{.N}} {{.Missing}}", "").unwrap();
+        assert_eq!(f.render(&j).unwrap(), "[sleep 100] map[a:b] <nil> <no value>");
+        let f = Format::parse("{{range .Cmd}}<{{.}}>{{end}}{{if .L}} yes{{end}}", "").unwrap();
+        assert_eq!(f.render(&j).unwrap(), "<sleep><100> yes");
+        let f = Format::parse("{{- index .Cmd 1 -}} {{$x := .Cmd}}{{len $x}}", "").unwrap();
+        assert_eq!(f.render(&j).unwrap(), "1002");
+        assert_eq!(wrap_print_actions("a {{\"}}\"}} b"), "a {{\"}}\" | __print }} b");
     }
 
     #[test]

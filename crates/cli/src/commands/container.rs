@@ -158,7 +158,7 @@ pub async fn top(c: &Client, container: &str, ps_args: &[String]) -> Result<()> 
     let v: Value = c
         .get_json(&q.path(&format!("/containers/{}/top", enc(container))))
         .await?;
-    let mut tw = tabwriter::TabWriter::new(Vec::new()).minwidth(20).padding(1);
+    let mut tw = crate::format::go_tabwriter(20, 3);
     let titles: Vec<&str> = v["Titles"]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())

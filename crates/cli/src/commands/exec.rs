@@ -45,7 +45,12 @@ pub async fn exec(c: &Client, a: ExecArgs) -> Result<()> {
             Some(&body),
         )
         .await?;
-    let id = created["Id"].as_str().unwrap_or_default().to_string();
+    // berthd answers `{"id": ...}` here; docker's Go client reads either case.
+    let id = created["Id"]
+        .as_str()
+        .or(created["id"].as_str())
+        .unwrap_or_default()
+        .to_string();
     let start_path = format!("/exec/{}/start", enc(&id));
     if a.detach {
         c.call(

@@ -54,6 +54,12 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<()> {
         }
     };
     let fmt = Format::parse(&fmt_text, DEFAULT).map_err(|e| Exit::msg(1, e.to_string()))?;
+    // As docker's CLI: a template that shows the size asks the daemon to compute it.
+    let q = if !a.quiet && !a.size && (fmt_text.contains(".Size") || fmt_text.contains("json .")) {
+        q.add("size", 1)
+    } else {
+        q
+    };
     let list: Vec<ContainerSummary> = c.get_json(&q.path("/containers/json")).await?;
     let trunc = !a.no_trunc;
     let rows: Vec<_> = list.iter().map(|s| container_row(s, trunc)).collect();
@@ -157,7 +163,7 @@ pub fn container_row(s: &ContainerSummary, trunc: bool) -> gtmpl_value::Value {
         .map(|n| n.keys().cloned().collect())
         .unwrap_or_default();
     networks.sort();
-    row(vec![
+    let mut r = row(vec![
         ("ID", if trunc { short_id(&id) } else { id }),
         ("Names", names.join(",")),
         ("Image", image),
@@ -175,8 +181,11 @@ pub fn container_row(s: &ContainerSummary, trunc: bool) -> gtmpl_value::Value {
         ("Mounts", mounts.join(",")),
         ("LocalVolumes", local_volumes.to_string()),
         ("Networks", networks.join(",")),
-        ("Platform", String::new()),
-    ])
+    ]);
+    if let gtmpl_value::Value::Object(m) = &mut r {
+        m.insert("Platform".into(), gtmpl_value::Value::Nil);
+    }
+    r
 }
 
 #[allow(dead_code, reason = "kept for the stats table's name column")]

@@ -38,7 +38,7 @@ fn go_arch() -> &'static str {
 
 /// Aligns "key:\tvalue" lines as docker's version template does (min width 20, padding 1).
 fn aligned(text: &str) -> Result<String> {
-    let mut tw = tabwriter::TabWriter::new(Vec::new()).minwidth(20).padding(1);
+    let mut tw = crate::format::go_tabwriter(20, 1);
     tw.write_all(text.as_bytes())?;
     tw.flush()?;
     Ok(String::from_utf8_lossy(&tw.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?).into_owned())
