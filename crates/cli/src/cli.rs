@@ -809,7 +809,7 @@ pub struct ImportArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long)]
     pub platform: Option<String>,
-    /// file|URL|- 
+    /// file|URL|-
     pub file: String,
     /// [REPOSITORY[:TAG]]
     pub repository: Option<String>,
@@ -949,7 +949,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let c = Cli::try_parse_from(["berth", "exec", "-e", "A=1", "web", "sh", "-c", "x"]).unwrap();
+        let c =
+            Cli::try_parse_from(["berth", "exec", "-e", "A=1", "web", "sh", "-c", "x"]).unwrap();
         match c.cmd {
             Some(Cmd::Exec(a)) => assert_eq!(a.args, ["web", "sh", "-c", "x"]),
             other => panic!("{other:?}"),

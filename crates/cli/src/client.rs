@@ -24,8 +24,13 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 /// What went wrong talking to the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("Cannot connect to the berth daemon at {host}: is berthd running? Start it with: berthd &")]
-    Connect { host: String, source: std::io::Error },
+    #[error(
+        "Cannot connect to the berth daemon at {host}: is berthd running? Start it with: berthd &"
+    )]
+    Connect {
+        host: String,
+        source: std::io::Error,
+    },
     #[error("invalid daemon host {host:?}: {reason}")]
     BadHost { host: String, reason: &'static str },
     #[error("Error response from daemon: {message}")]
@@ -44,7 +49,10 @@ pub enum ClientError {
     #[error("{path}: the daemon did not upgrade the connection (status {status})")]
     NoUpgrade { path: String, status: u16 },
     #[error("build request {path}: {source}")]
-    Request { path: String, source: hyper::http::Error },
+    Request {
+        path: String,
+        source: hyper::http::Error,
+    },
 }
 
 impl ClientError {
@@ -155,8 +163,12 @@ impl Client {
             }};
         }
         Ok(match &self.transport {
-            Transport::Unix(p) => handshake!(tokio::net::UnixStream::connect(p).await.map_err(err)?),
-            Transport::Tcp(a) => handshake!(tokio::net::TcpStream::connect(a).await.map_err(err)?),
+            Transport::Unix(p) => {
+                handshake!(tokio::net::UnixStream::connect(p).await.map_err(err)?)
+            }
+            Transport::Tcp(a) => {
+                handshake!(tokio::net::TcpStream::connect(a).await.map_err(err)?)
+            }
         })
     }
 
@@ -172,7 +184,10 @@ impl Client {
             .method(method)
             .uri(uri)
             .header("Host", "docker")
-            .header("User-Agent", concat!("berth-cli/", env!("CARGO_PKG_VERSION")));
+            .header(
+                "User-Agent",
+                concat!("berth-cli/", env!("CARGO_PKG_VERSION")),
+            );
         for (k, v) in headers {
             b = b.header(*k, v.as_str());
         }

@@ -2,6 +2,12 @@
 //! `table` formats aligned by Go-style elastic tabstops, human sizes ("12.3MB") and durations
 //! ("2 minutes ago").
 
+// Go's int() of a float truncates, and so do docker's size and duration helpers ported here.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "truncation is the Go semantics being matched"
+)]
+
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -28,7 +34,9 @@ pub struct Format {
 
 impl std::fmt::Debug for Format {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Format").field("table", &self.table).finish()
+        f.debug_struct("Format")
+            .field("table", &self.table)
+            .finish()
     }
 }
 
@@ -115,10 +123,21 @@ fn wrap_print_actions(text: &str) -> String {
             _ => (body, ""),
         };
         let t = body.trim();
-        let first = t.split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("");
+        let first = t
+            .split(|c: char| c.is_whitespace() || c == '(')
+            .next()
+            .unwrap_or("");
         let control = matches!(
             first,
-            "if" | "else" | "end" | "range" | "with" | "define" | "template" | "block" | "break" | "continue"
+            "if" | "else"
+                | "end"
+                | "range"
+                | "with"
+                | "define"
+                | "template"
+                | "block"
+                | "break"
+                | "continue"
         ) || t.starts_with("/*")
             || t.is_empty()
             || (t.starts_with('$') && (t.contains(":=") || t.contains(" = ")));
@@ -154,7 +173,10 @@ impl Format {
                 rest.to_string()
             };
         }
-        let text = text.trim_matches(' ').replace("\\t", "\t").replace("\\n", "\n");
+        let text = text
+            .trim_matches(' ')
+            .replace("\\t", "\t")
+            .replace("\\n", "\n");
         let text = wrap_print_actions(&text);
         let mut tmpl = gtmpl::Template::default();
         docker_funcs(&mut tmpl, false);
@@ -242,7 +264,10 @@ fn parse_msg(e: &str) -> String {
 }
 
 fn header_ident(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(args.first().cloned().unwrap_or(Value::String(String::new())))
+    Ok(args
+        .first()
+        .cloned()
+        .unwrap_or(Value::String(String::new())))
 }
 
 fn arg_str(args: &[Value], i: usize, name: &str) -> Result<String, FuncError> {
@@ -330,7 +355,10 @@ fn f_pad(args: &[Value]) -> Result<Value, FuncError> {
 pub fn go_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        Value::Array(a) => format!("[{}]", a.iter().map(go_string).collect::<Vec<_>>().join(" ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(go_string).collect::<Vec<_>>().join(" ")
+        ),
         Value::Map(m) | Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
@@ -367,7 +395,11 @@ pub fn to_json(v: &Value) -> serde_json::Value {
         Value::Map(m) | Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), to_json(&m[k]))).collect())
+            serde_json::Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), to_json(&m[k])))
+                    .collect(),
+            )
         }
     }
 }
@@ -506,6 +538,11 @@ pub fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Whole seconds since the epoch, now.
+pub fn now_secs() -> i64 {
+    now_unix() as i64
+}
+
 /// "5 minutes ago" for a unix time.
 pub fn ago(unix: i64) -> String {
     format!("{} ago", human_duration(now_unix() - unix as f64))
@@ -523,7 +560,8 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 
 /// Docker's "2026-01-01 00:00:00 +0000 UTC" for a unix time.
 pub fn go_time(unix: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix).unwrap_or(0));
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix).unwrap_or(0));
     let s = humantime::format_rfc3339_seconds(t).to_string();
     format!("{} +0000 UTC", s.trim_end_matches('Z').replace('T', " "))
 }
@@ -618,8 +656,12 @@ mod tests {
         assert_eq!(f.render(&r).unwrap(), r#"{"ID":"abc","Names":"web"}"#);
         let f = Format::parse("table {{.ID}}\\t{{.Names}}", "").unwrap();
         let mut out = Vec::new();
-        f.write_rows(&mut out, &[("ID", "CONTAINER ID"), ("Names", "NAMES")], &[r])
-            .unwrap();
+        f.write_rows(
+            &mut out,
+            &[("ID", "CONTAINER ID"), ("Names", "NAMES")],
+            &[r],
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "CONTAINER ID   NAMES\nabc            web\n"
@@ -638,23 +680,36 @@ mod tests {
 
     #[test]
     fn values_print_as_go() {
-        let j = from_json(&serde_json::json!({"Cmd": ["sleep", "100"], "L": {"a": "b"}, "N": null}));
+        let j =
+            from_json(&serde_json::json!({"Cmd": ["sleep", "100"], "L": {"a": "b"}, "N": null}));
         let f = Format::parse("{{.Cmd}} {{.L}} {{.N}} {{.Missing}}", "").unwrap();
-        assert_eq!(f.render(&j).unwrap(), "[sleep 100] map[a:b] <nil> <no value>");
+        assert_eq!(
+            f.render(&j).unwrap(),
+            "[sleep 100] map[a:b] <nil> <no value>"
+        );
         let f = Format::parse("{{range .Cmd}}<{{.}}>{{end}}{{if .L}} yes{{end}}", "").unwrap();
         assert_eq!(f.render(&j).unwrap(), "<sleep><100> yes");
         let f = Format::parse("{{- index .Cmd 1 -}} {{$x := .Cmd}}{{len $x}}", "").unwrap();
         assert_eq!(f.render(&j).unwrap(), "1002");
-        assert_eq!(wrap_print_actions("a {{\"}}\"}} b"), "a {{\"}}\" | __print }} b");
+        assert_eq!(
+            wrap_print_actions("a {{\"}}\"}} b"),
+            "a {{\"}}\" | __print }} b"
+        );
     }
 
     #[test]
     fn text_helpers() {
-        assert_eq!(ellipsis("sleep 1000000000000000", 20), "sleep 1000000000000…");
+        assert_eq!(
+            ellipsis("sleep 1000000000000000", 20),
+            "sleep 1000000000000…"
+        );
         assert_eq!(go_quote("echo \"hi\""), "\"echo \\\"hi\\\"\"");
         assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
         assert_eq!(parse_rfc3339("2026-01-01T00:00:00Z"), Some(1_767_225_600));
-        assert_eq!(parse_rfc3339("2026-01-01T00:00:00.123456789Z"), Some(1_767_225_600));
+        assert_eq!(
+            parse_rfc3339("2026-01-01T00:00:00.123456789Z"),
+            Some(1_767_225_600)
+        );
         assert_eq!(go_time(1_767_225_600), "2026-01-01 00:00:00 +0000 UTC");
     }
 }

@@ -216,7 +216,9 @@ fn clap_error(e: clap::Error) -> ExitCode {
                 Some(ContextValue::String(s)) => s.clone(),
                 _ => String::new(),
             };
-            eprintln!("berth: unknown command: {path} {sub}\n\nRun '{path} --help' for more information");
+            eprintln!(
+                "berth: unknown command: {path} {sub}\n\nRun '{path} --help' for more information"
+            );
             ExitCode::from(1)
         }
         ErrorKind::UnknownArgument => {
@@ -262,7 +264,10 @@ fn clap_error(e: clap::Error) -> ExitCode {
                     None => break,
                 }
             }
-            if let Some(arg) = cmd.get_arguments().find(|a| a.get_long() == Some(long.as_str())) {
+            if let Some(arg) = cmd
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long.as_str()))
+            {
                 if let Some(s) = arg.get_short() {
                     flagname = format!("-{s}, --{long}");
                 }
@@ -273,7 +278,9 @@ fn clap_error(e: clap::Error) -> ExitCode {
             );
             ExitCode::from(125)
         }
-        ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => {
+        ErrorKind::MissingRequiredArgument
+        | ErrorKind::TooFewValues
+        | ErrorKind::WrongNumberOfValues => {
             let mut cmd = Cli::command();
             for p in path.split(' ').skip(1) {
                 match cmd.find_subcommand(p) {

@@ -2,6 +2,12 @@
 //! durations and filters, validated as docker's CLI validates them (same messages), then the
 //! `POST /containers/create` body.
 
+// Sizes and durations parsed as floats become whole bytes/nanoseconds, truncated as docker does.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "truncation is the Go semantics being matched"
+)]
+
 use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
@@ -57,9 +63,7 @@ pub fn parse_memory(s: &str) -> Result<i64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid size: '{s}'"))?;
+    let n: f64 = num.parse().map_err(|_| format!("invalid size: '{s}'"))?;
     let mult: f64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kb" | "kib" => 1024.0,
@@ -189,10 +193,10 @@ pub fn labels(list: &[String], files: &[String]) -> Result<BTreeMap<String, Stri
 }
 
 /// `-p` values: ExposedPorts and PortBindings.
-pub fn ports(
-    specs: &[String],
-    expose: &[String],
-) -> Result<(Map<String, Value>, Map<String, Value>), OptError> {
+/// ExposedPorts and PortBindings of a container.
+pub type PortMaps = (Map<String, Value>, Map<String, Value>);
+
+pub fn ports(specs: &[String], expose: &[String]) -> Result<PortMaps, OptError> {
     let mut exposed = Map::new();
     let mut bindings: Map<String, Value> = Map::new();
     for e in expose {
@@ -292,7 +296,11 @@ pub fn volumes(specs: &[String]) -> Result<(Vec<String>, Map<String, Value>), Op
                 if !dst.starts_with('/') {
                     return Err(OptError::NotAbsolute {
                         spec: spec.clone(),
-                        typ: if src.starts_with('/') { "bind" } else { "volume" },
+                        typ: if src.starts_with('/') {
+                            "bind"
+                        } else {
+                            "volume"
+                        },
                         path: dst.to_string(),
                     });
                 }
@@ -339,12 +347,17 @@ pub fn mount(spec: &str) -> Result<Value, OptError> {
                 tmpfs_opts.insert("SizeBytes".into(), json!(n));
             }
             "tmpfs-mode" => {
-                let n = u32::from_str_radix(&v, 8).map_err(|e| flag("mount", spec, e.to_string()))?;
+                let n =
+                    u32::from_str_radix(&v, 8).map_err(|e| flag("mount", spec, e.to_string()))?;
                 tmpfs_opts.insert("Mode".into(), json!(n));
             }
             "consistency" => {}
             _ => {
-                return Err(flag("mount", spec, format!("unexpected key '{k}' in '{field}'")));
+                return Err(flag(
+                    "mount",
+                    spec,
+                    format!("unexpected key '{k}' in '{field}'"),
+                ));
             }
         }
     }
@@ -387,7 +400,13 @@ pub fn device(spec: &str) -> Result<Value, OptError> {
         [h, p] if p.chars().all(|c| "rwm".contains(c)) && !p.is_empty() => (*h, *h, *p),
         [h, c] => (*h, *c, "rwm"),
         [h, c, p] => (*h, *c, *p),
-        _ => return Err(flag("device", spec, format!("invalid device specification: {spec}"))),
+        _ => {
+            return Err(flag(
+                "device",
+                spec,
+                format!("invalid device specification: {spec}"),
+            ))
+        }
     };
     Ok(json!({"PathOnHost": host, "PathInContainer": cont, "CgroupPermissions": perms}))
 }
@@ -398,8 +417,13 @@ pub fn restart(spec: &str) -> Result<Value, OptError> {
     let max: i64 = if max.is_empty() {
         0
     } else {
-        max.parse()
-            .map_err(|_| flag("restart", spec, format!("invalid restart policy format: maximum retry count must be an integer")))?
+        max.parse().map_err(|_| {
+            flag(
+                "restart",
+                spec,
+                "invalid restart policy format: maximum retry count must be an integer",
+            )
+        })?
     };
     Ok(json!({"Name": name, "MaximumRetryCount": max}))
 }
@@ -624,11 +648,19 @@ pub fn create_spec(a: &RunArgs) -> Result<CreateSpec, OptError> {
         let m: BTreeMap<String, String> = a
             .sysctl
             .iter()
-            .filter_map(|s| s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|s| {
+                s.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect();
         hc.insert("Sysctls".into(), json!(m));
     }
-    for (k, v) in [("IpcMode", &a.ipc), ("PidMode", &a.pid), ("UTSMode", &a.uts), ("Runtime", &a.runtime)] {
+    for (k, v) in [
+        ("IpcMode", &a.ipc),
+        ("PidMode", &a.pid),
+        ("UTSMode", &a.uts),
+        ("Runtime", &a.runtime),
+    ] {
         if let Some(v) = v {
             hc.insert(k.into(), json!(v));
         }

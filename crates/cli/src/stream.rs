@@ -119,9 +119,10 @@ pub fn spawn_sig_proxy(client: Client, container: String) {
     for (kind, name) in sigs {
         let Ok(mut s) = signal(kind) else { continue };
         let client = client.clone();
-        let path = Query::new()
-            .add("signal", name)
-            .path(&format!("/containers/{}/kill", crate::client::enc(&container)));
+        let path = Query::new().add("signal", name).path(&format!(
+            "/containers/{}/kill",
+            crate::client::enc(&container)
+        ));
         tokio::spawn(async move {
             while s.recv().await.is_some() {
                 let _ = client.call(hyper::Method::POST, &path, None).await;

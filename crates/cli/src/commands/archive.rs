@@ -90,11 +90,7 @@ async fn input_body(file: Option<&str>) -> Result<crate::client::Body> {
 
 pub async fn load(c: &Client, a: LoadArgs) -> Result<()> {
     if a.input.is_none() && std::io::stdin().is_terminal() {
-        return Err(Exit::msg(
-            1,
-            "requested load from stdin, but stdin is empty",
-        )
-        .into());
+        return Err(Exit::msg(1, "requested load from stdin, but stdin is empty").into());
     }
     let body = input_body(a.input.as_deref()).await?;
     let path = Query::new().flag("quiet", a.quiet).path("/images/load");
@@ -183,16 +179,10 @@ pub async fn cp(c: &Client, a: CpArgs) -> Result<()> {
     match (split_container_path(&a.src), split_container_path(&a.dst)) {
         (Some((ctr, src)), None) => copy_from(c, ctr, src, &a.dst, a.follow_link).await,
         (None, Some((ctr, dst))) => copy_to(c, &a.src, ctr, dst).await,
-        (Some(_), Some(_)) => Err(Exit::msg(
-            1,
-            "copying between containers is not supported",
-        )
-        .into()),
-        (None, None) => Err(Exit::msg(
-            1,
-            "must specify at least one container source",
-        )
-        .into()),
+        (Some(_), Some(_)) => {
+            Err(Exit::msg(1, "copying between containers is not supported").into())
+        }
+        (None, None) => Err(Exit::msg(1, "must specify at least one container source").into()),
     }
 }
 
@@ -232,11 +222,7 @@ fn extract(tarball: &[u8], dst: &Path, dst_is_dir: bool) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     if !parent.is_dir() {
-        return Err(Exit::msg(
-            1,
-            format!("Error: no such directory: {}", parent.display()),
-        )
-        .into());
+        return Err(Exit::msg(1, format!("Error: no such directory: {}", parent.display())).into());
     }
     let tmp = tempdir_in(parent)?;
     let mut ar = tar::Archive::new(tarball);

@@ -94,8 +94,8 @@ pub fn time_arg(s: &str) -> Option<String> {
         return Some(s.to_string());
     }
     if let Some(ns) = opts::parse_go_duration(s) {
-        let t = crate::format::now_unix() - ns as f64 / 1e9;
-        return Some(format!("{}", t as i64));
+        let secs = crate::format::now_secs() - ns / 1_000_000_000;
+        return Some(secs.to_string());
     }
     crate::format::parse_rfc3339(s).map(|t| t.to_string())
 }
@@ -181,7 +181,10 @@ pub async fn port(c: &Client, container: &str, private: Option<String>) -> Resul
     let info: Value = c
         .get_json(&format!("/containers/{}/json", enc(container)))
         .await?;
-    let ports = info["NetworkSettings"]["Ports"].as_object().cloned().unwrap_or_default();
+    let ports = info["NetworkSettings"]["Ports"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let mut keys: Vec<&String> = ports.keys().collect();
     keys.sort();
     let want = private.map(|p| {
@@ -244,7 +247,11 @@ pub async fn update(c: &Client, a: UpdateArgs) -> Result<()> {
         );
     }
     if body.is_empty() {
-        return Err(Exit::msg(1, "you must provide one or more flags when using this command").into());
+        return Err(Exit::msg(
+            1,
+            "you must provide one or more flags when using this command",
+        )
+        .into());
     }
     let body = Value::Object(body);
     let mut failed = false;
@@ -306,16 +313,15 @@ pub async fn commit(c: &Client, a: CommitArgs) -> Result<()> {
     for ch in &a.change {
         q = q.add("changes", ch);
     }
-    let v: Value = c.json(Method::POST, &q.path("/commit"), Some(&json!({}))).await?;
+    let v: Value = c
+        .json(Method::POST, &q.path("/commit"), Some(&json!({})))
+        .await?;
     println!("{}", v["Id"].as_str().unwrap_or(""));
     Ok(())
 }
 
 pub async fn prune(c: &Client, a: PruneArgs) -> Result<()> {
-    if !super::confirm(
-        "WARNING! This will remove all stopped containers.",
-        a.force,
-    ) {
+    if !super::confirm("WARNING! This will remove all stopped containers.", a.force) {
         return Ok(());
     }
     let f = opts::filters(&a.filter).map_err(|e| Exit::msg(125, e.to_string()))?;

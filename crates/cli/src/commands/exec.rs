@@ -16,8 +16,12 @@ use crate::Exit;
 pub async fn exec(c: &Client, a: ExecArgs) -> Result<()> {
     let container = a.args[0].clone();
     let cmd: Vec<String> = a.args[1..].to_vec();
-    let env = opts::env_list(&a.env, &a.env_file).map_err(|e| Exit::msg(125, format!("berth: {e}")))?;
-    let detach_keys = a.detach_keys.clone().unwrap_or_else(|| "ctrl-p,ctrl-q".into());
+    let env =
+        opts::env_list(&a.env, &a.env_file).map_err(|e| Exit::msg(125, format!("berth: {e}")))?;
+    let detach_keys = a
+        .detach_keys
+        .clone()
+        .unwrap_or_else(|| "ctrl-p,ctrl-q".into());
     let keys = opts::detach_keys(&detach_keys).map_err(|e| Exit::msg(125, e))?;
     if a.tty && a.interactive && !std::io::stdin().is_terminal() {
         return Err(Exit::msg(1, "the input device is not a TTY").into());

@@ -83,7 +83,10 @@ pub async fn images(c: &Client, a: ImagesArgs) -> Result<()> {
                 continue;
             }
             let (repo, tag) = split_ref(t);
-            let digest = digests.get(&repo).cloned().unwrap_or_else(|| "<none>".into());
+            let digest = digests
+                .get(&repo)
+                .cloned()
+                .unwrap_or_else(|| "<none>".into());
             entries.push((repo, tag, digest));
         }
         if entries.is_empty() {
@@ -138,7 +141,10 @@ pub async fn images(c: &Client, a: ImagesArgs) -> Result<()> {
 
 /// Shows a pull/push/load JSON stream: a bar per layer on a terminal, plain lines otherwise.
 pub struct Progress {
-    bars: Option<(indicatif::MultiProgress, HashMap<String, indicatif::ProgressBar>)>,
+    bars: Option<(
+        indicatif::MultiProgress,
+        HashMap<String, indicatif::ProgressBar>,
+    )>,
     to_stderr: bool,
     quiet: bool,
     last: HashMap<String, String>,
@@ -146,7 +152,9 @@ pub struct Progress {
 
 impl std::fmt::Debug for Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Progress").field("quiet", &self.quiet).finish()
+        f.debug_struct("Progress")
+            .field("quiet", &self.quiet)
+            .finish()
     }
 }
 
@@ -163,7 +171,10 @@ impl Progress {
             } else {
                 indicatif::ProgressDrawTarget::stdout()
             };
-            (indicatif::MultiProgress::with_draw_target(target), HashMap::new())
+            (
+                indicatif::MultiProgress::with_draw_target(target),
+                HashMap::new(),
+            )
         });
         Progress {
             bars,
@@ -212,8 +223,10 @@ impl Progress {
             let bar = bars.entry(id.to_string()).or_insert_with(|| {
                 let b = m.add(indicatif::ProgressBar::new(0));
                 b.set_style(
-                    indicatif::ProgressStyle::with_template("{prefix}: {msg} {wide_bar} {bytes}/{total_bytes}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    indicatif::ProgressStyle::with_template(
+                        "{prefix}: {msg} {wide_bar} {bytes}/{total_bytes}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                 );
                 b.set_prefix(id.to_string());
                 b
@@ -227,7 +240,11 @@ impl Progress {
             bar.set_message(status.to_string());
             if matches!(
                 status,
-                "Pull complete" | "Already exists" | "Pushed" | "Layer already exists" | "Loading layer done"
+                "Pull complete"
+                    | "Already exists"
+                    | "Pushed"
+                    | "Layer already exists"
+                    | "Loading layer done"
             ) {
                 bar.set_style(
                     indicatif::ProgressStyle::with_template("{prefix}: {msg}")
@@ -324,15 +341,18 @@ pub async fn pull(c: &Client, a: PullArgs) -> Result<()> {
         .await?;
     let mut p = Progress::new(false, a.quiet);
     p.consume(JsonLines::new(resp, &path)).await?;
-    println!("{}", full_name(&repo, if a.all_tags { None } else { Some(&tag) }));
+    println!(
+        "{}",
+        full_name(&repo, if a.all_tags { None } else { Some(&tag) })
+    );
     Ok(())
 }
 
 /// docker.io/library/busybox:latest, as docker prints after a pull.
 fn full_name(repo: &str, tag: Option<&str>) -> String {
     let first = repo.split('/').next().unwrap_or("");
-    let has_domain = repo.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_domain =
+        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     let full = if has_domain {
         repo.to_string()
     } else if repo.contains('/') {
@@ -522,7 +542,10 @@ pub async fn prune(c: &Client, a: PruneArgs) -> Result<()> {
     Ok(())
 }
 
-#[allow(dead_code, reason = "used by callers that map a pull failure themselves")]
+#[allow(
+    dead_code,
+    reason = "used by callers that map a pull failure themselves"
+)]
 pub fn is_not_found(e: &ClientError) -> bool {
     e.status() == Some(404)
 }
@@ -533,8 +556,14 @@ mod tests {
 
     #[test]
     fn full_names() {
-        assert_eq!(full_name("busybox", Some("latest")), "docker.io/library/busybox:latest");
+        assert_eq!(
+            full_name("busybox", Some("latest")),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(full_name("a/b", Some("1")), "docker.io/a/b:1");
-        assert_eq!(full_name("localhost:5000/x", Some("t")), "localhost:5000/x:t");
+        assert_eq!(
+            full_name("localhost:5000/x", Some("t")),
+            "localhost:5000/x:t"
+        );
     }
 }

@@ -32,9 +32,7 @@ pub async fn inspect(
         Some("json") => Some(Format::parse("{{json .}}", "")),
         Some(f) => Some(Format::parse(f, "")),
     };
-    let fmt = fmt
-        .transpose()
-        .map_err(|e| Exit::msg(1, e.to_string()))?;
+    let fmt = fmt.transpose().map_err(|e| Exit::msg(1, e.to_string()))?;
     if let Some(t) = &typ {
         if !matches!(t.as_str(), "container" | "image" | "volume" | "network") {
             return Err(Exit::msg(1, format!("\"{t}\" is not a valid value for --type")).into());

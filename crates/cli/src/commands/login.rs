@@ -109,7 +109,9 @@ pub fn credentials(server: &str) -> Option<(String, String)> {
         ));
     }
     let auth = cfg["auths"][server]["auth"].as_str()?;
-    let dec = base64::engine::general_purpose::STANDARD.decode(auth).ok()?;
+    let dec = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .ok()?;
     let s = String::from_utf8(dec).ok()?;
     let (u, p) = s.split_once(':')?;
     Some((u.to_string(), p.to_string()))
@@ -130,7 +132,9 @@ pub async fn login(c: &Client, a: LoginArgs) -> Result<()> {
         .server
         .clone()
         .map(|s| {
-            let s = s.trim_start_matches("https://").trim_start_matches("http://");
+            let s = s
+                .trim_start_matches("https://")
+                .trim_start_matches("http://");
             let s = s.trim_end_matches('/');
             if s == "docker.io" || s == "index.docker.io" || s.starts_with("index.docker.io/") {
                 INDEX_SERVER.to_string()
@@ -151,7 +155,9 @@ pub async fn login(c: &Client, a: LoginArgs) -> Result<()> {
     };
     let password = if a.password_stdin {
         if a.password.is_some() {
-            return Err(Exit::msg(1, "--password and --password-stdin are mutually exclusive").into());
+            return Err(
+                Exit::msg(1, "--password and --password-stdin are mutually exclusive").into(),
+            );
         }
         let mut l = String::new();
         std::io::stdin().lock().read_line(&mut l)?;
@@ -177,7 +183,8 @@ pub async fn login(c: &Client, a: LoginArgs) -> Result<()> {
         let input = json!({"ServerURL": server, "Username": username, "Secret": password});
         helper_call(&h, "store", &input.to_string())?;
     } else {
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
         let mut entry = json!({"auth": auth});
         if !token.is_empty() {
             entry["identitytoken"] = json!(token);
@@ -195,7 +202,9 @@ pub async fn login(c: &Client, a: LoginArgs) -> Result<()> {
 pub fn logout(server: Option<String>) -> Result<()> {
     let server = server
         .map(|s| {
-            let s = s.trim_start_matches("https://").trim_start_matches("http://");
+            let s = s
+                .trim_start_matches("https://")
+                .trim_start_matches("http://");
             s.trim_end_matches('/').to_string()
         })
         .filter(|s| s != "docker.io" && s != "index.docker.io")

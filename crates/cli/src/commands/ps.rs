@@ -82,7 +82,11 @@ fn port_string(s: &ContainerSummary) -> String {
                 .unwrap_or_else(|| "tcp".into());
             match (p.ip.as_deref(), p.public_port) {
                 (Some(ip), Some(pp)) if !ip.is_empty() => {
-                    let ip = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+                    let ip = if ip.contains(':') {
+                        format!("[{ip}]")
+                    } else {
+                        ip.to_string()
+                    };
                     format!("{ip}:{pp}->{}/{typ}", p.private_port)
                 }
                 (_, Some(pp)) => format!("{pp}->{}/{typ}", p.private_port),

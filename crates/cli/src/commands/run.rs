@@ -49,9 +49,10 @@ async fn create_container(c: &Client, a: &RunArgs, cmd: &str) -> Result<String> 
     }
     let created: Result<Value, ClientError> = c.json(Method::POST, &path, Some(&spec.body)).await;
     let created = match created {
-        Err(ClientError::Daemon { status: 404, message })
-            if message.starts_with("No such image") && a.pull != "never" =>
-        {
+        Err(ClientError::Daemon {
+            status: 404,
+            message,
+        }) if message.starts_with("No such image") && a.pull != "never" => {
             eprintln!("Unable to find image '{}' locally", full_tag(&spec.image));
             pull_for_run(c, &spec.image, spec.platform.as_deref(), a.quiet, cmd).await?;
             c.json(Method::POST, &path, Some(&spec.body))
@@ -68,8 +69,13 @@ async fn create_container(c: &Client, a: &RunArgs, cmd: &str) -> Result<String> 
     }
     let id = created["Id"].as_str().unwrap_or_default().to_string();
     if let Some(f) = &a.cidfile {
-        std::fs::write(f, &id)
-            .map_err(|e| run_err(cmd, format!("failed to write the container ID to the file: {e}"), 125))?;
+        std::fs::write(f, &id).map_err(|e| {
+            run_err(
+                cmd,
+                format!("failed to write the container ID to the file: {e}"),
+                125,
+            )
+        })?;
     }
     Ok(id)
 }
@@ -282,7 +288,11 @@ pub async fn attach(c: &Client, a: AttachArgs) -> Result<()> {
         .into());
     }
     if state["Running"].as_bool() != Some(true) {
-        return Err(Exit::msg(1, "You cannot attach to a stopped container, start it first").into());
+        return Err(Exit::msg(
+            1,
+            "You cannot attach to a stopped container, start it first",
+        )
+        .into());
     }
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let stdin = !a.no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);

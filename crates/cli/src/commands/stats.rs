@@ -37,7 +37,8 @@ pub fn sample_row(container: &str, v: &Value, trunc: bool) -> gtmpl_value::Value
     };
     let cpu_delta = f(&["cpu_stats", "cpu_usage", "total_usage"])
         - f(&["precpu_stats", "cpu_usage", "total_usage"]);
-    let sys_delta = f(&["cpu_stats", "system_cpu_usage"]) - f(&["precpu_stats", "system_cpu_usage"]);
+    let sys_delta =
+        f(&["cpu_stats", "system_cpu_usage"]) - f(&["precpu_stats", "system_cpu_usage"]);
     let mut online = f(&["cpu_stats", "online_cpus"]);
     if online == 0.0 {
         online = v["cpu_stats"]["cpu_usage"]["percpu_usage"]
@@ -59,7 +60,11 @@ pub fn sample_row(container: &str, v: &Value, trunc: bool) -> gtmpl_value::Value
         .unwrap_or(0.0);
     let mem = usage - cache;
     let limit = f(&["memory_stats", "limit"]);
-    let mem_perc = if limit > 0.0 { mem / limit * 100.0 } else { 0.0 };
+    let mem_perc = if limit > 0.0 {
+        mem / limit * 100.0
+    } else {
+        0.0
+    };
     let (mut rx, mut tx) = (0.0, 0.0);
     if let Some(n) = v["networks"].as_object() {
         for i in n.values() {
@@ -86,7 +91,10 @@ pub fn sample_row(container: &str, v: &Value, trunc: bool) -> gtmpl_value::Value
         ("ID", if trunc { short_id(&id) } else { id }),
         ("Name", name.to_string()),
         ("CPUPerc", format!("{cpu:.2}%")),
-        ("MemUsage", format!("{} / {}", bytes_size(mem), bytes_size(limit))),
+        (
+            "MemUsage",
+            format!("{} / {}", bytes_size(mem), bytes_size(limit)),
+        ),
         ("MemPerc", format!("{mem_perc:.2}%")),
         (
             "NetIO",
@@ -96,7 +104,10 @@ pub fn sample_row(container: &str, v: &Value, trunc: bool) -> gtmpl_value::Value
             "BlockIO",
             format!("{} / {}", human_size_prec(rd, 3), human_size_prec(wr, 3)),
         ),
-        ("PIDs", format!("{}", v["pids_stats"]["current"].as_u64().unwrap_or(0))),
+        (
+            "PIDs",
+            format!("{}", v["pids_stats"]["current"].as_u64().unwrap_or(0)),
+        ),
     ])
 }
 

@@ -56,9 +56,20 @@ pub async fn version(c: &Client, format: Option<String>) -> Result<()> {
     let client = client_info(c);
     let server: Result<Value, ClientError> = c.get_json("/version").await;
     if let Some(f) = format.filter(|f| !f.is_empty()) {
-        let f = if f == "json" { "{{json .}}".to_string() } else { f };
+        let f = if f == "json" {
+            "{{json .}}".to_string()
+        } else {
+            f
+        };
         let fmt = Format::parse(&f, "").map_err(|e| Exit::msg(1, e.to_string()))?;
-        let data = json!({"Client": client, "Server": server.as_ref().ok()});
+        // Go templates name the struct fields (APIVersion), JSON the wire keys (ApiVersion).
+        let mut server_v = server.as_ref().ok().cloned().unwrap_or(Value::Null);
+        if server_v.is_object() {
+            server_v["APIVersion"] = server_v["ApiVersion"].clone();
+        }
+        let mut client_v = client.clone();
+        client_v["APIVersion"] = client["ApiVersion"].clone();
+        let data = json!({"Client": client_v, "Server": server_v});
         println!(
             "{}",
             fmt.render(&from_json(&data))
@@ -77,8 +88,8 @@ pub async fn version(c: &Client, format: Option<String>) -> Result<()> {
         s(&client["Arch"]),
         s(&client["Context"]),
     );
-    match &server {
-        Ok(v) => {
+    if let Ok(v) = &server {
+        {
             let name = v["Platform"]["Name"].as_str().unwrap_or("");
             t.push_str(&format!(
                 "\nServer:{}\n Engine:\n  Version:\t{}\n  API version:\t{} (minimum version {})\n  Go version:\t{}\n  Git commit:\t{}\n  Built:\t{}\n  OS/Arch:\t{}/{}\n  Experimental:\t{}\n",
@@ -106,7 +117,6 @@ pub async fn version(c: &Client, format: Option<String>) -> Result<()> {
                 }
             }
         }
-        Err(_) => {}
     }
     print!("{}", aligned(&t)?);
     std::io::stdout().flush()?;
@@ -117,10 +127,15 @@ pub async fn info(c: &Client, format: Option<String>) -> Result<()> {
     let client = client_info(c);
     let server: Result<Value, ClientError> = c.get_json("/info").await;
     if let Some(f) = format.filter(|f| !f.is_empty()) {
-        let f = if f == "json" { "{{json .}}".to_string() } else { f };
+        let f = if f == "json" {
+            "{{json .}}".to_string()
+        } else {
+            f
+        };
         let fmt = Format::parse(&f, "").map_err(|e| Exit::msg(1, e.to_string()))?;
         let mut data = server.as_ref().cloned().unwrap_or_else(|_| json!({}));
-        data["ClientInfo"] = json!({"Debug": false, "Context": "default", "Version": client["Version"]});
+        data["ClientInfo"] =
+            json!({"Debug": false, "Context": "default", "Version": client["Version"]});
         println!(
             "{}",
             fmt.render(&from_json(&data))
@@ -180,7 +195,11 @@ pub async fn info(c: &Client, format: Option<String>) -> Result<()> {
         names.sort();
         out.push_str(&format!(
             " Runtimes: {}\n",
-            names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+            names
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
         ));
     }
     out.push_str(&format!(" Default Runtime: {}\n", s(&v["DefaultRuntime"])));
@@ -367,7 +386,9 @@ pub async fn prune(c: &Client, a: SystemPruneArgs) -> Result<()> {
     let cv: Value = c
         .json(
             Method::POST,
-            &Query::new().opt("filters", f.clone()).path("/containers/prune"),
+            &Query::new()
+                .opt("filters", f.clone())
+                .path("/containers/prune"),
             None,
         )
         .await?;
@@ -377,7 +398,9 @@ pub async fn prune(c: &Client, a: SystemPruneArgs) -> Result<()> {
         let vv: Value = c
             .json(
                 Method::POST,
-                &Query::new().opt("filters", f.clone()).path("/volumes/prune"),
+                &Query::new()
+                    .opt("filters", f.clone())
+                    .path("/volumes/prune"),
                 None,
             )
             .await?;
@@ -428,11 +451,13 @@ fn print_list(v: &Value, key: &str, title: &str) {
 
 /// RFC 3339 with nanoseconds, as docker's events print (UTC).
 fn event_time(nanos: i64, secs: i64) -> String {
-    let ns = if nanos > 0 { nanos } else { secs * 1_000_000_000 };
-    let t = std::time::UNIX_EPOCH
-        + std::time::Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
-    let s = humantime::format_rfc3339_nanos(t).to_string();
-    s
+    let ns = if nanos > 0 {
+        nanos
+    } else {
+        secs * 1_000_000_000
+    };
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
+    humantime::format_rfc3339_nanos(t).to_string()
 }
 
 pub async fn events(c: &Client, a: EventsArgs) -> Result<()> {

@@ -65,7 +65,8 @@ pub async fn ls(c: &Client, a: VolumeLsArgs) -> Result<()> {
     let rows: Vec<_> = vols
         .iter()
         .map(|v| {
-            let mut labels: Vec<String> = v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let mut labels: Vec<String> =
+                v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             labels.sort();
             let (size, links) = match &v.usage_data {
                 Some(u) => (
