@@ -66,6 +66,23 @@ fn docker_funcs(t: &mut gtmpl::Template, header: bool) {
     };
     t.add_funcs(&funcs);
     t.add_func("__print", if header { header_ident } else { f_print });
+    t.add_func("__label", if header { header_label } else { f_label });
+}
+
+fn header_label(_args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::String("LABEL".into()))
+}
+
+/// docker's `{{.Label "key"}}` method on ps/images/volume rows (rewritten to `__label . "key"`).
+fn f_label(args: &[Value]) -> Result<Value, FuncError> {
+    let key = arg_str(args, 1, "Label")?;
+    match args.first() {
+        Some(Value::Object(m)) | Some(Value::Map(m)) => match m.get("__labels") {
+            Some(Value::Map(l)) => Ok(l.get(&key).cloned().unwrap_or(Value::String(String::new()))),
+            _ => Ok(Value::String(String::new())),
+        },
+        _ => Ok(Value::String(String::new())),
+    }
 }
 
 fn f_print(args: &[Value]) -> Result<Value, FuncError> {
@@ -177,7 +194,11 @@ impl Format {
             .trim_matches(' ')
             .replace("\\t", "\t")
             .replace("\\n", "\n");
-        let text = wrap_print_actions(&text);
+        let text = wrap_print_actions(
+            &text
+                .replace("{{.Label ", "{{__label . ")
+                .replace(" .Label ", " __label . "),
+        );
         let mut tmpl = gtmpl::Template::default();
         docker_funcs(&mut tmpl, false);
         tmpl.parse(text.as_str())
@@ -360,7 +381,7 @@ pub fn go_string(v: &Value) -> String {
             a.iter().map(go_string).collect::<Vec<_>>().join(" ")
         ),
         Value::Map(m) | Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
+            let mut keys: Vec<&String> = m.keys().filter(|k| !k.starts_with("__")).collect();
             keys.sort();
             let parts: Vec<String> = keys
                 .iter()
@@ -393,7 +414,7 @@ pub fn to_json(v: &Value) -> serde_json::Value {
         }
         Value::Array(a) => serde_json::Value::Array(a.iter().map(to_json).collect()),
         Value::Map(m) | Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
+            let mut keys: Vec<&String> = m.keys().filter(|k| !k.starts_with("__")).collect();
             keys.sort();
             serde_json::Value::Object(
                 keys.into_iter()

@@ -20,6 +20,81 @@ async fn fetch(c: &Client, typ: &str, name: &str, size: bool) -> Result<Value, C
     c.get_json(&path).await
 }
 
+/// Go structs print their zero values where berthd's JSON leaves a field out; fill the
+/// commonly templated ones so `{{.HostConfig.Memory}}` prints `0` as with docker.
+fn fill_zero_values(typ: &str, v: &mut Value) {
+    if typ != "container" || !v.is_object() {
+        return;
+    }
+    let zeros: &[(&str, &[(&str, Value)])] = &[
+        (
+            "HostConfig",
+            &[
+                ("Memory", Value::from(0)),
+                ("MemoryReservation", Value::from(0)),
+                ("MemorySwap", Value::from(0)),
+                ("NanoCpus", Value::from(0)),
+                ("CpuShares", Value::from(0)),
+                ("CpuPeriod", Value::from(0)),
+                ("CpuQuota", Value::from(0)),
+                ("CpusetCpus", Value::from("")),
+                ("CpusetMems", Value::from("")),
+                ("BlkioWeight", Value::from(0)),
+                ("ShmSize", Value::from(0)),
+                ("Privileged", Value::Bool(false)),
+                ("PublishAllPorts", Value::Bool(false)),
+                ("ReadonlyRootfs", Value::Bool(false)),
+                ("AutoRemove", Value::Bool(false)),
+                ("NetworkMode", Value::from("")),
+                ("IpcMode", Value::from("")),
+                ("PidMode", Value::from("")),
+                ("UTSMode", Value::from("")),
+                ("UsernsMode", Value::from("")),
+                ("CgroupParent", Value::from("")),
+                ("Runtime", Value::from("")),
+            ],
+        ),
+        (
+            "Config",
+            &[
+                ("Hostname", Value::from("")),
+                ("Domainname", Value::from("")),
+                ("User", Value::from("")),
+                ("WorkingDir", Value::from("")),
+                ("Tty", Value::Bool(false)),
+                ("OpenStdin", Value::Bool(false)),
+                ("StdinOnce", Value::Bool(false)),
+                ("AttachStdin", Value::Bool(false)),
+                ("AttachStdout", Value::Bool(false)),
+                ("AttachStderr", Value::Bool(false)),
+            ],
+        ),
+        (
+            "State",
+            &[
+                ("Running", Value::Bool(false)),
+                ("Paused", Value::Bool(false)),
+                ("Restarting", Value::Bool(false)),
+                ("OOMKilled", Value::Bool(false)),
+                ("Dead", Value::Bool(false)),
+                ("Pid", Value::from(0)),
+                ("ExitCode", Value::from(0)),
+                ("Error", Value::from("")),
+            ],
+        ),
+    ];
+    for (section, fields) in zeros {
+        if let Some(m) = v[*section].as_object_mut() {
+            for (k, z) in *fields {
+                m.entry(k.to_string()).or_insert_with(|| z.clone());
+            }
+        }
+    }
+    if let Some(m) = v.as_object_mut() {
+        m.entry("RestartCount").or_insert(Value::from(0));
+    }
+}
+
 pub async fn inspect(
     c: &Client,
     names: Vec<String>,
@@ -49,7 +124,10 @@ pub async fn inspect(
         let mut last_err = None;
         for t in &types {
             match fetch(c, t, n, size).await {
-                Ok(v) => {
+                Ok(mut v) => {
+                    if fmt.is_some() {
+                        fill_zero_values(t, &mut v);
+                    }
                     got = Some(v);
                     break;
                 }

@@ -188,6 +188,13 @@ pub fn container_row(s: &ContainerSummary, trunc: bool) -> gtmpl_value::Value {
     ]);
     if let gtmpl_value::Value::Object(m) = &mut r {
         m.insert("Platform".into(), gtmpl_value::Value::Nil);
+        let l: std::collections::HashMap<String, gtmpl_value::Value> = s
+            .labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), gtmpl_value::Value::String(v.clone())))
+            .collect();
+        m.insert("__labels".into(), gtmpl_value::Value::Map(l));
     }
     r
 }
