@@ -58,19 +58,12 @@ pub async fn images(c: &Client, a: ImagesArgs) -> Result<()> {
     };
     let fmt = Format::parse(&fmt_text, default).map_err(|e| Exit::msg(1, e.to_string()))?;
     let mut rows = Vec::new();
-    let mut seen_ids = std::collections::HashSet::new();
     for img in &list {
         let id = if trunc {
             short_id(&img.id)
         } else {
             img.id.clone()
         };
-        if a.quiet {
-            if seen_ids.insert(id.clone()) {
-                rows.push(row(vec![("ID", id)]));
-            }
-            continue;
-        }
         let digests: HashMap<String, String> = img
             .repo_digests
             .iter()
@@ -129,7 +122,7 @@ pub async fn images(c: &Client, a: ImagesArgs) -> Result<()> {
                         human_size_prec((img.size - img.shared_size) as f64, 3)
                     },
                 ),
-                ("VirtualSize", human_size_prec(img.size as f64, 3)),
+                ("VirtualSize", crate::format::human_size(img.size)),
             ]));
         }
     }
