@@ -1,6 +1,8 @@
 //! The berth CLI against a real berthd, side by side with docker's CLI: connection settings,
 //! version and info, bad input (docker's words and exit codes), help and completion.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
 mod common;
 
 use std::process::Command;

@@ -1,6 +1,8 @@
 //! Container commands of the berth CLI against a real berthd, compared with docker's CLI on the
 //! same daemon: table headers, `--format` results, exit codes, and what the container sees.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Image, volume and system commands of the berth CLI against a real berthd, compared with
 //! docker's CLI; pull, push and login against Debian's docker-registry on loopback.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
 mod common;
 
 use std::net::{TcpListener, TcpStream};
