@@ -1035,6 +1035,14 @@ pub async fn restore(d: &Arc<Daemon>) -> ApiResult<()> {
             }
         }
     }
+    // Image uses are written without fsync on the hot path; the records are the truth.
+    let users: Vec<(String, String)> = loaded
+        .iter()
+        .map(|c| (c.lock().image.clone(), c.id.clone()))
+        .collect();
+    if let Err(e) = d.images.set_users(&users) {
+        tracing::warn!("reconcile image users: {e}");
+    }
     for c in loaded {
         let st = c.status();
         match st {

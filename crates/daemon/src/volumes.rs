@@ -37,6 +37,14 @@ pub fn validate_name(name: &str) -> ApiResult<()> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+    // The name is a directory name: longer than NAME_MAX (255) the mkdir fails with
+    // ENAMETOOLONG, which is the caller's mistake, not a 500.
+    if ok && name.len() > 255 {
+        return Err(ApiError::invalid(format!(
+            "create {}...: volume name is longer than 255 characters",
+            &name[..32]
+        )));
+    }
     if ok {
         Ok(())
     } else {
@@ -173,6 +181,17 @@ pub fn dir_size(dir: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn volume_names() {
+        assert!(validate_name("data").is_ok());
+        assert!(validate_name(&"a".repeat(255)).is_ok());
+        let long = validate_name(&"a".repeat(256)).unwrap_err();
+        assert_eq!(long.kind, crate::error::Kind::InvalidInput);
+        assert!(long.message.contains("longer than 255"), "{}", long.message);
+        assert!(validate_name("bad/name").is_err());
+        assert!(validate_name("x").is_err());
+    }
 
     #[test]
     fn create_get_list_remove() {

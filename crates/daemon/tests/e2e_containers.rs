@@ -635,7 +635,8 @@ fn events_during_a_run() {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs();
+        .as_secs()
+        + 1; // whole seconds: the die event of this second must be inside the range
     let r = d.http(
         "GET",
         &format!("/events?since=0&until={now}&filters=%7B%22event%22%3A%5B%22die%22%5D%7D"),

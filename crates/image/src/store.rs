@@ -283,11 +283,16 @@ impl ImageStore {
     }
 
     /// Records that `container` uses image `id` (refused for an unknown image).
+    ///
+    /// Not fsynced (it is on the hot path of every container create): a crash may lose it,
+    /// so the engine reconciles users from its container records when it starts
+    /// ([`ImageStore::set_users`]).
     pub fn add_user(&self, id: &str, container: &str) -> Result<(), StoreError> {
         if self.get(id)?.is_none() {
             return Err(StoreError::NotFound(id.to_string()));
         }
-        let txn = self.db.begin_write().ctx("begin")?;
+        let mut txn = self.db.begin_write().ctx("begin")?;
+        let _ = txn.set_durability(redb::Durability::None);
         {
             let mut u = txn.open_table(USERS).ctx("open users")?;
             u.insert(format!("{id} {container}").as_str(), ())
@@ -296,12 +301,36 @@ impl ImageStore {
         txn.commit().ctx("commit")
     }
 
+    /// As [`ImageStore::add_user`], not fsynced.
     pub fn remove_user(&self, id: &str, container: &str) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().ctx("begin")?;
+        let mut txn = self.db.begin_write().ctx("begin")?;
+        let _ = txn.set_durability(redb::Durability::None);
         {
             let mut u = txn.open_table(USERS).ctx("open users")?;
             u.remove(format!("{id} {container}").as_str())
                 .ctx("remove user")?;
+        }
+        txn.commit().ctx("commit")
+    }
+
+    /// Replaces every (image, container) use with `users`, durably: the engine's own
+    /// container records are the truth after a crash.
+    pub fn set_users(&self, users: &[(String, String)]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().ctx("begin")?;
+        {
+            let mut u = txn.open_table(USERS).ctx("open users")?;
+            let keys: Vec<String> = u
+                .iter()
+                .ctx("list users")?
+                .filter_map(|i| i.ok().map(|(k, _)| k.value().to_string()))
+                .collect();
+            for k in keys {
+                u.remove(k.as_str()).ctx("remove user")?;
+            }
+            for (id, c) in users {
+                u.insert(format!("{id} {c}").as_str(), ())
+                    .ctx("insert user")?;
+            }
         }
         txn.commit().ctx("commit")
     }
@@ -505,6 +534,22 @@ mod tests {
         let rep = s.remove("localhost:5000/bb:1", false).unwrap();
         assert_eq!(rep.deleted, vec![img.id().to_string()]);
         assert!(s.get(img.id()).unwrap().is_none());
+    }
+
+    #[test]
+    fn set_users_replaces_every_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let img = record(7);
+        s.put(&img, &[r("seven")]).unwrap();
+        s.add_user(img.id(), "c1").unwrap();
+        s.add_user(img.id(), "c2").unwrap();
+        s.set_users(&[(img.id().to_string(), "c3".to_string())])
+            .unwrap();
+        assert_eq!(s.users_of(img.id()).unwrap(), vec!["c3".to_string()]);
+        s.set_users(&[]).unwrap();
+        assert!(s.users_of(img.id()).unwrap().is_empty());
+        assert!(s.add_user("sha256:nope", "c").is_err());
     }
 
     #[test]

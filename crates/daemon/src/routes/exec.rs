@@ -7,9 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use berth_api::models::{
-    ExecConfig, ExecInspectResponse, ExecStartConfig, IdResponse, ProcessConfig,
-};
+use berth_api::models::{ExecConfig, ExecInspectResponse, ExecStartConfig, ProcessConfig};
 use berth_shim::protocol::{ExecState, Request};
 
 use crate::error::{ApiError, ApiResult};
@@ -74,7 +72,12 @@ async fn create(
         &rec.id,
         attrs,
     );
-    Ok(json_status(StatusCode::CREATED, &IdResponse { id: eid }))
+    // bollard's IdResponse serialises its field as "id" (it only aliases "Id" for reading);
+    // Go's decoder does not mind the case, docker-py's `exec_create()['Id']` does.
+    Ok(json_status(
+        StatusCode::CREATED,
+        &serde_json::json!({ "Id": eid }),
+    ))
 }
 
 fn get_exec(d: &Daemon, id: &str) -> ApiResult<ExecRecord> {

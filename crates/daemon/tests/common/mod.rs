@@ -203,10 +203,24 @@ pub fn http_request(
     if let Some(b) = body {
         bytes.extend_from_slice(b);
     }
-    s.write_all(&bytes).map_err(|e| format!("write: {e}"))?;
+    // A server may answer (e.g. 400 for a body over its limit) and close before it has read
+    // everything: the write then fails with EPIPE, but the answer is there to read.
+    let write_err = s.write_all(&bytes).err();
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .map_err(|e| format!("read {method} {path}: {e} (got {} bytes)", raw.len()))?;
+    let read = s.read_to_end(&mut raw);
+    if raw.is_empty() {
+        if let Some(e) = write_err {
+            return Err(format!("write {method} {path}: {e}"));
+        }
+    }
+    if let Err(e) = read {
+        if raw.is_empty() || e.kind() != std::io::ErrorKind::ConnectionReset {
+            return Err(format!(
+                "read {method} {path}: {e} (got {} bytes)",
+                raw.len()
+            ));
+        }
+    }
     parse_response(&raw).ok_or_else(|| {
         format!(
             "{method} {path}: unparsable response {:?}",
