@@ -789,6 +789,25 @@ impl PtyProcess {
         }
     }
 
+    /// Reads for up to `timeout`; true when `needle` has appeared anywhere so far.
+    pub fn seen_within(&mut self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self
+                .seen
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+            {
+                return true;
+            }
+            let now = Instant::now();
+            if now > deadline {
+                return false;
+            }
+            self.read_some((deadline - now).min(Duration::from_millis(50)));
+        }
+    }
+
     /// The whole terminal transcript.
     pub fn transcript(&self) -> String {
         String::from_utf8_lossy(&self.seen).into_owned()
