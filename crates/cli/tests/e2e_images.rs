@@ -339,6 +339,16 @@ fn push_pull_through_a_registry() {
     d.bok(&["rmi", &name]);
     let o = d.berth(&["pull", "-q", &name]);
     assert_eq!((o.code(), o.out()), (0, format!("{name}\n")), "{}", o.err());
+    // On a terminal: a line per layer with its status, and the final name.
+    d.bok(&["rmi", &name]);
+    let mut p = d.berth_pty(&["pull", &name]);
+    common::wait_until("a layer's final status", Duration::from_secs(30), || {
+        (p.seen_within(": Pull complete", Duration::from_millis(100))
+            || p.seen_within(": Already exists", Duration::ZERO))
+        .then_some(())
+    });
+    p.expect("Status: ", Duration::from_secs(30));
+    assert_eq!(p.wait(Duration::from_secs(30)), 0, "{}", p.transcript());
     // run pulls a missing image first, on stderr.
     d.bok(&["rmi", &name]);
     let o = d.berth(&["run", "--rm", &name, "echo", "pulled"]);

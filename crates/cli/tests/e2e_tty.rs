@@ -85,6 +85,12 @@ fn exec_it_and_tty_run_status() {
     p.expect("in-5", T);
     p.send(b"exit 4\r");
     assert_eq!(p.wait(T), 4, "{}", p.transcript());
+    // The live stats table redraws with docker's header and the container's row.
+    let mut s = d.berth_pty(&["stats"]);
+    s.expect("CONTAINER ID   NAME", T);
+    s.expect(" bg ", T);
+    s.expect("CONTAINER ID   NAME", T);
+    drop(s);
     // run -t without -i: output through the tty, status of the process.
     let mut p = d.berth_pty(&["run", "--rm", "-t", "busybox", "sh", "-c", "tty; exit 6"]);
     p.expect("/dev/pts/", T);

@@ -213,22 +213,31 @@ impl Progress {
             return Ok(());
         };
         if let Some((m, bars)) = &mut self.bars {
+            let plain = || {
+                indicatif::ProgressStyle::with_template("{prefix}: {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            };
             let bar = bars.entry(id.to_string()).or_insert_with(|| {
                 let b = m.add(indicatif::ProgressBar::new(0));
-                b.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{prefix}: {msg} {wide_bar} {bytes}/{total_bytes}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
+                b.set_style(plain());
                 b.set_prefix(id.to_string());
                 b
             });
             let total = v["progressDetail"]["total"].as_u64().unwrap_or(0);
             let current = v["progressDetail"]["current"].as_u64().unwrap_or(0);
             if total > 0 {
+                // docker's "[==>   ]  1.2MB/3.4MB" while bytes move.
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{prefix}: {msg} [{bar:50.=>-}] {bytes}/{total_bytes}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
                 bar.set_length(total);
                 bar.set_position(current);
+            } else {
+                bar.set_style(plain());
             }
             bar.set_message(status.to_string());
             if matches!(
@@ -238,11 +247,10 @@ impl Progress {
                     | "Pushed"
                     | "Layer already exists"
                     | "Loading layer done"
-            ) {
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template("{prefix}: {msg}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
+                    | "Download complete"
+            ) || status.starts_with("Pulling from")
+            {
+                bar.set_style(plain());
                 bar.finish_with_message(status.to_string());
             }
         } else if self.last.get(id).map(String::as_str) != Some(status) {
