@@ -210,6 +210,17 @@ fn bad_input_in_dockers_words_and_codes() {
             k.err()
         );
     }
+    // A daemon error at create (name in use) is 125, as docker's.
+    d.bok(&["create", "--name", "taken", "busybox"]);
+    let (b, k) = d.both(&["run", "--name", "taken", "busybox", "true"]);
+    assert_eq!(
+        (b.code(), k.code()),
+        (125, 125),
+        "{} / {}",
+        b.err(),
+        k.err()
+    );
+    assert!(b.err().contains("Conflict"), "{}", b.err());
     let o = d.berth(&["run", "--rm", "busybox", "nosuchcmd"]);
     assert_eq!(o.code(), 127);
     assert!(o.err().contains("executable file not found"), "{}", o.err());

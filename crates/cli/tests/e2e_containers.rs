@@ -144,6 +144,31 @@ fn lifecycle_commands() {
     assert_eq!((b.out(), b.err()), (k.out(), k.err()));
     let b = d.bok(&["logs", "-t", "app"]);
     assert!(b.contains("Z started"), "{b}");
+    for args in [
+        &["logs", "--since", "10m", "app"][..],
+        &["logs", "--until", "2000-01-01T00:00:00Z", "app"],
+        &["logs", "-n", "0", "app"],
+    ] {
+        let (b, k) = d.both(args);
+        assert_eq!(
+            (b.code(), b.out(), b.err()),
+            (k.code(), k.out(), k.err()),
+            "{args:?}"
+        );
+    }
+    // -f follows until the container exits.
+    d.bok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo line$i; sleep 0.2; done",
+    ]);
+    let o = d.berth(&["logs", "-f", "talker"]);
+    assert_eq!((o.code(), o.out().as_str()), (0, "line1\nline2\nline3\n"));
     // inspect --format agrees with docker's.
     for f in [
         "{{.Name}} {{.State.Running}} {{.Config.Image}}",
