@@ -77,7 +77,15 @@ pub async fn exec(c: &Client, a: ExecArgs) -> Result<()> {
     if end == End::Detached {
         return Ok(());
     }
-    let info: Value = c.get_json(&format!("/exec/{}/json", enc(&id))).await?;
+    // The output ends when the process closes it; its exit is recorded a moment later.
+    let mut info: Value = c.get_json(&format!("/exec/{}/json", enc(&id))).await?;
+    for _ in 0..200 {
+        if info["Running"].as_bool() != Some(true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        info = c.get_json(&format!("/exec/{}/json", enc(&id))).await?;
+    }
     let code = info["ExitCode"].as_i64().unwrap_or(0);
     if code != 0 {
         return Err(Exit::code(u8::try_from(code & 0xff).unwrap_or(1)).into());
