@@ -477,6 +477,26 @@ fn cp_export_commit() {
         std::fs::read_to_string(into.join("d/sub/f")).unwrap(),
         "x\n"
     );
+    // "-": a tar on stdout, and a tar from stdin.
+    let o = d.berth(&["cp", "box:/tmp/in.txt", "-"]);
+    assert_eq!(o.code(), 0, "{}", o.err());
+    let mut ar = tar::Archive::new(&o.stdout[..]);
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["in.txt"]);
+    let o = d.berth_stdin(&["cp", "-", "box:/tmp/sub"], &o.stdout);
+    assert_eq!(o.code(), 1, "no such directory yet: {}", o.err());
+    d.bok(&["exec", "box", "mkdir", "/tmp/sub"]);
+    let t = d.berth(&["cp", "box:/tmp/in.txt", "-"]).stdout;
+    let o = d.berth_stdin(&["cp", "-", "box:/tmp/sub"], &t);
+    assert_eq!(o.code(), 0, "{}", o.err());
+    assert_eq!(
+        d.bok(&["exec", "box", "cat", "/tmp/sub/in.txt"]),
+        "to the container"
+    );
     let tar = dir.path().join("fs.tar");
     d.bok(&["export", "-o", tar.to_str().unwrap(), "box"]);
     assert!(std::fs::metadata(&tar).unwrap().len() > 100_000);
