@@ -46,7 +46,7 @@ fn ps_matches_docker() {
         &["ps", "-a", "-s"],
         &["ps", "-a", "--no-trunc"],
     ] {
-        let (b, k) = d.both(args);
+        let (b, k) = d.both_settled(args);
         assert_eq!(b.code(), 0, "{args:?}: {}", b.err());
         // The padding depends on the rows (times move between the two calls): compare titles.
         assert_eq!(titles(&b.out()), titles(&k.out()), "header of {args:?}");
@@ -113,7 +113,7 @@ fn ps_matches_docker() {
         ],
         &["ps", "-a", "--no-trunc", "--format", "{{.ID}}"],
     ] {
-        let (b, k) = d.both(args);
+        let (b, k) = d.both_settled(args);
         assert_eq!(b.code(), 0, "{args:?}: {}", b.err());
         assert_eq!(b.out(), k.out(), "{args:?}");
     }
@@ -149,7 +149,7 @@ fn lifecycle_commands() {
         &["logs", "--until", "2000-01-01T00:00:00Z", "app"],
         &["logs", "-n", "0", "app"],
     ] {
-        let (b, k) = d.both(args);
+        let (b, k) = d.both_settled(args);
         assert_eq!(
             (b.code(), b.out(), b.err()),
             (k.code(), k.out(), k.err()),

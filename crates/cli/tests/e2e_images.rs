@@ -55,7 +55,7 @@ fn images_match_docker() {
             "busybox",
         ],
     ] {
-        let (b, k) = d.both(args);
+        let (b, k) = d.both_settled(args);
         assert_eq!(b.code(), 0, "{args:?}: {}", b.err());
         // docker walks an image's tags through a Go map: rows of one image come in any
         // order. The header stays first.
@@ -72,7 +72,7 @@ fn images_match_docker() {
         };
         assert_eq!(rows(&b.out()), rows(&k.out()), "{args:?}");
     }
-    let (b, k) = d.both(&["images", "--format", "{{json .}}"]);
+    let (b, k) = d.both_settled(&["images", "--format", "{{json .}}"]);
     let parse = |s: &str| -> Vec<serde_json::Value> {
         let mut v: Vec<serde_json::Value> = s
             .lines()
@@ -167,7 +167,7 @@ fn volumes_and_system() {
             "{{.Type}} {{.TotalCount}} {{.Active}}",
         ],
     ] {
-        let (b, k) = d.both(args);
+        let (b, k) = d.both_settled(args);
         assert_eq!(b.code(), 0, "{args:?}: {}", b.err());
         assert_eq!(b.out(), k.out(), "{args:?}");
     }

@@ -507,6 +507,19 @@ impl TestDaemon {
         (self.berth(args), self.docker(args))
     }
 
+    /// [`TestDaemon::both`], again (up to three tries) while the outputs differ: output with
+    /// "5 seconds ago" in it may straddle a second between the two calls.
+    pub fn both_settled(&self, args: &[&str]) -> (Output, Output) {
+        let mut r = self.both(args);
+        for _ in 0..2 {
+            if r.0.stdout == r.1.stdout {
+                break;
+            }
+            r = self.both(args);
+        }
+        r
+    }
+
     /// A pty running `berth ARGS` against this daemon.
     pub fn berth_pty(&self, args: &[&str]) -> PtyProcess {
         PtyProcess::spawn(self.berth_cmd(args))
