@@ -194,6 +194,43 @@ pub enum ContainerCmd {
     Inspect(InspectObjArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(Containers),
+    /// Pause all processes within one or more containers
+    Pause(Containers),
+    /// Unpause all processes within one or more containers
+    Unpause(Containers),
+    /// Rename a container
+    Rename { container: String, new_name: String },
+    /// Display the running processes of a container
+    Top {
+        container: String,
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        ps_args: Vec<String>,
+    },
+    /// List port mappings or a specific mapping for the container
+    Port {
+        container: String,
+        private_port: Option<String>,
+    },
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff { container: String },
+    /// Export a container's filesystem as a tar archive
+    Export {
+        #[arg(short, long)]
+        output: Option<String>,
+        container: String,
+    },
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -250,6 +250,12 @@ fn help_for_every_command_and_completion() {
         &["volume", "create"],
         &["system", "df"],
         &["container", "ls"],
+        &["container", "top"],
+        &["container", "attach"],
+        &["container", "commit"],
+        &["image", "history"],
+        &["volume", "prune"],
+        &["system", "prune"],
     ] {
         let mut a = sub.to_vec();
         a.push("--help");

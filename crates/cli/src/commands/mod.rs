@@ -92,6 +92,29 @@ pub async fn dispatch(c: Client, cmd: Cmd) -> Result<()> {
                 inspect::inspect(&c, a.names, a.format, Some("container".into()), a.size).await
             }
             ContainerCmd::Prune(a) => container::prune(&c, a).await,
+            ContainerCmd::Attach(a) => run::attach(&c, a).await,
+            ContainerCmd::Wait(a) => container::wait(&c, a.containers).await,
+            ContainerCmd::Pause(a) => container::simple(&c, a.containers, "pause").await,
+            ContainerCmd::Unpause(a) => container::simple(&c, a.containers, "unpause").await,
+            ContainerCmd::Rename {
+                container,
+                new_name,
+            } => container::rename(&c, &container, &new_name).await,
+            ContainerCmd::Top { container, ps_args } => {
+                container::top(&c, &container, &ps_args).await
+            }
+            ContainerCmd::Port {
+                container,
+                private_port,
+            } => container::port(&c, &container, private_port).await,
+            ContainerCmd::Update(a) => container::update(&c, a).await,
+            ContainerCmd::Stats(a) => stats::stats(&c, a).await,
+            ContainerCmd::Cp(a) => archive::cp(&c, a).await,
+            ContainerCmd::Diff { container } => container::diff(&c, &container).await,
+            ContainerCmd::Export { output, container } => {
+                archive::export(&c, &container, output).await
+            }
+            ContainerCmd::Commit(a) => container::commit(&c, a).await,
         },
         Cmd::Volume(v) => match v {
             VolumeCmd::Create(a) => volume::create(&c, a).await,
