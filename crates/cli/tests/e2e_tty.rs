@@ -21,6 +21,13 @@ fn run_it_detach_and_reattach() {
     // The container's terminal has the size of ours (80x24 from the harness).
     p.send(b"stty size\r");
     p.expect("24 80", T);
+    // A resize of ours (SIGWINCH) reaches the container's terminal.
+    p.resize(40, 120);
+    common::wait_until("the container's terminal to be resized", T, || {
+        p.send(b"stty size\r");
+        p.seen_within("40 120", Duration::from_millis(300))
+            .then_some(())
+    });
     // Ctrl-P Ctrl-Q: the CLI exits 0, the container keeps running.
     p.send(b"\x10\x11");
     assert_eq!(p.wait(T), 0, "{}", p.transcript());

@@ -762,6 +762,20 @@ impl PtyProcess {
         }
     }
 
+    /// Changes the terminal's size; the kernel sends SIGWINCH to the process on it.
+    pub fn resize(&mut self, rows: u16, cols: u16) {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize from the struct we pass; the master fd is ours
+        // and open for the life of self.
+        let r = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        assert_eq!(r, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
+    }
+
     /// Types `s` on the terminal.
     pub fn send(&mut self, s: &[u8]) {
         nix::unistd::write(&self.master, s).expect("write to the pty");
