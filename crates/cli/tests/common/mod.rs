@@ -1,0 +1,851 @@
+//! End-to-end harness for the berth CLI: a real berthd on a short temp root, driven by `berth`
+//! and, for comparison, by the real docker CLI; raw HTTP over its unix socket; a pty for `-it`.
+//! (Adapted from crates/daemon/tests/common: the image is seeded through the API's import, so
+//! this package needs no store access.)
+//!
+//! Every test starts its own [`TestDaemon`], so tests run in parallel. Nothing here waits with a
+//! fixed sleep where a condition can be polled with a deadline ([`wait_until`]), and every child
+//! process has a deadline: a hung `docker` is killed and the test fails with its command line.
+
+#![allow(
+    dead_code,
+    reason = "each e2e test binary uses a different part of the harness"
+)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The docker CLI the tests drive.
+pub const DOCKER: &str = "/usr/local/bin/docker";
+/// How long one docker command may take before it is killed.
+pub const DOCKER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Polls `cond` every few milliseconds until it returns `Some`, or panics after `timeout` naming
+/// `what` (the poll interval is small: this replaces sleeps, it does not add one).
+pub fn wait_until<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// A tar of the busybox rootfs, written once per test binary.
+fn rootfs_tar() -> &'static Path {
+    static TAR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_dir, path) = TAR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-tar")
+            .tempdir()
+            .expect("temp dir for the rootfs tar");
+        let path = dir.path().join("busybox.tar");
+        let bundle = berth_testutil::Bundle::busybox(&["sh"]).expect("busybox rootfs");
+        bundle.write_rootfs_tar(&path).expect("write rootfs tar");
+        (dir, path)
+    });
+    path
+}
+
+/// The berth CLI under test.
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+/// A workspace binary next to `berth` (cargo builds every workspace binary for a workspace
+/// test run; a single-package run needs them built first).
+fn sibling(name: &str, package: &str) -> PathBuf {
+    let p = Path::new(BERTH)
+        .parent()
+        .map(|d| d.join(name))
+        .unwrap_or_else(|| PathBuf::from(name));
+    assert!(
+        p.is_file(),
+        "{} is missing: build it first: cargo build -p {package}",
+        p.display()
+    );
+    p
+}
+
+fn berthd_path() -> PathBuf {
+    sibling("berthd", "berth-daemon")
+}
+
+/// Where the berth-shim binary is: next to berthd.
+fn shim_path() -> PathBuf {
+    sibling("berth-shim", "berth-shim")
+}
+
+/// Output of a command, with helpers for assertions.
+pub trait OutputExt {
+    fn out(&self) -> String;
+    fn err(&self) -> String;
+    fn code(&self) -> i32;
+}
+
+impl OutputExt for Output {
+    fn out(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    fn err(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+}
+
+/// Runs `cmd` to completion with a deadline; a command still running then is killed (SIGKILL,
+/// by its pid) and the test fails naming it.
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration, input: Option<&[u8]>) -> Output {
+    let desc = format!("{cmd:?}");
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
+    let feeder = input.map(|i| {
+        let mut stdin = child.stdin.take().unwrap();
+        let data = i.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        })
+    });
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{desc} still running after {timeout:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+/// A response read over the daemon's socket.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "response ({}) is not JSON ({e}): {:?}",
+                self.status,
+                self.text()
+            )
+        })
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), read to the end. Chunked
+/// bodies are decoded. Returns an error string instead of panicking so the fuzzer can report
+/// which body broke the connection.
+pub fn http_request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<HttpResponse, String> {
+    let mut s = UnixStream::connect(socket).map_err(|e| format!("connect {socket:?}: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n");
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    if let Some(b) = body {
+        bytes.extend_from_slice(b);
+    }
+    s.write_all(&bytes).map_err(|e| format!("write: {e}"))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("read {method} {path}: {e} (got {} bytes)", raw.len()))?;
+    parse_response(&raw).ok_or_else(|| {
+        format!(
+            "{method} {path}: unparsable response {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    })
+}
+
+fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let nl = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..nl]).ok()?.trim(), 16).ok()?;
+            rest = &rest[nl + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(rest.get(..size)?);
+            rest = rest.get(size + 2..)?;
+        }
+        body = out;
+    }
+    Some(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A berthd on its own roots and socket, killed and cleaned up on drop.
+#[derive(Debug)]
+pub struct TestDaemon {
+    /// The short temp dir everything lives in (/tmp/bdXXXXXX).
+    pub root: PathBuf,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub socket: PathBuf,
+    pub pidfile: PathBuf,
+    /// DOCKER_CONFIG for the CLI, so the user's ~/.docker (contexts, auth) plays no part.
+    pub docker_config: PathBuf,
+    /// berthd's stderr, appended across restarts.
+    pub log: PathBuf,
+    child: Option<Child>,
+    /// Kept so the dir outlives the daemon; removed last in drop.
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestDaemon {
+    /// Seeds `busybox:latest` (CMD ["sh"]) into a fresh data root and starts berthd on it.
+    pub fn start() -> TestDaemon {
+        let nuid = nix::unistd::geteuid();
+        assert!(
+            nuid.is_root(),
+            "the e2e tests start containers and need root: run them as root (sudo -E cargo test)"
+        );
+        assert!(
+            Path::new(DOCKER).exists(),
+            "{DOCKER} not found: install the docker CLI (version 28)"
+        );
+        let shim = shim_path();
+        // Short: unix socket paths (exec-root/s/<12hex>) must stay under 108 bytes.
+        let tmp = tempfile::Builder::new()
+            .prefix("bd")
+            .tempdir_in("/tmp")
+            .expect("temp root");
+        let root = tmp.path().to_path_buf();
+        let d = TestDaemon {
+            data_root: root.join("d"),
+            exec_root: root.join("x"),
+            socket: root.join("s.sock"),
+            pidfile: root.join("pid"),
+            docker_config: root.join("cfg"),
+            log: root.join("berthd.log"),
+            root,
+            child: None,
+            _tmp: Some(tmp),
+        };
+        std::fs::create_dir_all(&d.data_root).unwrap();
+        std::fs::create_dir_all(&d.docker_config).unwrap();
+        std::fs::write(d.docker_config.join("config.json"), "{}").unwrap();
+        let mut d = d;
+        d.spawn_with_shim(&shim);
+        let tar = rootfs_tar().to_string_lossy().into_owned();
+        d.ok(&[
+            "import",
+            "--change",
+            r#"CMD ["sh"]"#,
+            &tar,
+            "busybox:latest",
+        ]);
+        d
+    }
+
+    /// Starts berthd (again) on the same roots and waits until `/_ping` answers.
+    pub fn spawn(&mut self) {
+        let shim = shim_path();
+        self.spawn_with_shim(&shim);
+    }
+
+    fn spawn_with_shim(&mut self, shim: &Path) {
+        assert!(self.child.is_none(), "berthd already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(berthd_path())
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("--pidfile")
+            .arg(&self.pidfile)
+            .arg("--config-file")
+            .arg(self.root.join("no-daemon.json"))
+            .arg("--log-level")
+            .arg("debug")
+            .env("BERTH_SHIM", shim)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn berthd");
+        self.child = Some(child);
+        let sock = self.socket.clone();
+        let logp = self.log.clone();
+        let child = self.child.as_mut().unwrap();
+        wait_until("berthd to answer /_ping", Duration::from_secs(30), || {
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!(
+                    "berthd exited during start ({st}):\n{}",
+                    std::fs::read_to_string(&logp).unwrap_or_default()
+                );
+            }
+            match http_request(&sock, "GET", "/_ping", None, Duration::from_secs(5)) {
+                Ok(r) if r.status == 200 => Some(()),
+                _ => None,
+            }
+        });
+    }
+
+    /// berthd's pid.
+    pub fn pid(&self) -> i32 {
+        let c = self.child.as_ref().expect("berthd not running");
+        i32::try_from(c.id()).unwrap()
+    }
+
+    /// SIGKILLs berthd (by its pid) and reaps it; the shims and containers live on.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERMs berthd and waits for it to exit (SIGKILL after 20 s).
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap());
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// `docker` with DOCKER_HOST pointing at this daemon.
+    pub fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(DOCKER);
+        cmd.args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env("DOCKER_CLI_HINTS", "false");
+        cmd
+    }
+
+    /// Runs `docker ARGS` to completion (killed after [`DOCKER_TIMEOUT`]).
+    pub fn docker(&self, args: &[&str]) -> Output {
+        run_with_timeout(self.docker_cmd(args), DOCKER_TIMEOUT, None)
+    }
+
+    /// Runs `docker ARGS` with `input` on its stdin.
+    pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        run_with_timeout(self.docker_cmd(args), DOCKER_TIMEOUT, Some(input))
+    }
+
+    /// Runs `docker ARGS`, asserts it succeeded, returns its stdout trimmed.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed ({}):\nstdout: {}\nstderr: {}\n{}",
+            o.status,
+            o.out(),
+            o.err(),
+            self.log_tail()
+        );
+        o.out().trim().to_string()
+    }
+
+    /// Runs `docker ARGS`, asserts it failed, returns the output.
+    #[track_caller]
+    pub fn fails(&self, args: &[&str]) -> Output {
+        let o = self.docker(args);
+        assert!(
+            !o.status.success(),
+            "docker {args:?} should have failed but succeeded:\nstdout: {}\nstderr: {}",
+            o.out(),
+            o.err()
+        );
+        o
+    }
+
+    /// `berth` with BERTH_HOST pointing at this daemon (DOCKER_HOST set to nowhere, so a
+    /// fallback to it would show).
+    pub fn berth_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BERTH);
+        cmd.args(args)
+            .env("BERTH_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("BERTH_API_VERSION");
+        cmd
+    }
+
+    /// Runs `berth ARGS` to completion (killed after [`DOCKER_TIMEOUT`]).
+    pub fn berth(&self, args: &[&str]) -> Output {
+        run_with_timeout(self.berth_cmd(args), DOCKER_TIMEOUT, None)
+    }
+
+    /// Runs `berth ARGS` with `input` on its stdin.
+    pub fn berth_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        run_with_timeout(self.berth_cmd(args), DOCKER_TIMEOUT, Some(input))
+    }
+
+    /// Runs `berth ARGS`, asserts it succeeded, returns its stdout trimmed.
+    #[track_caller]
+    pub fn bok(&self, args: &[&str]) -> String {
+        let o = self.berth(args);
+        assert!(
+            o.status.success(),
+            "berth {args:?} failed ({}):\nstdout: {}\nstderr: {}\n{}",
+            o.status,
+            o.out(),
+            o.err(),
+            self.log_tail()
+        );
+        o.out().trim().to_string()
+    }
+
+    /// Runs the same arguments with berth and docker: (berth's output, docker's output).
+    pub fn both(&self, args: &[&str]) -> (Output, Output) {
+        (self.berth(args), self.docker(args))
+    }
+
+    /// [`TestDaemon::both`], again (up to three tries) while the outputs differ: output with
+    /// "5 seconds ago" in it may straddle a second between the two calls.
+    pub fn both_settled(&self, args: &[&str]) -> (Output, Output) {
+        let mut r = self.both(args);
+        for _ in 0..2 {
+            if r.0.stdout == r.1.stdout {
+                break;
+            }
+            r = self.both(args);
+        }
+        r
+    }
+
+    /// A pty running `berth ARGS` against this daemon.
+    pub fn berth_pty(&self, args: &[&str]) -> PtyProcess {
+        PtyProcess::spawn(self.berth_cmd(args))
+    }
+
+    /// Raw HTTP over the daemon's socket.
+    #[track_caller]
+    pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> HttpResponse {
+        http_request(
+            &self.socket,
+            method,
+            path,
+            body.map(str::as_bytes),
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.log_tail()))
+    }
+
+    /// `docker inspect` of one object, as JSON.
+    #[track_caller]
+    pub fn inspect(&self, what: &str) -> serde_json::Value {
+        let out = self.ok(&["inspect", what]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v[0].clone()
+    }
+
+    /// The container's `State.Status`, or None when it no longer exists.
+    pub fn status(&self, what: &str) -> Option<String> {
+        let r = self.http("GET", &format!("/containers/{what}/json"), None);
+        if r.status == 404 {
+            return None;
+        }
+        assert_eq!(r.status, 200, "inspect {what}: {}", r.text());
+        Some(r.json()["State"]["Status"].as_str()?.to_string())
+    }
+
+    /// Waits until the container's status is `want`.
+    #[track_caller]
+    pub fn wait_status(&self, what: &str, want: &str, timeout: Duration) {
+        wait_until(&format!("{what} to be {want}"), timeout, || {
+            (self.status(what).as_deref() == Some(want)).then_some(())
+        });
+    }
+
+    /// The last part of berthd's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = s.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!("--- berthd log (tail) ---\n{}", tail.join("\n"))
+    }
+
+    /// Mount points under this daemon's roots (what a removed container must not leave).
+    pub fn mounts_under_root(&self) -> Vec<String> {
+        mounts_under(&self.root)
+    }
+
+    /// A pty running `docker ARGS` against this daemon.
+    pub fn pty(&self, args: &[&str]) -> PtyProcess {
+        PtyProcess::spawn(self.docker_cmd(args))
+    }
+
+    /// Ids of berth-shim processes serving this daemon (found by our exec root on their command
+    /// line, so only processes this test created are ever matched).
+    pub fn shim_pids(&self) -> Vec<i32> {
+        let needle = self.exec_root.to_string_lossy().into_owned();
+        let mut pids = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains("berth-shim") && cmdline.contains(&needle) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+}
+
+/// Mount points at or below `root`, deepest first.
+pub fn mounts_under(root: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = root.to_string_lossy().into_owned();
+    let mut v: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| *m == prefix || m.starts_with(&format!("{prefix}/")))
+        .map(str::to_string)
+        .collect();
+    v.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    v.dedup();
+    v
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
+        if self.child.is_some() {
+            let ids = self.docker(&["ps", "-aq"]).out();
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f", "-v"];
+                args.extend(ids);
+                let _ = self.docker(&args);
+            }
+        }
+        self.terminate();
+        // Shims that outlived berthd (a failed test, or rm that did not finish) are ours: their
+        // command line names our exec root. Kill them by pid; they take their containers along.
+        for pid in self.shim_pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        for m in mounts_under(&self.root) {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        if let Some(t) = self._tmp.take() {
+            if !mounts_under(&self.root).is_empty() {
+                // Never remove a tree that still has something mounted in it.
+                let _ = t.keep();
+            }
+        }
+    }
+}
+
+/// A process on the slave side of a pty (its controlling terminal), e.g. `docker run -it`.
+#[derive(Debug)]
+pub struct PtyProcess {
+    master: OwnedFd,
+    child: Child,
+    /// Everything read from the terminal so far.
+    pub seen: Vec<u8>,
+    /// Where the next `expect` starts looking.
+    cursor: usize,
+}
+
+impl PtyProcess {
+    pub fn spawn(mut cmd: Command) -> PtyProcess {
+        let ws = nix::pty::Winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
+        let slave = pty.slave;
+        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave.try_clone().unwrap()))
+            .env("TERM", "xterm");
+        let master_raw = pty.master.as_raw_fd();
+        // SAFETY: between fork and exec the closure only calls async-signal-safe syscalls
+        // (close, setsid, ioctl) on descriptors that exist in the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::close(master_raw);
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // stdin (fd 0) is the slave now; make it the controlling terminal.
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn under a pty");
+        drop(slave);
+        PtyProcess {
+            master: pty.master,
+            child,
+            seen: Vec::new(),
+            cursor: 0,
+        }
+    }
+
+    /// Reads what is available within `timeout`; false when the terminal closed.
+    fn read_some(&mut self, timeout: Duration) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) => true,
+            Ok(_) => {
+                let mut buf = [0u8; 4096];
+                match nix::unistd::read(&self.master, &mut buf) {
+                    Ok(0) | Err(_) => false, // EIO: the slave side is closed
+                    Ok(n) => {
+                        self.seen.extend_from_slice(&buf[..n]);
+                        true
+                    }
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// Waits until `needle` appears after the previous match; returns the text up to and
+    /// including it.
+    #[track_caller]
+    pub fn expect(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let hay = &self.seen[self.cursor..];
+            if let Some(p) = hay
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+            {
+                let end = self.cursor + p + needle.len();
+                let s = String::from_utf8_lossy(&self.seen[self.cursor..end]).into_owned();
+                self.cursor = end;
+                return s;
+            }
+            let now = Instant::now();
+            if now > deadline {
+                panic!(
+                    "waited {timeout:?} for {needle:?} on the terminal; got {:?}",
+                    String::from_utf8_lossy(&self.seen[self.cursor..])
+                );
+            }
+            if !self.read_some((deadline - now).min(Duration::from_millis(200))) {
+                // Closed: one last look happens at the top of the loop, then fail.
+                let hay = &self.seen[self.cursor..];
+                if !hay.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    panic!(
+                        "terminal closed before {needle:?} appeared; got {:?}",
+                        String::from_utf8_lossy(hay)
+                    );
+                }
+            }
+        }
+    }
+
+    /// Changes the terminal's size; the kernel sends SIGWINCH to the process on it.
+    pub fn resize(&mut self, rows: u16, cols: u16) {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize from the struct we pass; the master fd is ours
+        // and open for the life of self.
+        let r = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        assert_eq!(r, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
+    }
+
+    /// Types `s` on the terminal.
+    pub fn send(&mut self, s: &[u8]) {
+        nix::unistd::write(&self.master, s).expect("write to the pty");
+    }
+
+    /// Waits for the process to exit (reading the terminal meanwhile so it never blocks on a
+    /// full pty buffer); kills it after `timeout`.
+    #[track_caller]
+    pub fn wait(&mut self, timeout: Duration) -> i32 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                while self.read_some(Duration::from_millis(50)) {
+                    if self.seen.len() > 1 << 20 {
+                        break;
+                    }
+                    if let Ok(0) = nix::poll::poll(
+                        &mut [nix::poll::PollFd::new(
+                            self.master.as_fd(),
+                            nix::poll::PollFlags::POLLIN,
+                        )],
+                        nix::poll::PollTimeout::ZERO,
+                    ) {
+                        break;
+                    }
+                }
+                return st.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "process on the pty still running after {timeout:?}; terminal: {:?}",
+                    String::from_utf8_lossy(&self.seen)
+                );
+            }
+            self.read_some(Duration::from_millis(20));
+        }
+    }
+
+    /// Reads for up to `timeout`; true when `needle` has appeared anywhere so far.
+    pub fn seen_within(&mut self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self
+                .seen
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+            {
+                return true;
+            }
+            let now = Instant::now();
+            if now > deadline {
+                return false;
+            }
+            self.read_some((deadline - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    /// The whole terminal transcript.
+    pub fn transcript(&self) -> String {
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+}
+
+impl Drop for PtyProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
