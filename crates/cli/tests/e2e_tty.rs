@@ -67,8 +67,6 @@ fn run_it_detach_and_reattach() {
 }
 
 #[test]
-#[ignore = "berthd: keys typed into a re-attached tty container never reach it (docker attach \
-            fails the same way; crates/daemon/tests/e2e_tty.rs run_it_detach_and_attach_again)"]
 fn reattached_terminal_takes_input() {
     let d = TestDaemon::start();
     let mut p = d.berth_pty(&["run", "-it", "--name", "shell", "busybox", "sh"]);
