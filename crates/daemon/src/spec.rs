@@ -11,22 +11,7 @@ use crate::container::ContainerRecord;
 use crate::error::{ApiError, ApiResult};
 
 /// Docker's default capability set.
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+pub const DEFAULT_CAPS: &[&str] = berth_runtime::seccomp::DOCKER_DEFAULT_CAPS;
 
 /// Every capability berthd can hand on (for `--privileged` and `--cap-add ALL`).
 pub fn all_caps() -> Vec<String> {

@@ -465,6 +465,25 @@ const PROFILE: &[Group] = &[
     allow_with_cap("CAP_PERFMON", &["perf_event_open"]),
 ];
 
+/// The capabilities Docker gives a container by default (and so the set its default seccomp
+/// profile is usually computed for).
+pub const DOCKER_DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
 /// Docker's default seccomp profile for a container holding `capabilities` (names such as
 /// `CAP_SYS_ADMIN`; the `CAP_` prefix and case are optional), for the host's architecture and
 /// kernel. Default action: `ERRNO(EPERM)`.
@@ -577,22 +596,7 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    const DOCKER_CAPS: &[&str] = &[
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    ];
+    const DOCKER_CAPS: &[&str] = DOCKER_DEFAULT_CAPS;
 
     fn caps(list: &[&str]) -> Vec<String> {
         list.iter().map(|c| normalize_cap(c)).collect()

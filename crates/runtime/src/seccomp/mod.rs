@@ -43,7 +43,7 @@ use oci_spec::runtime::{
 
 use crate::error::ErrorKind;
 
-pub use default_profile::default_profile;
+pub use default_profile::{default_profile, DOCKER_DEFAULT_CAPS};
 
 /// Largest errno the kernel passes through (MAX_ERRNO); larger values are clamped by it.
 const MAX_ERRNO: u32 = 4095;
