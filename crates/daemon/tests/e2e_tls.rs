@@ -2,6 +2,11 @@
 //! connecting with and without a certificate, and plain TCP refused unless asked for on
 //! loopback. Needs root-free tools only: openssl and the docker CLI.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure should stop the test loudly"
+)]
+
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
