@@ -25,6 +25,7 @@
 pub mod bundle;
 pub mod cgroup;
 pub mod console;
+pub mod harness;
 pub mod runtime;
 
 pub use bundle::{default_config, Bundle, BundleError, BUSYBOX_PATH, DEFAULT_PATH_ENV, HOSTNAME};
