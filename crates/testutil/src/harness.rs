@@ -422,3 +422,19 @@ impl Drop for PtyProcess {
         }
     }
 }
+
+/// A tar of the host busybox's root filesystem at `dir/berth-busybox-rootfs.tar`, written once
+/// (by whichever test process gets there first: temp file + rename) and kept for later runs.
+/// Integration tests pass `env!("CARGO_TARGET_TMPDIR")`, so nothing is left in /tmp.
+pub fn busybox_rootfs_tar(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("berth-busybox-rootfs.tar");
+    if path.exists() {
+        return path;
+    }
+    std::fs::create_dir_all(dir).expect("create the tar's directory");
+    let tmp = dir.join(format!("berth-busybox-rootfs.tar.{}", std::process::id()));
+    let bundle = crate::Bundle::busybox(&["sh"]).expect("busybox rootfs");
+    bundle.write_rootfs_tar(&tmp).expect("write rootfs tar");
+    std::fs::rename(&tmp, &path).expect("move the rootfs tar into place");
+    path
+}

@@ -24,20 +24,10 @@ pub const DOCKER: &str = "/usr/local/bin/docker";
 /// How long one docker command may take before it is killed.
 pub const DOCKER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A tar of the busybox rootfs, written once per test binary.
+/// A tar of the busybox rootfs, kept in cargo's target tmp dir and shared by every test run.
 fn rootfs_tar() -> &'static Path {
-    static TAR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_dir, path) = TAR.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-e2e-tar")
-            .tempdir()
-            .expect("temp dir for the rootfs tar");
-        let path = dir.path().join("busybox.tar");
-        let bundle = berth_testutil::Bundle::busybox(&["sh"]).expect("busybox rootfs");
-        bundle.write_rootfs_tar(&path).expect("write rootfs tar");
-        (dir, path)
-    });
-    path
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| busybox_rootfs_tar(Path::new(env!("CARGO_TARGET_TMPDIR"))))
 }
 
 /// Where the berth-shim binary is: next to berthd, which cargo builds for this test.
