@@ -194,9 +194,20 @@ impl ContainerRecord {
         let p = dir.join(RECORD_FILE);
         let bytes = std::fs::read(&p)
             .map_err(|e| ApiError::internal(format!("read {}: {e}", p.display())))?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        let rec: ContainerRecord = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::internal(format!("corrupt container record {}: {e}", p.display()))
-        })
+        })?;
+        // The id names directories and the shim socket: a record that does not carry the id
+        // of its own directory is refused rather than followed elsewhere.
+        let dir_name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !crate::util::is_container_id(&rec.id) || rec.id != dir_name {
+            return Err(ApiError::internal(format!(
+                "container record {} names id {:?}, not its directory's",
+                p.display(),
+                rec.id
+            )));
+        }
+        Ok(rec)
     }
 
     pub fn labels(&self) -> std::collections::HashMap<String, String> {

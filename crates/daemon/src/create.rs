@@ -747,7 +747,10 @@ pub async fn create(
     // Reserve the name and an id whose 12-char prefix is unique (the shim socket uses it).
     let id = loop {
         let id = crate::util::new_id();
-        let taken = d.all_containers().iter().any(|c| c.id[..12] == id[..12]);
+        let taken = d
+            .all_containers()
+            .iter()
+            .any(|c| crate::util::short(&c.id) == crate::util::short(&id));
         if !taken {
             break id;
         }
@@ -915,7 +918,7 @@ pub fn write_etc_files(d: &Daemon, rec: &ContainerRecord) -> ApiResult<()> {
         .hostname
         .clone()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| rec.id[..12].to_string());
+        .unwrap_or_else(|| crate::util::short(&rec.id).to_string());
     let host_net = rec.host_config.network_mode.as_deref() == Some("host");
     let hosts = if host_net {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()

@@ -4,7 +4,6 @@
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use berth_api::version::ApiVersion;
 use serde::Deserialize;
@@ -250,6 +249,5 @@ fn stream_logs(path: &Path, o: &Opts, c: &Container, tx: &Tx) {
         // The timeout only bounds how late we notice the container stopped or the client left.
         let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(500u16));
         let _ = ino.read_events();
-        std::thread::sleep(Duration::from_millis(0));
     }
 }

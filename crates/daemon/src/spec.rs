@@ -256,7 +256,7 @@ pub fn build(rec: &ContainerRecord, inp: &Inputs) -> ApiResult<Value> {
         .hostname
         .clone()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| rec.id[..12].to_string());
+        .unwrap_or_else(|| crate::util::short(&rec.id).to_string());
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
         env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
     }

@@ -87,7 +87,7 @@ impl Container {
     }
 
     pub fn short_id(&self) -> &str {
-        &self.id[..12.min(self.id.len())]
+        crate::util::short(&self.id)
     }
 }
 
@@ -165,10 +165,7 @@ impl Daemon {
 
     /// The shim's socket; kept short (unix socket paths are limited to 107 bytes).
     pub fn shim_socket(&self, id: &str) -> PathBuf {
-        self.config
-            .exec_root
-            .join("s")
-            .join(&id[..12.min(id.len())])
+        self.config.exec_root.join("s").join(crate::util::short(id))
     }
 
     pub fn runtime(&self) -> berth_runtime::container::Runtime {

@@ -30,6 +30,21 @@ pub fn write_replace(path: &Path, data: &[u8], durable: bool) -> std::io::Result
     std::fs::rename(&tmp, path)
 }
 
+/// The 12-character short form of an id (the whole id when shorter, as a record read from
+/// disk may be: slicing must not panic, berthd is built with panic=abort).
+pub fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// A container id as berthd makes them: 64 lowercase hex digits. Records whose id is not one
+/// are refused at load, so an id never names a path outside the container directories.
+pub fn is_container_id(id: &str) -> bool {
+    id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 pub fn now_rfc3339() -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -113,5 +128,10 @@ mod tests {
         let now = now_rfc3339();
         assert!(parse_rfc3339_nanos(&now).is_some(), "{now}");
         assert_eq!(new_id().len(), 64);
+        assert!(is_container_id(&new_id()));
+        assert!(!is_container_id("../../etc"));
+        assert!(!is_container_id(&"A".repeat(64)));
+        assert_eq!(short("abc"), "abc");
+        assert_eq!(short(&"a".repeat(64)), "a".repeat(12));
     }
 }
