@@ -461,17 +461,17 @@ fn parse_flags(words: &[String], spec: &[(&str, FlagKind)]) -> Result<Flags, Str
 
 enum Json {
     Array(Vec<String>),
-    NotJson,
+    Other,
     NotStrings,
 }
 
 fn parse_json(rest: &str) -> Json {
     let rest = rest.trim_start();
     if !rest.starts_with('[') {
-        return Json::NotJson;
+        return Json::Other;
     }
     match serde_json::from_str::<Vec<serde_json::Value>>(rest) {
-        Err(_) => Json::NotJson,
+        Err(_) => Json::Other,
         Ok(values) => {
             let mut out = Vec::with_capacity(values.len());
             for v in values {
@@ -492,7 +492,7 @@ fn maybe_json(rest: &str) -> Result<Command, String> {
     match parse_json(rest) {
         Json::Array(a) => Ok(Command::Exec(a)),
         Json::NotStrings => Err(NOT_STRINGS.to_string()),
-        Json::NotJson => Ok(Command::Shell(rest.to_string())),
+        Json::Other => Ok(Command::Shell(rest.to_string())),
     }
 }
 
@@ -508,7 +508,7 @@ fn maybe_json_list(rest: &str) -> Result<(Vec<String>, bool), String> {
     match parse_json(rest) {
         Json::Array(a) => Ok((a, true)),
         Json::NotStrings => Err(NOT_STRINGS.to_string()),
-        Json::NotJson => Ok((whitespace_words(rest), false)),
+        Json::Other => Ok((whitespace_words(rest), false)),
     }
 }
 
@@ -717,6 +717,9 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
                         return Ok(fields);
                     }
                     Some(',') => break,
+                    Some('"') => {
+                        return Err(format!("parse error: bare \" in non-quoted field in {s:?}"))
+                    }
                     Some(c) => field.push(c),
                 }
             }
@@ -967,14 +970,14 @@ fn parse_instruction(l: &Logical) -> Result<Parsed, String> {
             }));
         }
         "run" => {
-            if rest.is_empty() {
-                return Err(at_least_one());
-            }
             let mut ssh_index = 0;
             let mounts = flags
                 .all("mount")
                 .map(|m| parse_mount(m, &mut ssh_index))
                 .collect::<Result<Vec<_>, _>>()?;
+            if rest.is_empty() {
+                return Err(at_least_one());
+            }
             let network = flags.get("network").map(str::to_string);
             if let Some(n) = &network {
                 if !n.contains('$') && !matches!(n.as_str(), "default" | "none" | "host") {
@@ -995,7 +998,7 @@ fn parse_instruction(l: &Logical) -> Result<Parsed, String> {
             Json::Array(a) if a.is_empty() => return Err(at_least_one()),
             Json::Array(a) => Instruction::Shell(a),
             Json::NotStrings => return Err(NOT_STRINGS.to_string()),
-            Json::NotJson => return Err("SHELL requires the arguments to be in JSON form".into()),
+            Json::Other => return Err("SHELL requires the arguments to be in JSON form".into()),
         },
         "label" => Instruction::Label(name_values(&rest, &upper, l.escape)?),
         "env" => Instruction::Env(name_values(&rest, &upper, l.escape)?),
@@ -1234,4 +1237,723 @@ fn build(lines: Lines) -> Result<Dockerfile, LineError> {
         return err(1, "dockerfile contains no stages to build");
     }
     Ok(df)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn df(text: &str) -> Dockerfile {
+        parse(text, "Dockerfile").unwrap_or_else(|e| panic!("parsing {text:?}: {e}"))
+    }
+
+    /// The instructions of the only stage of `FROM scratch\n<body>`.
+    fn body(text: &str) -> Vec<Instruction> {
+        let d = df(&format!("FROM scratch\n{text}"));
+        d.stages[0]
+            .instructions
+            .iter()
+            .map(|s| s.inner.clone())
+            .collect()
+    }
+
+    fn one(text: &str) -> Instruction {
+        let mut v = body(text);
+        assert_eq!(v.len(), 1, "{text:?} gave {v:?}");
+        v.remove(0)
+    }
+
+    fn fail(text: &str) -> ParseError {
+        match parse(text, "Dockerfile") {
+            Ok(d) => panic!("{text:?} parsed: {d:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn kv(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn shell(c: &str) -> Command {
+        Command::Shell(c.to_string())
+    }
+
+    fn exec(v: &[&str]) -> Command {
+        Command::Exec(s(v))
+    }
+
+    fn run(i: Instruction) -> Run {
+        match i {
+            Instruction::Run(r) => r,
+            other => panic!("not a RUN: {other:?}"),
+        }
+    }
+
+    fn copy(i: Instruction) -> Copy {
+        match i {
+            Instruction::Copy(c) | Instruction::Add(c) => c,
+            other => panic!("not a COPY/ADD: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn commands_shell_and_exec_form() {
+        let cases: &[(&str, Instruction)] = &[
+            ("CMD echo hi", Instruction::Cmd(shell("echo hi"))),
+            ("cmd   echo   hi  ", Instruction::Cmd(shell("echo   hi"))),
+            (
+                "CMD [\"echo\", \"hi\"]",
+                Instruction::Cmd(exec(&["echo", "hi"])),
+            ),
+            ("CMD [ \"a\" ]  ", Instruction::Cmd(exec(&["a"]))),
+            ("CMD []", Instruction::Cmd(exec(&[]))),
+            ("CMD", Instruction::Cmd(shell(""))),
+            // Invalid JSON falls back to the shell form, text kept as written.
+            ("CMD [echo, hi]", Instruction::Cmd(shell("[echo, hi]"))),
+            (
+                "CMD ['echo', 'hi']",
+                Instruction::Cmd(shell("['echo', 'hi']")),
+            ),
+            (
+                "CMD [\"echo\" \"hi\"]",
+                Instruction::Cmd(shell("[\"echo\" \"hi\"]")),
+            ),
+            (
+                "CMD [\"unterminated\"",
+                Instruction::Cmd(shell("[\"unterminated\"")),
+            ),
+            (
+                "CMD [\"a\\tb\", \"\\u00e9\"]",
+                Instruction::Cmd(exec(&["a\tb", "é"])),
+            ),
+            (
+                "ENTRYPOINT [\"/bin/sh\", \"-c\"]",
+                Instruction::Entrypoint(exec(&["/bin/sh", "-c"])),
+            ),
+            (
+                "Entrypoint top -b",
+                Instruction::Entrypoint(shell("top -b")),
+            ),
+            (
+                "SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]",
+                Instruction::Shell(s(&["/bin/bash", "-o", "pipefail", "-c"])),
+            ),
+            (
+                "RUN echo $HOME",
+                Instruction::Run(Run {
+                    command: shell("echo $HOME"),
+                    heredocs: vec![],
+                    mounts: vec![],
+                    network: None,
+                }),
+            ),
+            (
+                "RUN [\"ls\", \"-l\"]",
+                Instruction::Run(Run {
+                    command: exec(&["ls", "-l"]),
+                    heredocs: vec![],
+                    mounts: vec![],
+                    network: None,
+                }),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&one(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn simple_instructions() {
+        let cases: &[(&str, Instruction)] = &[
+            ("USER app", Instruction::User("app".into())),
+            ("USER 1000:1000", Instruction::User("1000:1000".into())),
+            ("USER $U", Instruction::User("$U".into())),
+            ("WORKDIR /app", Instruction::Workdir("/app".into())),
+            (
+                "WORKDIR \"/my dir\"",
+                Instruction::Workdir("\"/my dir\"".into()),
+            ),
+            (
+                "STOPSIGNAL SIGKILL",
+                Instruction::StopSignal("SIGKILL".into()),
+            ),
+            (
+                "MAINTAINER Jane Doe <jane@example.com>",
+                Instruction::Maintainer("Jane Doe <jane@example.com>".into()),
+            ),
+            (
+                "EXPOSE 80 443/tcp 53/udp",
+                Instruction::Expose(s(&["80", "443/tcp", "53/udp"])),
+            ),
+            ("EXPOSE $PORT", Instruction::Expose(s(&["$PORT"]))),
+            ("VOLUME /data", Instruction::Volume(s(&["/data"]))),
+            ("VOLUME /a /b", Instruction::Volume(s(&["/a", "/b"]))),
+            (
+                "VOLUME [\"/a\", \" /b \"]",
+                Instruction::Volume(s(&["/a", "/b"])),
+            ),
+            (
+                "ONBUILD RUN echo hi",
+                Instruction::Onbuild("RUN echo hi".into()),
+            ),
+            (
+                "onbuild   COPY . /app",
+                Instruction::Onbuild("COPY . /app".into()),
+            ),
+            ("ARG A", Instruction::Arg(vec![("A".into(), None)])),
+            (
+                "ARG A=1 B C=\"x y\"",
+                Instruction::Arg(vec![
+                    ("A".into(), Some("1".into())),
+                    ("B".into(), None),
+                    ("C".into(), Some("\"x y\"".into())),
+                ]),
+            ),
+            (
+                "ARG A=",
+                Instruction::Arg(vec![("A".into(), Some(String::new()))]),
+            ),
+            (
+                "ARG U=${X:-y}",
+                Instruction::Arg(vec![("U".into(), Some("${X:-y}".into()))]),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&one(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn env_and_label() {
+        let cases: &[(&str, Vec<(String, String)>)] = &[
+            ("ENV A=1", kv(&[("A", "1")])),
+            ("ENV A=1 B=2", kv(&[("A", "1"), ("B", "2")])),
+            (
+                "ENV A=\"x y\" B='z w'",
+                kv(&[("A", "\"x y\""), ("B", "'z w'")]),
+            ),
+            ("ENV A=x\\ y", kv(&[("A", "x\\ y")])),
+            ("ENV A=", kv(&[("A", "")])),
+            ("ENV A=\"\"", kv(&[("A", "\"\"")])),
+            ("ENV A=a=b", kv(&[("A", "a=b")])),
+            ("ENV PATH=$PATH:/x", kv(&[("PATH", "$PATH:/x")])),
+            // Legacy form: the rest of the line is the value, blanks kept.
+            ("ENV A 1", kv(&[("A", "1")])),
+            ("ENV A hello  world", kv(&[("A", "hello  world")])),
+            ("ENV A x=y", kv(&[("A", "x=y")])),
+            ("ENV A \"q\"", kv(&[("A", "\"q\"")])),
+        ];
+        for (text, want) in cases {
+            assert_eq!(one(text), Instruction::Env(want.clone()), "{text:?}");
+        }
+        assert_eq!(
+            one("LABEL a=b \"c d\"=\"e f\" version=1.0"),
+            Instruction::Label(kv(&[
+                ("a", "b"),
+                ("\"c d\"", "\"e f\""),
+                ("version", "1.0")
+            ]))
+        );
+        assert_eq!(one("LABEL k v w"), Instruction::Label(kv(&[("k", "v w")])));
+        assert_eq!(
+            one("LABEL multi=1 \\\n      other=2"),
+            Instruction::Label(kv(&[("multi", "1"), ("other", "2")]))
+        );
+    }
+
+    #[test]
+    fn from_lines_and_stages() {
+        let d = df("ARG V=3.19\nARG REG\nFROM --platform=$BUILDPLATFORM alpine:$V AS Build\nRUN x\nfrom build as final\nCOPY --from=build /a /b\nFROM scratch\n");
+        assert_eq!(d.global_args.len(), 2);
+        assert_eq!(
+            d.global_args[0].inner,
+            Instruction::Arg(vec![("V".into(), Some("3.19".into()))])
+        );
+        assert_eq!(d.stages.len(), 3);
+        let f = &d.stages[0].from;
+        assert_eq!(f.inner.image, "alpine:$V");
+        assert_eq!(f.inner.platform.as_deref(), Some("$BUILDPLATFORM"));
+        assert_eq!(f.inner.name.as_deref(), Some("build"));
+        assert_eq!(f.line, 3);
+        assert_eq!(
+            f.original,
+            "FROM --platform=$BUILDPLATFORM alpine:$V AS Build"
+        );
+        assert_eq!(d.stages[0].instructions.len(), 1);
+        assert_eq!(d.stages[1].index, 1);
+        assert_eq!(d.stages[1].name(), Some("final"));
+        assert_eq!(d.stages[1].from.inner.image, "build");
+        assert_eq!(d.stages[2].name(), None);
+        assert_eq!(d.stages[2].instructions.len(), 0);
+        assert_eq!(d.escape, '\\');
+        assert_eq!(d.syntax, None);
+        for name in ["a", "a1", "my-stage", "my_stage.2", "UPPER"] {
+            let d = df(&format!("FROM x AS {name}"));
+            assert_eq!(d.stages[0].name(), Some(name.to_ascii_lowercase().as_str()));
+        }
+    }
+
+    #[test]
+    fn run_flags_and_mounts() {
+        let r = run(one("RUN --mount=type=cache,target=/root/.cache,id=pip,sharing=locked,mode=0700,uid=1000,gid=1000 --network=none pip install x"));
+        assert_eq!(r.command, shell("pip install x"));
+        assert_eq!(r.network.as_deref(), Some("none"));
+        assert_eq!(
+            r.mounts,
+            vec![RunMount {
+                typ: MountType::Cache,
+                target: "/root/.cache".into(),
+                source: None,
+                from: None,
+                id: Some("pip".into()),
+                sharing: Some("locked".into()),
+                readonly: false,
+                mode: Some(0o700),
+                uid: Some(1000),
+                gid: Some(1000),
+                size: None,
+                required: false,
+                env: None,
+            }]
+        );
+        let r = run(one("RUN --mount=target=/src --mount=type=bind,from=build,source=/out,dst=/in,rw --mount=type=tmpfs,target=/tmp,size=64m make"));
+        assert_eq!(r.mounts.len(), 3);
+        assert_eq!(
+            (
+                r.mounts[0].typ,
+                r.mounts[0].target.as_str(),
+                r.mounts[0].readonly
+            ),
+            (MountType::Bind, "/src", true)
+        );
+        let m = &r.mounts[1];
+        assert_eq!(
+            (
+                m.from.as_deref(),
+                m.source.as_deref(),
+                m.target.as_str(),
+                m.readonly
+            ),
+            (Some("build"), Some("/out"), "/in", false)
+        );
+        assert_eq!(
+            (r.mounts[2].typ, r.mounts[2].size),
+            (MountType::Tmpfs, Some(64 << 20))
+        );
+        let r = run(one("RUN --mount=type=secret,id=tok --mount=type=secret,target=/etc/key,required --mount=type=ssh --mount=type=ssh,id=gh cat"));
+        assert_eq!(
+            (r.mounts[0].id.as_deref(), r.mounts[0].target.as_str()),
+            (Some("tok"), "/run/secrets/tok")
+        );
+        assert_eq!(
+            (r.mounts[1].id.as_deref(), r.mounts[1].required),
+            (Some("key"), true)
+        );
+        assert_eq!(
+            (r.mounts[2].id.as_deref(), r.mounts[2].target.as_str()),
+            (Some("default"), "/run/buildkit/ssh_agent.0")
+        );
+        assert_eq!(r.mounts[3].target, "/run/buildkit/ssh_agent.1");
+        let r = run(one("RUN --mount=\"type=bind,target=/a,source=x\" ls"));
+        assert_eq!(r.mounts[0].source.as_deref(), Some("x"));
+        let r = run(one("RUN --mount=type=cache,target=/c,ro=false,readonly ls"));
+        assert!(r.mounts[0].readonly);
+        // `--` ends the flags.
+        assert_eq!(run(one("RUN -- --version")).command, shell("--version"));
+        assert_eq!(run(one("RUN --network=host [\"a\"]")).command, exec(&["a"]));
+        for (size, bytes) in [
+            ("1024", 1024u64),
+            ("1k", 1024),
+            ("2KiB", 2048),
+            ("1g", 1 << 30),
+            ("1.5m", 3 << 19),
+        ] {
+            let r = run(one(&format!(
+                "RUN --mount=type=tmpfs,target=/t,size={size} x"
+            )));
+            assert_eq!(r.mounts[0].size, Some(bytes), "{size}");
+        }
+    }
+
+    #[test]
+    fn copy_and_add() {
+        let c = copy(one(
+            "COPY --from=build --chown=app:app --chmod=0644 --link a b* /dst/",
+        ));
+        assert_eq!(c.sources, s(&["a", "b*"]));
+        assert_eq!(c.dest, "/dst/");
+        assert_eq!(c.from.as_deref(), Some("build"));
+        assert_eq!(c.chown.as_deref(), Some("app:app"));
+        assert_eq!(c.chmod.as_deref(), Some("0644"));
+        assert!(c.link);
+        let c = copy(one("COPY --link=false [\"a b\", \"/c d/\"]"));
+        assert_eq!(
+            (c.sources, c.dest, c.link),
+            (s(&["a b"]), "/c d/".to_string(), false)
+        );
+        let c = copy(one(
+            "ADD --checksum=sha256:abc --keep-git-dir=true https://example.com/x.tar /x",
+        ));
+        assert!(matches!(one("ADD a b"), Instruction::Add(_)));
+        assert_eq!(c.checksum.as_deref(), Some("sha256:abc"));
+        assert!(c.keep_git_dir);
+        assert_eq!(c.sources, s(&["https://example.com/x.tar"]));
+        let c = copy(one("COPY --chown=\"a b\" x y"));
+        assert_eq!(c.chown.as_deref(), Some("a b"));
+    }
+
+    #[test]
+    fn healthcheck() {
+        assert_eq!(
+            one("HEALTHCHECK NONE"),
+            Instruction::Healthcheck(Healthcheck::None)
+        );
+        assert_eq!(
+            one("healthcheck none"),
+            Instruction::Healthcheck(Healthcheck::None)
+        );
+        assert_eq!(
+            one("HEALTHCHECK --interval=30s --timeout=1m30s --start-period=500ms --start-interval=2s --retries=3 CMD curl -f http://localhost/"),
+            Instruction::Healthcheck(Healthcheck::Check {
+                test: s(&["CMD-SHELL", "curl -f http://localhost/"]),
+                interval: Some(30_000_000_000),
+                timeout: Some(90_000_000_000),
+                start_period: Some(500_000_000),
+                start_interval: Some(2_000_000_000),
+                retries: Some(3),
+            })
+        );
+        assert_eq!(
+            one("HEALTHCHECK CMD [\"/bin/check\", \"-q\"]"),
+            Instruction::Healthcheck(Healthcheck::Check {
+                test: s(&["CMD", "/bin/check", "-q"]),
+                interval: None,
+                timeout: None,
+                start_period: None,
+                start_interval: None,
+                retries: None,
+            })
+        );
+        let cases = [
+            ("1h", 3_600_000_000_000i64),
+            ("1.5s", 1_500_000_000),
+            ("10ms", 10_000_000),
+            ("2m3s", 123_000_000_000),
+            ("1000us", 1_000_000),
+            ("0", 0),
+            ("-1s", -1_000_000_000),
+        ];
+        for (text, ns) in cases {
+            assert_eq!(parse_duration(text), Some(ns), "{text}");
+        }
+        for bad in ["", "1", "s", "1x", "1.2.3s", "--1s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn heredocs() {
+        let r = run(one("RUN <<EOF\necho $HOME\n  indented\nEOF"));
+        assert_eq!(r.command, shell("<<EOF"));
+        assert_eq!(
+            r.heredocs,
+            vec![Heredoc {
+                name: "EOF".into(),
+                content: "echo $HOME\n  indented\n".into(),
+                expand: true
+            }]
+        );
+        let r = run(one("RUN <<-EOT bash\n\t\tone\n\ttwo\n\tEOT\n"));
+        assert_eq!(r.command, shell("<<-EOT bash"));
+        assert_eq!(r.heredocs[0].content, "one\ntwo\n");
+        let r = run(one("RUN <<'EOF'\n$NOT\nEOF"));
+        assert_eq!(
+            (r.heredocs[0].name.as_str(), r.heredocs[0].expand),
+            ("EOF", false)
+        );
+        let r = run(one("RUN <<\"EOF\"\n$NOT\nEOF"));
+        assert!(!r.heredocs[0].expand);
+        let r =
+            run(body("RUN cat <<A >/a && cat <<B >/b\nfirst\nA\nsecond\nB\nRUN after").remove(0));
+        assert_eq!(r.heredocs.len(), 2);
+        assert_eq!(
+            (r.heredocs[0].name.as_str(), r.heredocs[0].content.as_str()),
+            ("A", "first\n")
+        );
+        assert_eq!(
+            (r.heredocs[1].name.as_str(), r.heredocs[1].content.as_str()),
+            ("B", "second\n")
+        );
+        // Body lines are taken raw: no comments, continuations or blank-line skipping.
+        let r = run(one("RUN <<EOF\n# not a comment\n\nline \\\nEOF"));
+        assert_eq!(r.heredocs[0].content, "# not a comment\n\nline \\\n");
+        // Empty body.
+        assert_eq!(run(one("RUN <<EOF\nEOF")).heredocs[0].content, "");
+        let c = copy(one(
+            "COPY --chmod=755 <<EOF /usr/local/bin/hello\n#!/bin/sh\necho hi\nEOF",
+        ));
+        assert_eq!(c.sources, s(&["EOF"]));
+        assert_eq!(c.dest, "/usr/local/bin/hello");
+        assert_eq!(c.heredocs[0].content, "#!/bin/sh\necho hi\n");
+        let c = copy(one("COPY <<one <<two /dst/\n1\none\n2\ntwo"));
+        assert_eq!(c.sources, s(&["one", "two"]));
+        assert_eq!(c.heredocs.len(), 2);
+        let c = copy(one("ADD <<EOF /x\ny\nEOF"));
+        assert_eq!(c.heredocs[0].content, "y\n");
+        // Not heredocs: exec form, other instructions, `<< EOF` with a blank.
+        assert!(run(one("RUN [\"cat\", \"<<EOF\"]")).heredocs.is_empty());
+        assert!(run(one("RUN echo << EOF")).heredocs.is_empty());
+        assert_eq!(one("CMD cat <<EOF"), Instruction::Cmd(shell("cat <<EOF")));
+        // Lines after the heredoc are instructions again, numbered right.
+        let d = df("FROM scratch\nRUN <<EOF\na\nb\nEOF\nUSER x\n");
+        assert_eq!(d.stages[0].instructions[1].line, 6);
+        assert_eq!(
+            parse_heredoc_word("<<E\"O\"F"),
+            Some(("EOF".into(), false, false))
+        );
+        assert_eq!(
+            parse_heredoc_word("<<-'X'"),
+            Some(("X".into(), false, true))
+        );
+        assert_eq!(parse_heredoc_word("<<"), None);
+        assert_eq!(parse_heredoc_word("<<<x"), None);
+        assert_eq!(parse_heredoc_word("x<<EOF"), None);
+    }
+
+    #[test]
+    fn lines_comments_continuations() {
+        let text = "# a comment\n\nFROM scratch\n  # indented comment\nRUN echo a \\\n  # comment inside\n\n    b \\\n  c\n\tRUN   tab\r\nENV A=1 \\   \n B=2\n";
+        let d = df(text);
+        let ins = &d.stages[0].instructions;
+        assert_eq!(ins.len(), 3);
+        assert_eq!(
+            ins[0].inner,
+            Instruction::Run(Run {
+                command: shell("echo a     b   c"),
+                heredocs: vec![],
+                mounts: vec![],
+                network: None
+            })
+        );
+        assert_eq!(ins[0].line, 5);
+        assert_eq!(ins[0].original, "RUN echo a     b   c");
+        assert_eq!(ins[1].line, 10);
+        assert_eq!(
+            ins[1].inner,
+            Instruction::Run(Run {
+                command: shell("tab"),
+                heredocs: vec![],
+                mounts: vec![],
+                network: None
+            })
+        );
+        assert_eq!(
+            ins[2].inner,
+            Instruction::Env(kv(&[("A", "1"), ("B", "2")]))
+        );
+        assert_eq!(ins[2].line, 11);
+        // A continuation at the end of the file just ends the instruction.
+        assert_eq!(
+            one("RUN a \\"),
+            Instruction::Run(Run {
+                command: shell("a"),
+                heredocs: vec![],
+                mounts: vec![],
+                network: None
+            })
+        );
+        // A `#` after the start of an instruction is not a comment.
+        assert_eq!(
+            one("RUN echo # hi"),
+            Instruction::Run(Run {
+                command: shell("echo # hi"),
+                heredocs: vec![],
+                mounts: vec![],
+                network: None
+            })
+        );
+        // BOM.
+        assert_eq!(df("\u{feff}FROM x").stages.len(), 1);
+        // Instructions are case-insensitive.
+        assert!(matches!(one("wOrKdIr /x"), Instruction::Workdir(_)));
+    }
+
+    #[test]
+    fn directives() {
+        let d = df("# syntax=docker/dockerfile:1.7\n# escape=`\nFROM scratch\nRUN echo a `\n  b\nCOPY a\\b c\\d\n");
+        assert_eq!(d.syntax.as_deref(), Some("docker/dockerfile:1.7"));
+        assert_eq!(d.escape, '`');
+        let ins = &d.stages[0].instructions;
+        assert_eq!(
+            ins[0].inner,
+            Instruction::Run(Run {
+                command: shell("echo a   b"),
+                heredocs: vec![],
+                mounts: vec![],
+                network: None
+            })
+        );
+        assert_eq!(copy(ins[1].inner.clone()).sources, s(&["a\\b"]));
+        // Case-insensitive, blanks around `=`.
+        assert_eq!(df("#  ESCAPE = `\nFROM x").escape, '`');
+        assert_eq!(df("#Syntax=a\nFROM x").syntax.as_deref(), Some("a"));
+        // After a comment, a blank line or an instruction, directives are plain comments.
+        for text in [
+            "# hello\n# escape=`\nFROM x",
+            "\n# escape=`\nFROM x",
+            "FROM x\n# escape=`",
+            "# unknown=1\n# escape=`\nFROM x",
+        ] {
+            assert_eq!(df(text).escape, '\\', "{text:?}");
+        }
+        assert_eq!(df("# check=skip=all\n# escape=`\nFROM x").escape, '`');
+        assert_eq!(
+            fail("# escape=x\nFROM x").message,
+            "invalid escape token 'x' does not match ` or \\"
+        );
+        assert_eq!(
+            fail("# escape=\\\n# escape=`\nFROM x").message,
+            "only one escape parser directive can be used"
+        );
+        assert_eq!(fail("# escape=`\n# ESCAPE=`\nFROM x").line, 2);
+    }
+
+    #[test]
+    fn errors_with_lines() {
+        let cases: &[(&str, usize, &str)] = &[
+            ("", 1, "the Dockerfile cannot be empty"),
+            ("  \n\n", 1, "the Dockerfile cannot be empty"),
+            ("# only a comment\n", 1, "file with no instructions"),
+            ("ARG A\n", 1, "dockerfile contains no stages to build"),
+            ("FROM x\nFOO bar", 2, "unknown instruction: FOO"),
+            ("FROM x\nrunn echo", 2, "unknown instruction: RUNN"),
+            ("RUN echo\nFROM x", 1, "no build stage in current context"),
+            ("ENV A=1\nFROM x", 1, "no build stage in current context"),
+            ("FROM x\nRUN", 2, "RUN requires at least one argument"),
+            ("FROM x\nRUN --network=none", 2, "RUN requires at least one argument"),
+            ("FROM x\nENV", 2, "ENV requires at least one argument"),
+            ("FROM x\nENV A", 2, "ENV must have two arguments"),
+            ("FROM x\nENV A=1 B", 2, "Syntax error - can't find = in \"B\". Must be of the form: name=value"),
+            ("FROM x\nENV =1", 2, "ENV names can not be blank"),
+            ("FROM x\nLABEL", 2, "LABEL requires at least one argument"),
+            ("FROM x\nLABEL a", 2, "LABEL must have two arguments"),
+            ("FROM x\nARG", 2, "ARG requires at least one argument"),
+            ("FROM x\nARG =x", 2, "ARG names can not be blank"),
+            ("FROM x\nEXPOSE", 2, "EXPOSE requires at least one argument"),
+            ("FROM x\nVOLUME", 2, "VOLUME requires at least one argument"),
+            ("FROM x\nVOLUME [\"\"]", 2, "VOLUME specified can not be an empty string"),
+            ("FROM x\nUSER", 2, "USER requires exactly one argument"),
+            ("FROM x\nWORKDIR", 2, "WORKDIR requires exactly one argument"),
+            ("FROM x\nSTOPSIGNAL", 2, "STOPSIGNAL requires exactly one argument"),
+            ("FROM x\nMAINTAINER", 2, "MAINTAINER requires exactly one argument"),
+            ("FROM x\nCOPY a", 2, "COPY requires at least two arguments, but only one was provided. Destination could not be determined"),
+            ("FROM x\nADD", 2, "ADD requires at least two arguments"),
+            ("FROM x\nCOPY <<EOF <<A\nx\nEOF\ny\nA", 2, "COPY cannot accept a heredoc as a destination"),
+            ("FROM x\nSHELL", 2, "SHELL requires at least one argument"),
+            ("FROM x\nSHELL []", 2, "SHELL requires at least one argument"),
+            ("FROM x\nSHELL /bin/sh -c", 2, "SHELL requires the arguments to be in JSON form"),
+            ("FROM x\nSHELL [\"sh\", 1]", 2, "arrays must be comprised of strings only"),
+            ("FROM x\nCMD [\"a\", 1]", 2, "arrays must be comprised of strings only"),
+            ("FROM x\nONBUILD", 2, "ONBUILD requires at least one argument"),
+            ("FROM x\nONBUILD ONBUILD RUN x", 2, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"),
+            ("FROM x\nONBUILD from y", 2, "FROM isn't allowed as an ONBUILD trigger"),
+            ("FROM x\nONBUILD MAINTAINER me", 2, "MAINTAINER isn't allowed as an ONBUILD trigger"),
+            ("FROM x\nHEALTHCHECK", 2, "HEALTHCHECK requires at least one argument"),
+            ("FROM x\nHEALTHCHECK NONE x", 2, "HEALTHCHECK NONE takes no arguments"),
+            ("FROM x\nHEALTHCHECK CMD", 2, "Missing command after HEALTHCHECK CMD"),
+            ("FROM x\nHEALTHCHECK RUN x", 2, "Unknown type \"RUN\" in HEALTHCHECK (try CMD)"),
+            ("FROM x\nHEALTHCHECK --interval=1us CMD x", 2, "Interval \"interval\" cannot be less than 1ms"),
+            ("FROM x\nHEALTHCHECK --timeout=-1s CMD x", 2, "cannot be less than 1ms"),
+            ("FROM x\nHEALTHCHECK --interval=soon CMD x", 2, "invalid duration"),
+            ("FROM x\nHEALTHCHECK --retries=-1 CMD x", 2, "--retries cannot be negative (-1)"),
+            ("FROM x\nHEALTHCHECK --retries=x CMD x", 2, "invalid value"),
+            ("FROM", 1, "FROM requires either one or three arguments"),
+            ("FROM a b", 1, "FROM requires either one or three arguments"),
+            ("FROM a AS b c", 1, "FROM requires either one or three arguments"),
+            ("FROM a IS b", 1, "the second argument must be \"AS\""),
+            ("FROM a AS 1st", 1, "invalid name for build stage: \"1st\""),
+            ("FROM a AS my/stage", 1, "invalid name for build stage"),
+            ("FROM a AS b\nFROM c AS B", 2, "duplicate stage name \"b\""),
+            ("FROM --foo=bar x", 1, "unknown flag: --foo"),
+            ("FROM x\nRUN --foo echo", 2, "unknown flag: --foo"),
+            ("FROM x\nCOPY --checksum=x a b", 2, "unknown flag: --checksum"),
+            ("FROM x\nADD --from=y a b", 2, "unknown flag: --from"),
+            ("FROM x\nCMD --help", 2, "unknown flag: --help"),
+            ("FROM x\nCOPY --from a b", 2, "missing a value on flag: --from"),
+            ("FROM x\nCOPY --from=a --from=b a b", 2, "duplicate flag specified: --from"),
+            ("FROM x\nCOPY --link=maybe a b", 2, "expecting boolean value for flag --link, not: maybe"),
+            ("FROM x\nCOPY --link= a b", 2, "missing a value on flag: --link"),
+            ("FROM x\nRUN --network=bridge x", 2, "unsupported network mode \"bridge\""),
+            ("FROM x\nRUN --mount=type=nfs,target=/x x", 2, "unsupported mount type \"nfs\""),
+            ("FROM x\nRUN --mount=type=cache x", 2, "mount target is required"),
+            ("FROM x\nRUN --mount=type=cache,target=/x,bogus=1 x", 2, "unexpected key 'bogus' in 'bogus=1'"),
+            ("FROM x\nRUN --mount=type=cache,target=/x,what x", 2, "invalid field 'what' must be a key=value pair"),
+            ("FROM x\nRUN --mount=type=cache,target=/x,sharing=all x", 2, "unsupported sharing value \"all\""),
+            ("FROM x\nRUN --mount=type=cache,target=/x,mode=999 x", 2, "invalid value 999 for mode"),
+            ("FROM x\nRUN --mount=type=cache,target=/x,uid=me x", 2, "invalid value me for uid"),
+            ("FROM x\nRUN --mount=type=tmpfs,target=/x,size=lots x", 2, "invalid size value lots"),
+            ("FROM x\nRUN --mount=type=bind,target=/x,size=1 x", 2, "unexpected key 'size'"),
+            ("FROM x\nRUN --mount=type=secret x", 2, "one of source, target required"),
+            ("FROM x\nRUN --mount=type=cache,target=/x,ro=perhaps x", 2, "invalid value for ro: perhaps"),
+            ("FROM x\nRUN --mount=type=cache,target=/x\\\"y ls", 2, "bare \" in non-quoted field"),
+            ("FROM x\nRUN --mount=\\\"type=cache,target=/x\\\"y ls", 2, "extraneous or missing \""),
+            ("FROM x\nRUN --mount=\"type=cache x", 2, "unsupported mount type \"cache x\""),
+            ("FROM x\nRUN <<EOF\nno end\n", 2, "unterminated heredoc EOF"),
+            ("FROM x\nRUN ok\nCOPY <<A <<B /d\na\nA\nb\n", 3, "unterminated heredoc B"),
+        ];
+        for (text, line, msg) in cases {
+            let e = fail(text);
+            assert!(
+                e.message.contains(msg),
+                "{text:?}: got {:?}, wanted {msg:?}",
+                e.message
+            );
+            assert_eq!(e.line, *line, "{text:?}: {e}");
+            assert_eq!(e.file, "Dockerfile");
+        }
+        let e = fail("FROM x\n\n\nBAD");
+        assert_eq!(e.to_string(), "Dockerfile:4: unknown instruction: BAD");
+    }
+
+    #[test]
+    fn flag_extraction() {
+        let cases: &[(&str, &str, &[&str])] = &[
+            ("--a=1 --b rest", "rest", &["--a=1", "--b"]),
+            ("rest --a", "rest --a", &[]),
+            ("--a='x y' z", "z", &["--a=x y"]),
+            ("--a=\"x y\" z", "z", &["--a=x y"]),
+            ("--a=x\\ y z", "z", &["--a=x y"]),
+            ("-- --b", " --b", &[]),
+            ("--a", "", &["--a"]),
+            ("-a", "-a", &[]),
+            ("", "", &[]),
+        ];
+        for (line, rest, flags) in cases {
+            let (r, f) = extract_flags(line);
+            assert_eq!((r, f), (*rest, s(flags)), "{line:?}");
+        }
+        assert_eq!(
+            parse_words("a=\"b c\" d\\ e 'f g'", '\\'),
+            s(&["a=\"b c\"", "d\\ e", "'f g'"])
+        );
+        assert_eq!(parse_words("a\\", '\\'), s(&["a"]));
+        assert_eq!(parse_words("\"\" x", '\\'), s(&["\"\"", "x"]));
+    }
+
+    #[test]
+    fn originals_and_serde() {
+        let d = df("FROM alpine\nRUN apk add \\\n    curl\nONBUILD RUN make\n");
+        assert_eq!(d.stages[0].instructions[0].original, "RUN apk add     curl");
+        assert_eq!(d.stages[0].instructions[1].original, "ONBUILD RUN make");
+        assert_eq!(d.stages[0].instructions[0].inner.keyword(), "RUN");
+        let json = serde_json::to_string(&d).expect("serialize");
+        let back: Dockerfile = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, d);
+    }
 }
