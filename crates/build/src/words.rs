@@ -11,14 +11,15 @@ pub struct WordError(pub String);
 
 /// Expands one raw word: removes quotes, applies `escape`, substitutes `$v`, `${v}`,
 /// `${v:-x}`, `${v-x}`, `${v:+x}`, `${v+x}`, `${v:?msg}` from `lookup`; unset names become "".
-/// Also `${v#pat}`, `${v##pat}`, `${v%pat}`, `${v%%pat}` (with `*` and `?`) as Docker does.
+/// Also `${v#pat}`, `${v##pat}`, `${v%pat}`, `${v%%pat}`, `${v/pat/rep}`, `${v//pat/rep}`
+/// (patterns with `*` and `?`) as Docker does. Errors read like BuildKit's:
+/// `failed to process "${A:?}": A: is not allowed to be empty`.
 pub fn expand(
     word: &str,
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, WordError> {
-    let mut lexer = Lexer::new(word, escape, lookup, Mode::Word);
-    let (result, _) = lexer.process_until(None)?;
+    let (result, _) = Lexer::new(word, escape, lookup, Mode::Word).run(word)?;
     Ok(result)
 }
 
@@ -29,8 +30,7 @@ pub fn expand_words(
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>, WordError> {
-    let mut lexer = Lexer::new(text, escape, lookup, Mode::Word);
-    let (_, words) = lexer.process_until(None)?;
+    let (_, words) = Lexer::new(text, escape, lookup, Mode::Word).run(text)?;
     Ok(words)
 }
 
@@ -42,8 +42,7 @@ pub fn expand_heredoc(
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, WordError> {
-    let mut lexer = Lexer::new(body, escape, lookup, Mode::Heredoc);
-    let (result, _) = lexer.process_until(None)?;
+    let (result, _) = Lexer::new(body, escape, lookup, Mode::Heredoc).run(body)?;
     Ok(result)
 }
 
@@ -97,10 +96,17 @@ struct Lexer<'a> {
     escape: char,
     lookup: &'a dyn Fn(&str) -> Option<String>,
     mode: Mode,
+    /// Keep escapes in the result (pattern words of `${v#p}`, `${v/p/r}`), as BuildKit does.
+    raw_escapes: bool,
 }
 
 fn bad(msg: impl Into<String>) -> WordError {
     WordError(msg.into())
+}
+
+/// BuildKit wraps every lexer error with the word being processed.
+fn wrap(word: &str, e: WordError) -> WordError {
+    WordError(format!("failed to process {word:?}: {}", e.0))
 }
 
 impl<'a> Lexer<'a> {
@@ -116,7 +122,12 @@ impl<'a> Lexer<'a> {
             escape,
             lookup,
             mode,
+            raw_escapes: false,
         }
+    }
+
+    fn run(&mut self, text: &str) -> Result<(String, Vec<String>), WordError> {
+        self.process_until(None, false).map_err(|e| wrap(text, e))
     }
 
     fn peek(&self) -> Option<char> {
@@ -132,7 +143,18 @@ impl<'a> Lexer<'a> {
     }
 
     /// Processes up to `stop` (consumed) or the end; returns the joined result and the words.
-    fn process_until(&mut self, stop: Option<char>) -> Result<(String, Vec<String>), WordError> {
+    fn process_until(
+        &mut self,
+        stop: Option<char>,
+        raw_escapes: bool,
+    ) -> Result<(String, Vec<String>), WordError> {
+        let saved = std::mem::replace(&mut self.raw_escapes, raw_escapes);
+        let out = self.process_inner(stop);
+        self.raw_escapes = saved;
+        out
+    }
+
+    fn process_inner(&mut self, stop: Option<char>) -> Result<(String, Vec<String>), WordError> {
         let mut result = String::new();
         let mut words = Words::default();
         while let Some(c) = self.peek() {
@@ -158,19 +180,25 @@ impl<'a> Lexer<'a> {
                 }
                 c if c == self.escape => {
                     self.pos += 1;
-                    match (self.mode, self.next()) {
-                        (_, None) => {
-                            if self.mode == Mode::Heredoc {
+                    if self.mode == Mode::Heredoc {
+                        match self.next() {
+                            None => result.push(c),
+                            Some('\n') => {}
+                            Some(n) if n == '$' || n == self.escape => result.push(n),
+                            Some(n) => {
                                 result.push(c);
+                                result.push(n);
                             }
-                            break;
                         }
-                        (Mode::Heredoc, Some('\n')) => {}
-                        (Mode::Heredoc, Some(n)) if n != '$' && n != self.escape => {
-                            result.push(c);
-                            result.push(n);
-                        }
-                        (_, Some(n)) => {
+                        continue;
+                    }
+                    if self.raw_escapes {
+                        words.add_raw_char(c);
+                        result.push(c);
+                    }
+                    match self.next() {
+                        None => break,
+                        Some(n) => {
                             words.add_raw_char(n);
                             result.push(n);
                         }
@@ -184,9 +212,6 @@ impl<'a> Lexer<'a> {
             }
         }
         if let Some(stop) = stop {
-            if stop == '}' {
-                return Err(bad("syntax error: missing '}'"));
-            }
             return Err(bad(format!(
                 "unexpected end of statement while looking for matching {stop}"
             )));
@@ -231,13 +256,18 @@ impl<'a> Lexer<'a> {
                 Some(c) => {
                     self.pos += 1;
                     if c == self.escape {
+                        if self.raw_escapes {
+                            out.push(c);
+                        }
                         match self.peek() {
                             // A trailing escape inside an unterminated quote: the error follows.
                             None => continue,
+                            // Only these are escaped inside double quotes; others stay as-is.
                             Some(n) if n == '"' || n == '$' || n == self.escape => {
                                 self.pos += 1;
                                 out.push(n);
                             }
+                            Some(_) if self.raw_escapes => {}
                             Some(_) => out.push(c),
                         }
                     } else {
@@ -280,6 +310,20 @@ impl<'a> Lexer<'a> {
         (self.lookup)(name)
     }
 
+    /// The rest of a `${...}` up to `stop`; running out of input is a missing `stop_name`.
+    fn modifier_word(
+        &mut self,
+        stop: char,
+        raw_escapes: bool,
+        missing: &str,
+    ) -> Result<String, WordError> {
+        match self.process_until(Some(stop), raw_escapes) {
+            Ok((word, _)) => Ok(word),
+            Err(_) if self.peek().is_none() => Err(bad(missing.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+
     fn dollar(&mut self) -> Result<String, WordError> {
         self.pos += 1;
         if self.peek() != Some('{') {
@@ -296,107 +340,200 @@ impl<'a> Lexer<'a> {
             _ => {}
         }
         let name = self.name();
-        let modifier = self.next();
-        let value = self.get(&name);
-        match modifier {
-            None => Err(bad("syntax error: missing '}'")),
-            Some('}') => Ok(value.unwrap_or_default()),
+        let missing = "syntax error: missing '}'";
+        let mut op = self.next();
+        let mut shown = op.map(String::from).unwrap_or_default();
+        let null_is_unset = op == Some(':');
+        match op {
+            Some('}') => return Ok(self.get(&name).unwrap_or_default()),
+            Some('/') => return self.substitute(&name),
             Some(':') => {
-                let op = self.next();
-                let word = self.modifier_word()?;
-                let empty = value.as_deref().is_none_or(str::is_empty);
-                match op {
-                    Some('-') => Ok(if empty {
-                        word
+                op = self.next();
+                if let Some(c) = op {
+                    shown.push(c);
+                }
+            }
+            Some('+' | '-' | '?' | '#' | '%') => {}
+            None => return Err(bad(missing)),
+            Some(_) => {
+                return Err(bad(format!(
+                    "unsupported modifier ({shown}) in substitution"
+                )))
+            }
+        }
+        let raw = matches!(op, Some('#' | '%'));
+        let word = self.modifier_word('}', raw, missing)?;
+        let value = self.get(&name);
+        let unset = value.is_none() || (null_is_unset && value.as_deref() == Some(""));
+        match op {
+            Some('-') => Ok(if unset {
+                word
+            } else {
+                value.unwrap_or_default()
+            }),
+            Some('+') => Ok(if unset { String::new() } else { word }),
+            Some('?') => match value {
+                None => Err(bad(format!(
+                    "{name}: {}",
+                    if word.is_empty() {
+                        "is not allowed to be unset"
                     } else {
-                        value.unwrap_or_default()
-                    }),
-                    Some('+') => Ok(if empty { String::new() } else { word }),
-                    Some('?') if empty => Err(bad(format!(
-                        "{name}: {}",
-                        if word.is_empty() {
-                            "is not allowed to be empty"
-                        } else {
-                            &word
-                        }
-                    ))),
-                    Some('?') => Ok(value.unwrap_or_default()),
-                    Some(c) => Err(bad(format!("unsupported modifier ({c}) in substitution"))),
-                    None => Err(bad("syntax error: missing '}'")),
-                }
-            }
-            Some('-') => {
-                let word = self.modifier_word()?;
-                Ok(value.unwrap_or(word))
-            }
-            Some('+') => {
-                let word = self.modifier_word()?;
-                Ok(if value.is_some() { word } else { String::new() })
-            }
-            Some('?') => {
-                let word = self.modifier_word()?;
-                match value {
-                    Some(v) => Ok(v),
-                    None => Err(bad(format!(
-                        "{name}: {}",
-                        if word.is_empty() {
-                            "is not allowed to be unset"
-                        } else {
-                            &word
-                        }
-                    ))),
-                }
-            }
-            Some(op @ ('#' | '%')) => {
-                let longest = self.peek() == Some(op);
-                if longest {
-                    self.pos += 1;
-                }
-                let pattern = self.modifier_word()?;
+                        &word
+                    }
+                ))),
+                Some(v) if null_is_unset && v.is_empty() => Err(bad(format!(
+                    "{name}: {}",
+                    if word.is_empty() {
+                        "is not allowed to be empty"
+                    } else {
+                        &word
+                    }
+                ))),
+                Some(v) => Ok(v),
+            },
+            Some(c @ ('#' | '%')) => {
+                let (longest, pattern) = match word.strip_prefix(c) {
+                    Some(p) => (true, p.to_string()),
+                    None => (false, word),
+                };
+                let pat = compile_pattern(&pattern)?;
                 let value = value.unwrap_or_default();
-                Ok(trim_pattern(&value, &pattern, op == '#', longest))
+                Ok(trim_pattern(&value, &pat, c == '#', longest))
             }
-            Some(c) => Err(bad(format!("unsupported modifier ({c}) in substitution"))),
+            _ => Err(bad(format!(
+                "unsupported modifier ({shown}) in substitution"
+            ))),
         }
     }
 
-    /// The word of a `${name<op>word}` up to its `}`, itself expanded.
-    fn modifier_word(&mut self) -> Result<String, WordError> {
-        let (word, _) = self.process_until(Some('}'))?;
-        Ok(word)
+    /// `${v/pattern/replacement}` and `${v//pattern/replacement}`.
+    fn substitute(&mut self, name: &str) -> Result<String, WordError> {
+        let all = self.peek() == Some('/');
+        if all {
+            self.pos += 1;
+        }
+        let pattern = self.modifier_word('/', true, "syntax error: missing '/' in ${}")?;
+        let replacement = self.modifier_word('}', true, "syntax error: missing '}'")?;
+        let pat = compile_pattern(&pattern)?;
+        let value: Vec<char> = self.get(name).unwrap_or_default().chars().collect();
+        let mut out = String::new();
+        let mut last_end = 0;
+        let mut search = 0;
+        while search <= value.len() {
+            let Some((start, end)) = find(&pat, &value, search) else {
+                break;
+            };
+            out.extend(&value[last_end..start]);
+            // Go never replaces an empty match right after another match.
+            if end > last_end || start == 0 {
+                out.push_str(&replacement);
+            }
+            last_end = end;
+            search = if end > search { end } else { search + 1 };
+            if !all {
+                break;
+            }
+        }
+        out.extend(&value[last_end..]);
+        Ok(out)
     }
 }
 
+/// A shell pattern of `${v#p}` and `${v/p/r}`: `*`, `?`, and `\` escaping `*`, `?`, `\`
+/// (`\}` and `\/` stand for themselves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PatTok {
+    Lit(char),
+    Star,
+    One,
+}
+
+fn compile_pattern(pattern: &str) -> Result<Vec<PatTok>, WordError> {
+    let mut out = Vec::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => out.push(PatTok::Star),
+            '?' => out.push(PatTok::One),
+            '\\' => match chars.next() {
+                Some(n @ ('*' | '?' | '\\' | '}' | '/')) => out.push(PatTok::Lit(n)),
+                Some(n) => {
+                    return Err(bad(format!(
+                        "invalid pattern ({pattern}) in substitution: invalid escape '\\{n}'"
+                    )))
+                }
+                None => {
+                    return Err(bad(format!(
+                        "invalid pattern ({pattern}) in substitution: trailing escape"
+                    )))
+                }
+            },
+            c => out.push(PatTok::Lit(c)),
+        }
+    }
+    Ok(out)
+}
+
+/// End of a match of `pat` starting exactly at `i`, stars greedy (longest first), as a
+/// backtracking regex engine would pick it.
+fn match_at(pat: &[PatTok], s: &[char], i: usize, greedy: bool) -> Option<usize> {
+    match pat.split_first() {
+        None => Some(i),
+        Some((PatTok::Lit(c), rest)) => {
+            (s.get(i) == Some(c)).then_some(())?;
+            match_at(rest, s, i + 1, greedy)
+        }
+        Some((PatTok::One, rest)) => {
+            (i < s.len()).then_some(())?;
+            match_at(rest, s, i + 1, greedy)
+        }
+        Some((PatTok::Star, rest)) => {
+            if greedy {
+                (i..=s.len())
+                    .rev()
+                    .find_map(|j| match_at(rest, s, j, greedy))
+            } else {
+                (i..=s.len()).find_map(|j| match_at(rest, s, j, greedy))
+            }
+        }
+    }
+}
+
+/// Leftmost match at or after `from`.
+fn find(pat: &[PatTok], s: &[char], from: usize) -> Option<(usize, usize)> {
+    (from..=s.len()).find_map(|i| match_at(pat, s, i, true).map(|end| (i, end)))
+}
+
 /// `${v#pat}` / `${v##pat}` / `${v%pat}` / `${v%%pat}`: removes the shortest or longest prefix
-/// (or suffix) matching a pattern with `*` and `?`.
-fn trim_pattern(value: &str, pattern: &str, prefix: bool, longest: bool) -> String {
-    let pat: Vec<char> = pattern.chars().collect();
+/// (or suffix) matching the pattern.
+fn trim_pattern(value: &str, pat: &[PatTok], prefix: bool, longest: bool) -> String {
     let chars: Vec<char> = value.chars().collect();
     let n = chars.len();
-    let cuts: Box<dyn Iterator<Item = usize>> = if longest {
-        Box::new((0..=n).rev())
+    let fits = |part: &[char]| full_match(pat, part);
+    let lens: Vec<usize> = if longest {
+        (0..=n).rev().collect()
     } else {
-        Box::new(0..=n)
+        (0..=n).collect()
     };
-    for len in cuts {
+    for len in lens {
         let (part, rest) = if prefix {
             (&chars[..len], &chars[len..])
         } else {
             (&chars[n - len..], &chars[..n - len])
         };
-        if glob(&pat, part) {
+        if fits(part) {
             return rest.iter().collect();
         }
     }
     value.to_string()
 }
 
-fn glob(pat: &[char], s: &[char]) -> bool {
+fn full_match(pat: &[PatTok], s: &[char]) -> bool {
     match pat.split_first() {
         None => s.is_empty(),
-        Some(('*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-        Some(('?', rest)) => !s.is_empty() && glob(rest, &s[1..]),
-        Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
+        Some((PatTok::Star, rest)) => (0..=s.len()).any(|i| full_match(rest, &s[i..])),
+        Some((PatTok::One, rest)) => !s.is_empty() && full_match(rest, &s[1..]),
+        Some((PatTok::Lit(c), rest)) => s.first() == Some(c) && full_match(rest, &s[1..]),
     }
 }
 
@@ -486,6 +623,21 @@ mod tests {
             ("${UNSET##*/}", ""),
             ("\"$B\"", "b b"),
             ("$B", "b b"),
+            ("${FILE/sub/SUB}", "dir/SUB/name.tar.gz"),
+            ("${FILE//a/A}", "dir/sub/nAme.tAr.gz"),
+            ("${FILE/a/A}", "dir/sub/nAme.tar.gz"),
+            ("${FILE/*./X}", "Xgz"),
+            ("${FILE/n?me/N}", "dir/sub/N.tar.gz"),
+            ("${PATH//:/ }", "/usr/bin /bin"),
+            ("${B// /_}", "b_b"),
+            ("${A//x*/y}", "a"),
+            ("${UNSET/a/b}", ""),
+            ("${A/a/$PATH}", "/usr/bin:/bin"),
+            ("${FILE#*\\/}", "sub/name.tar.gz"),
+            ("${A#\\*}", "a"),
+            ("${A:-\\}}", "a"),
+            ("${UNSET:-\\}}", "}"),
+            ("${UNSET:-\"q\"}", "q"),
         ];
         for (input, want) in cases {
             assert_eq!(ex(input).as_deref(), Ok(*want), "expanding {input:?}");
@@ -506,8 +658,13 @@ mod tests {
             ("${A:-x", "missing '}'"),
             ("${A x}", "unsupported modifier"),
             ("${A:=x}", "unsupported modifier"),
-            ("${A/x/y}", "unsupported modifier"),
-            ("${UNSET:?}", "UNSET: is not allowed to be empty"),
+            ("${A:=x}", "unsupported modifier (:=) in substitution"),
+            ("${A:x}", "unsupported modifier (:x) in substitution"),
+            ("${A/x", "missing '/' in ${}"),
+            ("${A/x/y", "missing '}'"),
+            ("${A#\\q}", "invalid escape '\\q'"),
+            ("${A:-'x}", "missing '}'"),
+            ("${UNSET:?}", "UNSET: is not allowed to be unset"),
             ("${EMPTY:?}", "EMPTY: is not allowed to be empty"),
             ("${UNSET?}", "UNSET: is not allowed to be unset"),
             ("${UNSET:?set it please}", "UNSET: set it please"),
@@ -515,7 +672,13 @@ mod tests {
         ];
         for (input, want) in cases {
             match ex(input) {
-                Err(WordError(msg)) => assert!(msg.contains(want), "{input:?}: {msg:?}"),
+                Err(WordError(msg)) => {
+                    assert!(msg.contains(want), "{input:?}: {msg:?}");
+                    assert!(
+                        msg.starts_with(&format!("failed to process {input:?}: ")),
+                        "{msg}"
+                    );
+                }
                 Ok(v) => panic!("{input:?} expanded to {v:?}, wanted an error"),
             }
         }
