@@ -34,9 +34,10 @@ pub fn expand_words(
     Ok(words)
 }
 
-/// Expands the body of a here-document whose delimiter was not quoted (`COPY <<EOF`): only `$`
-/// substitutions; quotes stay as written; the escape char only escapes `$`, itself and a
-/// newline (which it removes), as in a shell here-document.
+/// Expands the body of a here-document whose delimiter was not quoted (`COPY <<EOF`) the way
+/// BuildKit does: `$` substitutions, quotes stay as written, and the escape char still escapes
+/// the next char and is dropped (`\$HOME` gives `$HOME`, but `\n` gives `n` too, unlike sh).
+/// BuildKit uses `\` here whatever the `# escape=` directive says: pass `'\\'` to match it.
 pub fn expand_heredoc(
     body: &str,
     escape: char,
@@ -180,18 +181,6 @@ impl<'a> Lexer<'a> {
                 }
                 c if c == self.escape => {
                     self.pos += 1;
-                    if self.mode == Mode::Heredoc {
-                        match self.next() {
-                            None => result.push(c),
-                            Some('\n') => {}
-                            Some(n) if n == '$' || n == self.escape => result.push(n),
-                            Some(n) => {
-                                result.push(c);
-                                result.push(n);
-                            }
-                        }
-                        continue;
-                    }
                     if self.raw_escapes {
                         words.add_raw_char(c);
                         result.push(c);
@@ -782,12 +771,14 @@ mod tests {
             ("'$A' \"$A\"\n", "'a' \"a\"\n"),
             ("\\$A\n", "$A\n"),
             ("a\\\\b\n", "a\\b\n"),
-            ("a\\nb\n", "a\\nb\n"),
-            ("line \\\njoined\n", "line joined\n"),
+            // BuildKit drops the escape before any char, newline included.
+            ("a\\nb\n", "anb\n"),
+            ("line \\\njoined\n", "line \njoined\n"),
+            ("\"$A\" '\\$A'\n", "\"a\" '$A'\n"),
             ("${UNSET:-dflt}\n", "dflt\n"),
             ("$ alone $\n", "$ alone $\n"),
             ("it's fine\n", "it's fine\n"),
-            ("end\\", "end\\"),
+            ("end\\", "end"),
         ];
         for (input, want) in cases {
             assert_eq!(
