@@ -186,6 +186,18 @@ pub fn attach_sync(cfg: &EndpointConfig) -> Result<()> {
         }
     })?;
     drop(ns);
+    // Hairpin: with br_netfilter (bridge-nf-call-iptables), a container's packet to its own
+    // published port is DNATed while being bridged and must leave by the port it came in on.
+    let hairpin = nl
+        .index_of(&cfg.host_ifname)
+        .and_then(|i| nl.set_bridge_port(i, vec![sys::InfoBridgePort::HairpinMode(true)]));
+    if let Err(e) = hairpin {
+        let _ = nl.del_link_by_name(&cfg.host_ifname);
+        return Err(nl_err(
+            format!("set hairpin mode on {}", cfg.host_ifname),
+            e,
+        ));
+    }
     let inside = {
         let ifname = cfg.container_ifname.clone();
         let address = cfg.address;
@@ -211,6 +223,18 @@ pub fn attach_sync(cfg: &EndpointConfig) -> Result<()> {
         return Err(e);
     }
     Ok(())
+}
+
+/// Isolates (or not) a container's host end on its bridge: isolated ports cannot reach one
+/// another, only the bridge itself (the host, and through it the outside and published ports).
+/// This is `icc=false` for networks where bridged traffic bypasses the ip hooks (no
+/// br_netfilter); the firewall's forward rule covers it when it does not.
+pub fn set_isolated(host_ifname: &str, isolated: bool) -> Result<()> {
+    check_ifname(host_ifname)?;
+    let mut nl = Netlink::open()?;
+    nl.index_of(host_ifname)
+        .and_then(|i| nl.set_bridge_port(i, vec![sys::InfoBridgePort::Isolated(isolated)]))
+        .map_err(|e| nl_err(format!("set isolated={isolated} on {host_ifname}"), e))
 }
 
 /// Whether a link of that name exists (in the current namespace).
@@ -283,7 +307,8 @@ pub(crate) mod sys {
     };
     use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
     use netlink_packet_route::link::{
-        InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+        InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags,
+        LinkInfo, LinkMessage,
     };
     use netlink_packet_route::route::{
         RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
@@ -291,6 +316,8 @@ pub(crate) mod sys {
     };
     use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
     use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+    pub(crate) use netlink_packet_route::link::InfoBridgePort;
 
     use super::LinkStats;
     use crate::{NetError, Result};
@@ -514,6 +541,21 @@ pub(crate) mod sys {
                 LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
             ]));
             self.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)
+        }
+
+        /// Bridge port flags of an enslaved link (`ip link set X type bridge_slave ...`).
+        pub(crate) fn set_bridge_port(
+            &mut self,
+            index: u32,
+            flags: Vec<InfoBridgePort>,
+        ) -> io::Result<()> {
+            let mut m = LinkMessage::default();
+            m.header.index = index;
+            m.attributes.push(LinkAttribute::LinkInfo(vec![
+                LinkInfo::PortKind(InfoPortKind::Bridge),
+                LinkInfo::PortData(InfoPortData::BridgePort(flags)),
+            ]));
+            self.request(RouteNetlinkMessage::NewLink(m), 0)
         }
 
         pub(crate) fn del_link_by_name(&mut self, name: &str) -> io::Result<()> {
