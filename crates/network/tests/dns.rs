@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,7 +55,7 @@ fn fake_upstream() -> SocketAddr {
     addr
 }
 
-fn nslookup(ns: &PathBuf, name: &str) -> String {
+fn nslookup(ns: &Path, name: &str) -> String {
     let out = run_in_ns(ns, &["busybox", "nslookup", name, "127.0.0.11"]);
     format!(
         "{}{}",
