@@ -188,9 +188,10 @@ pub fn attach_sync(cfg: &EndpointConfig) -> Result<()> {
     drop(ns);
     // Hairpin: with br_netfilter (bridge-nf-call-iptables), a container's packet to its own
     // published port is DNATed while being bridged and must leave by the port it came in on.
-    let hairpin = nl
-        .index_of(&cfg.host_ifname)
-        .and_then(|i| nl.set_bridge_port(i, vec![sys::InfoBridgePort::HairpinMode(true)]));
+    let hairpin = nl.set_bridge_port(
+        &cfg.host_ifname,
+        vec![sys::InfoBridgePort::HairpinMode(true)],
+    );
     if let Err(e) = hairpin {
         let _ = nl.del_link_by_name(&cfg.host_ifname);
         return Err(nl_err(
@@ -232,8 +233,7 @@ pub fn attach_sync(cfg: &EndpointConfig) -> Result<()> {
 pub fn set_isolated(host_ifname: &str, isolated: bool) -> Result<()> {
     check_ifname(host_ifname)?;
     let mut nl = Netlink::open()?;
-    nl.index_of(host_ifname)
-        .and_then(|i| nl.set_bridge_port(i, vec![sys::InfoBridgePort::Isolated(isolated)]))
+    nl.set_bridge_port(host_ifname, vec![sys::InfoBridgePort::Isolated(isolated)])
         .map_err(|e| nl_err(format!("set isolated={isolated} on {host_ifname}"), e))
 }
 
@@ -544,13 +544,15 @@ pub(crate) mod sys {
         }
 
         /// Bridge port flags of an enslaved link (`ip link set X type bridge_slave ...`).
+        /// Bridge port flags, the link named directly (the kernel looks a name up when the
+        /// index is 0), which saves a look-up round trip.
         pub(crate) fn set_bridge_port(
             &mut self,
-            index: u32,
+            name: &str,
             flags: Vec<InfoBridgePort>,
         ) -> io::Result<()> {
             let mut m = LinkMessage::default();
-            m.header.index = index;
+            m.attributes.push(LinkAttribute::IfName(name.to_string()));
             m.attributes.push(LinkAttribute::LinkInfo(vec![
                 LinkInfo::PortKind(InfoPortKind::Bridge),
                 LinkInfo::PortData(InfoPortData::BridgePort(flags)),
