@@ -90,10 +90,19 @@ pub async fn ensure_bridge(cfg: &BridgeConfig) -> Result<()> {
 pub fn ensure_bridge_sync(cfg: &BridgeConfig) -> Result<()> {
     check_ifname(&cfg.name)?;
     let mut nl = Netlink::open()?;
-    let index = match nl.index_of(&cfg.name) {
-        Ok(i) => i,
+    let index = match nl.bridge_index(&cfg.name) {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return Err(NetError::Conflict(format!(
+                "{} exists and is not a bridge",
+                cfg.name
+            )))
+        }
         Err(e) if is_errno(&e, libc::ENODEV) => {
-            match nl.add_bridge(&cfg.name, cfg.mtu) {
+            // A fixed MAC (Docker's scheme, from the gateway address): otherwise the bridge
+            // takes the lowest MAC of its ports and changes it as containers come and go,
+            // leaving stale gateway entries in the containers' neighbour caches.
+            match nl.add_bridge(&cfg.name, cfg.mtu, mac_for(cfg.address.addr())) {
                 Ok(()) => {}
                 // Another caller made it between our look-up and the add: fine, it is a bridge.
                 Err(e) if is_errno(&e, libc::EEXIST) => {}
@@ -432,6 +441,18 @@ pub(crate) mod sys {
             Err(io::Error::from_raw_os_error(libc::ENODEV))
         }
 
+        /// The index of the link `name` when it is a bridge, None when it is something else.
+        pub(crate) fn bridge_index(&mut self, name: &str) -> io::Result<Option<u32>> {
+            let link = self.get_link(name)?;
+            let is_bridge = link.attributes.iter().any(|a| match a {
+                LinkAttribute::LinkInfo(infos) => infos
+                    .iter()
+                    .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge))),
+                _ => false,
+            });
+            Ok(is_bridge.then_some(link.header.index))
+        }
+
         pub(crate) fn index_of(&mut self, name: &str) -> io::Result<u32> {
             self.get_link(name).map(|l| l.header.index)
         }
@@ -500,10 +521,11 @@ pub(crate) mod sys {
             self.request(RouteNetlinkMessage::SetLink(m), 0)
         }
 
-        pub(crate) fn add_bridge(&mut self, name: &str, mtu: u32) -> io::Result<()> {
+        pub(crate) fn add_bridge(&mut self, name: &str, mtu: u32, mac: [u8; 6]) -> io::Result<()> {
             let mut m = LinkMessage::default();
             m.attributes.push(LinkAttribute::IfName(name.to_string()));
             m.attributes.push(LinkAttribute::Mtu(mtu));
+            m.attributes.push(LinkAttribute::Address(mac.to_vec()));
             m.attributes
                 .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
                     InfoKind::Bridge,
