@@ -184,12 +184,16 @@ pub fn render(table: &str, rules: &Ruleset) -> String {
     );
     let _ = writeln!(s, "\t\tct state established,related accept");
     let bridges: Vec<&str> = rules.networks.iter().map(|n| n.bridge.as_str()).collect();
+    for n in rules.networks.iter().filter(|n| n.internal) {
+        let br = n.bridge.as_str();
+        let _ = writeln!(s, "\t\tiifname \"{br}\" oifname != \"{br}\" drop");
+        let _ = writeln!(s, "\t\toifname \"{br}\" iifname != \"{br}\" drop");
+    }
+    // A published port is for everyone but internal networks: a container of another network
+    // (or of an icc=false one) reaches it through a host address, as with Docker.
+    let _ = writeln!(s, "\t\tct status dnat accept");
     for n in &rules.networks {
         let br = n.bridge.as_str();
-        if n.internal {
-            let _ = writeln!(s, "\t\tiifname \"{br}\" oifname != \"{br}\" drop");
-            let _ = writeln!(s, "\t\toifname \"{br}\" iifname != \"{br}\" drop");
-        }
         // Docker's isolation: berth's networks do not route to one another.
         let others: Vec<&str> = bridges.iter().copied().filter(|b| *b != br).collect();
         if !others.is_empty() {

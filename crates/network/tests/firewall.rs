@@ -211,13 +211,19 @@ fn published_ports_nat_isolation_and_internal_networks_with_real_traffic() {
         assert_eq!(fetch_from(&web.path, "10.82.0.2:80").unwrap(), "10.82.0.1");
         // Two berth networks do not route to each other.
         assert!(blocked_from(&web.path, "10.83.0.2:80"));
-        // The internal network has no way out.
+        // ... but reach a published port through the host's address on their side.
+        assert_eq!(
+            fetch_from(&other.path, "10.83.0.1:18080").unwrap(),
+            "10.80.0.1"
+        );
+        // The internal network has no way out, published ports included.
+        assert!(blocked_from(&inner.path, "10.81.0.1:18080"));
         assert!(blocked_from(&inner.path, "10.82.0.2:80"));
         // Without the rules, the bridge network reaches the other one (so the drop above was
         // the isolation, not a missing route).
         firewall::apply("berth", &Ruleset::default()).unwrap();
         let listed = run(&["nft", "list", "table", "ip", "berth"]);
-        assert!(!listed.contains("dnat"), "{listed}");
+        assert!(!listed.contains("dnat to"), "{listed}");
         assert!(fetch(sa("127.0.0.1:18080")).is_err());
         assert_eq!(fetch_from(&web.path, "10.83.0.2:80").unwrap(), "10.80.0.2");
 
