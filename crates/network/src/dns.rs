@@ -162,8 +162,15 @@ async fn respond(shared: &Shared, query: &[u8], udp: bool) -> Option<Vec<u8>> {
             if shared.upstreams.is_empty() {
                 return wire::error_reply(query, wire::RCODE_NXDOMAIN);
             }
+            // Over the transport the client chose: a truncated UDP answer is relayed as it is,
+            // and the client's retry over TCP is forwarded over TCP.
             for up in &shared.upstreams {
-                if let Some(r) = forward(query, *up).await {
+                let answer = if udp {
+                    forward(query, *up).await
+                } else {
+                    forward_tcp(query, *up).await
+                };
+                if let Some(r) = answer {
                     return Some(r);
                 }
             }
@@ -193,6 +200,26 @@ async fn forward(query: &[u8], upstream: SocketAddr) -> Option<Vec<u8>> {
             return Some(buf[..n].to_vec());
         }
     }
+}
+
+/// One query to one upstream over TCP (length-prefixed), within the same deadline.
+async fn forward_tcp(query: &[u8], upstream: SocketAddr) -> Option<Vec<u8>> {
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(upstream).await.ok()?;
+        let len = u16::try_from(query.len()).ok()?;
+        let mut out = Vec::with_capacity(query.len() + 2);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(query);
+        s.write_all(&out).await.ok()?;
+        let mut l = [0u8; 2];
+        s.read_exact(&mut l).await.ok()?;
+        let mut answer = vec![0u8; usize::from(u16::from_be_bytes(l))];
+        s.read_exact(&mut answer).await.ok()?;
+        (answer.len() >= 2 && query.len() >= 2 && answer[..2] == query[..2]).then_some(answer)
+    };
+    tokio::time::timeout(UPSTREAM_TIMEOUT, exchange)
+        .await
+        .ok()?
 }
 
 /// The nameservers of a resolv.conf text, as socket addresses (port 53).

@@ -26,33 +26,73 @@ impl Resolve for Fake {
     }
 }
 
-/// A fake upstream on 127.0.0.1 of the calling namespace: answers `external.test` A 1.2.3.4
-/// and NXDOMAIN for anything else.
+/// The fake upstream's answer: `external.test` A 1.2.3.4 over UDP (5.6.7.8 over TCP, to tell
+/// the transports apart), NXDOMAIN for anything else.
+fn upstream_answer(q: &[u8], tcp: bool) -> Option<Vec<u8>> {
+    let question = wire::question(q)?;
+    let mut r = q[..question.end].to_vec();
+    r[2] |= 0x80;
+    r[3] = 0x80;
+    r[8..12].fill(0);
+    if question.name == "external.test" {
+        r[7] = 1;
+        r.extend_from_slice(&[0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        r.extend_from_slice(if tcp { &[5, 6, 7, 8] } else { &[1, 2, 3, 4] });
+    } else {
+        r[6..8].fill(0);
+        r[3] |= 3;
+    }
+    Some(r)
+}
+
+/// A fake upstream on 127.0.0.1 of the calling namespace, UDP and TCP on one port.
 fn fake_upstream() -> SocketAddr {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = sock.local_addr().unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let sock = UdpSocket::bind(addr).unwrap();
     std::thread::spawn(move || {
         let mut buf = [0u8; 1500];
         while let Ok((n, peer)) = sock.recv_from(&mut buf) {
-            let q = &buf[..n];
-            let Some(question) = wire::question(q) else {
-                continue;
-            };
-            let mut r = q[..question.end].to_vec();
-            r[2] |= 0x80;
-            r[3] = 0x80;
-            r[8..12].fill(0);
-            if question.name == "external.test" {
-                r[7] = 1;
-                r.extend_from_slice(&[0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4]);
-            } else {
-                r[6..8].fill(0);
-                r[3] |= 3;
+            if let Some(r) = upstream_answer(&buf[..n], false) {
+                let _ = sock.send_to(&r, peer);
             }
-            let _ = sock.send_to(&r, peer);
+        }
+    });
+    std::thread::spawn(move || {
+        for s in tcp.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut l = [0u8; 2];
+            if s.read_exact(&mut l).is_err() {
+                continue;
+            }
+            let mut q = vec![0u8; usize::from(u16::from_be_bytes(l))];
+            if s.read_exact(&mut q).is_err() {
+                continue;
+            }
+            if let Some(r) = upstream_answer(&q, true) {
+                let _ = s.write_all(&u16::try_from(r.len()).unwrap().to_be_bytes());
+                let _ = s.write_all(&r);
+            }
         }
     });
     addr
+}
+
+/// One query over TCP to 127.0.0.11:53 from the namespace at `ns`.
+fn tcp_query(ns: &Path, q: Vec<u8>) -> Vec<u8> {
+    netns::run_in(ns, move || {
+        let mut t = TcpStream::connect("127.0.0.11:53").unwrap();
+        t.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        t.write_all(&u16::try_from(q.len()).unwrap().to_be_bytes())
+            .unwrap();
+        t.write_all(&q).unwrap();
+        let mut l = [0u8; 2];
+        t.read_exact(&mut l).unwrap();
+        let mut r = vec![0u8; usize::from(u16::from_be_bytes(l))];
+        t.read_exact(&mut r).unwrap();
+        r
+    })
+    .unwrap()
 }
 
 fn nslookup(ns: &Path, name: &str) -> String {
@@ -98,6 +138,15 @@ fn nslookup_resolves_containers_and_forwards_the_rest() {
         assert!(out.contains("1.2.3.4"), "{out}");
         let out = nslookup(&path, "missing.test");
         assert!(out.contains("NXDOMAIN"), "{out}");
+        // A query over TCP is forwarded over TCP.
+        let mut q = vec![0x77, 0x01, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 8];
+        q.extend_from_slice(b"external");
+        q.push(4);
+        q.extend_from_slice(b"test");
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        let r = tcp_query(&path, q);
+        assert_eq!(&r[..2], &[0x77, 0x01]);
+        assert_eq!(&r[r.len() - 4..], &[5, 6, 7, 8]);
 
         // Dropping the server closes its sockets.
         drop(server);
