@@ -94,6 +94,8 @@ fn bridge_and_veth_give_the_container_an_address_and_a_default_route() {
             let host = run(&["ip", "-o", "link", "show", "vbtest1"]);
             assert!(host.contains("master br-test"), "{host}");
             assert!(host.contains("mtu 1400"), "{host}");
+            let detail = run(&["ip", "-d", "link", "show", "vbtest1"]);
+            assert!(detail.contains("hairpin on"), "{detail}");
             assert_eq!(link::list_links_with_prefix("vb").unwrap(), vec!["vbtest1"]);
 
             // Inside: eth0 with MAC, MTU, address, default route.
