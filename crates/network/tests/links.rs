@@ -77,6 +77,20 @@ fn bridge_and_veth_give_the_container_an_address_and_a_default_route() {
             link::ensure_bridge(&bridge()).await.unwrap();
             // Again: idempotent.
             link::ensure_bridge(&bridge()).await.unwrap();
+            // A new subnet replaces the old address instead of adding to it.
+            let moved = BridgeConfig {
+                address: "10.78.0.1/16".parse().unwrap(),
+                ..bridge()
+            };
+            link::ensure_bridge(&moved).await.unwrap();
+            let br = run(&["ip", "-o", "-4", "addr", "show", "br-test"]);
+            assert!(
+                br.contains("10.78.0.1/16") && !br.contains("10.77.0.1"),
+                "{br}"
+            );
+            link::ensure_bridge(&bridge()).await.unwrap();
+            let br = run(&["ip", "-o", "-4", "addr", "show", "br-test"]);
+            assert_eq!(br.lines().count(), 1, "{br}");
             assert!(link::exists("br-test").await.unwrap());
             assert!(!link::exists("br-nothere").await.unwrap());
             let br = run(&["ip", "-o", "addr", "show", "br-test"]);
