@@ -28,7 +28,7 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
     let Some(q) = q else { return Vec::new() };
     q.split('&')
         .filter(|p| !p.is_empty())
@@ -408,7 +408,13 @@ async fn start_upload(
 ) -> ApiResult<Response> {
     if let (Some(mount), Some(from)) = (q(pairs, "mount"), q(pairs, "from")) {
         let d = names::parse_digest(mount)?;
-        if names::valid_name(from) {
+        // Mounting reads `from`: only when the caller may pull from it (else a plain upload).
+        let may_read = match (&reg.auth, req.extensions().get::<super::auth::Identity>()) {
+            (Some(a), Some(id)) => id.may(a, from, "pull"),
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        if names::valid_name(from) && may_read {
             let s = reg.clone();
             let (n2, f2, d2) = (name.clone(), from.to_string(), d.clone());
             if blocking(move || s.storage.mount_blob(&n2, &f2, &d2)).await? {

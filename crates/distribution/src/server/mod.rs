@@ -8,8 +8,10 @@
 //! Routing is done by hand on the raw path (names contain slashes, and the spec's name grammar
 //! is checked on the still-encoded path so encoded traversal never decodes into a name).
 
+pub mod auth;
 pub mod config;
 pub mod error;
+pub mod gc;
 pub mod handlers;
 pub mod metrics;
 pub mod names;
@@ -35,15 +37,30 @@ pub struct Registry {
     pub config: Config,
     pub storage: Storage,
     pub metrics: metrics::Metrics,
+    pub auth: Option<auth::Auth>,
+}
+
+/// Errors of opening a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
 }
 
 impl Registry {
-    pub fn open(config: Config) -> Result<Registry, StorageError> {
+    pub fn open(config: Config) -> Result<Registry, OpenError> {
         let storage = Storage::open(&config.root)?;
+        let auth = match &config.auth {
+            Some(a) => Some(auth::Auth::load(a.clone(), config.access.clone())?),
+            None => None,
+        };
         Ok(Registry {
             config,
             storage,
             metrics: metrics::Metrics::default(),
+            auth,
         })
     }
 }
@@ -103,9 +120,38 @@ async fn route(reg: Arc<Registry>, req: Request) -> Response {
         );
         return r;
     }
+    let tls = reg.config.tls.is_some();
+    if path == "/token" {
+        let Some(a) = &reg.auth else {
+            return handlers::not_found();
+        };
+        let scopes: Vec<String> = handlers::query_pairs(req.uri().query())
+            .into_iter()
+            .filter(|(k, _)| k == "scope")
+            .map(|(_, v)| v)
+            .collect();
+        return match a.issue_token(req.headers(), &scopes, tls) {
+            Ok(v) => {
+                let mut r = Response::new(Body::from(v.to_string()));
+                r.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("application/json"));
+                r
+            }
+            Err(e) => e.into_response(),
+        };
+    }
     let Some(route) = names::route(&path) else {
         return handlers::not_found();
     };
+    let mut req = req;
+    if let Some(a) = &reg.auth {
+        match a.check(&route, req.method(), req.headers(), tls) {
+            Ok(id) => {
+                req.extensions_mut().insert(id);
+            }
+            Err(e) => return e.into_response(),
+        }
+    }
     match handlers::dispatch(reg, route, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),

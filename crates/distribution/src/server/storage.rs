@@ -35,7 +35,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 const REPOS: TableDefinition<&str, u64> = TableDefinition::new("repos");
-const BLOBS: TableDefinition<&str, u64> = TableDefinition::new("blobs");
+pub(crate) const BLOBS: TableDefinition<&str, u64> = TableDefinition::new("blobs");
 const MANIFESTS: TableDefinition<&str, &str> = TableDefinition::new("manifests");
 const TAGS: TableDefinition<&str, &str> = TableDefinition::new("tags");
 const REFERRERS: TableDefinition<&str, &str> = TableDefinition::new("referrers");
@@ -873,7 +873,6 @@ impl Storage {
     }
 
     /// Every (repository, manifest digest) pair, for the collector's mark phase.
-    #[allow(dead_code, reason = "the collector (gc.rs) is its user")]
     pub(crate) fn all_manifests(&self) -> Result<Vec<Digest>, StorageError> {
         let txn = self.db.begin_read().map_err(db_("begin"))?;
         let t = txn.open_table(MANIFESTS).map_err(db_("open manifests"))?;
