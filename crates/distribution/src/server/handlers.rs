@@ -18,6 +18,8 @@ use super::Registry;
 
 /// Reads of a blob are streamed in pieces this big.
 const READ_CHUNK: usize = 512 << 10;
+/// How much of an oversized manifest is read and dropped before the 413.
+const DRAIN_LIMIT: u64 = 64 << 20;
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
@@ -600,16 +602,30 @@ async fn put_manifest(
         )
         .with_status(StatusCode::PAYLOAD_TOO_LARGE)
     };
-    if header(req.headers(), "content-length")
-        .and_then(|l| l.parse::<usize>().ok())
-        .is_some_and(|l| l > MAX_MANIFEST)
-    {
+    let declared = header(req.headers(), "content-length").and_then(|l| l.parse::<u64>().ok());
+    let content_type = header(req.headers(), "content-type");
+    // Reads the body whole up to the limit. Past it the rest is read and dropped (up to a
+    // bound), so the client gets to see the 413 rather than a reset while it still writes.
+    let mut stream = req.into_body().into_data_stream();
+    let mut buf =
+        Vec::with_capacity(declared.map_or(64 << 10, |l| l.min(MAX_MANIFEST as u64) as usize));
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(Code::ManifestInvalid, format!("reading the manifest: {e}"))
+        })?;
+        total += chunk.len() as u64;
+        if total > DRAIN_LIMIT {
+            break;
+        }
+        if total <= MAX_MANIFEST as u64 {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if total > MAX_MANIFEST as u64 || declared.is_some_and(|l| l > MAX_MANIFEST as u64) {
         return Err(too_big());
     }
-    let content_type = header(req.headers(), "content-type");
-    let bytes = axum::body::to_bytes(req.into_body(), MAX_MANIFEST)
-        .await
-        .map_err(|_| too_big())?;
+    let bytes = buf;
     reg.metrics
         .bytes_in
         .fetch_add(bytes.len() as u64, Ordering::Relaxed);
