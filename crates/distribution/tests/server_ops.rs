@@ -383,7 +383,7 @@ async fn referrers_subject_and_pagination() {
             "annotations": {"k": "v"},
         });
         let body = serde_json::to_vec(&refm).unwrap();
-        let r = put_manifest(&srv, "art", &Digest::sha256_of(&body).to_string(), &body).await;
+        let r = put_manifest(&srv, "art", Digest::sha256_of(&body).as_str(), &body).await;
         assert_eq!(r.status(), 201);
         assert_eq!(r.headers()["oci-subject"], subject.as_str());
     }

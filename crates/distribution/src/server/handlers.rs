@@ -607,8 +607,9 @@ async fn put_manifest(
     // Reads the body whole up to the limit. Past it the rest is read and dropped (up to a
     // bound), so the client gets to see the 413 rather than a reset while it still writes.
     let mut stream = req.into_body().into_data_stream();
-    let mut buf =
-        Vec::with_capacity(declared.map_or(64 << 10, |l| l.min(MAX_MANIFEST as u64) as usize));
+    let mut buf = Vec::with_capacity(declared.map_or(64 << 10, |l| {
+        usize::try_from(l).unwrap_or(MAX_MANIFEST).min(MAX_MANIFEST)
+    }));
     let mut total = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
