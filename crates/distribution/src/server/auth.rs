@@ -166,6 +166,11 @@ impl Auth {
         })
     }
 
+    /// Whether bearer tokens from `/token` are the way in.
+    pub fn token_mode(&self) -> bool {
+        self.config.token
+    }
+
     /// Whether `user` may do `action` on `repo` under the rules (no rules: any user, anything).
     pub fn allows(&self, user: &str, repo: &str, action: &str) -> bool {
         if self.rules.is_empty() {
@@ -312,14 +317,8 @@ impl Auth {
     }
 
     /// The `/token` endpoint: basic-auth'd; grants the requested scopes the rules allow.
-    pub fn issue_token(
-        &self,
-        h: &HeaderMap,
-        scopes: &[String],
-        tls: bool,
-    ) -> ApiResult<serde_json::Value> {
+    pub fn issue_token(&self, h: &HeaderMap, scopes: &[String]) -> ApiResult<serde_json::Value> {
         let Some(user) = self.basic_user(h) else {
-            let _ = tls;
             return Err(ApiError::new(
                 Code::Unauthorized,
                 "the token endpoint needs valid credentials",
@@ -331,11 +330,10 @@ impl Auth {
         };
         let mut access = Vec::new();
         for s in scopes.iter().flat_map(|s| s.split(' ')) {
-            let mut parts = s.split(':');
-            let (Some(kind), Some(actions)) = (parts.next(), s.rsplit(':').next()) else {
+            // type:name:actions; names hold no ':', but split from both ends all the same.
+            let (Some(kind), Some(actions)) = (s.split(':').next(), s.rsplit(':').next()) else {
                 continue;
             };
-            // The name may hold a port-less host with ':'? Names cannot; take what lies between.
             let name = s
                 .strip_prefix(&format!("{kind}:"))
                 .and_then(|r| r.strip_suffix(&format!(":{actions}")))
@@ -514,7 +512,6 @@ mod tests {
             .issue_token(
                 &basic("bob", "secret"),
                 &["repository:pub/x:pull,push".into()],
-                false,
             )
             .unwrap();
         let tok = t["token"].as_str().unwrap();
@@ -534,7 +531,7 @@ mod tests {
             a.check(&route, &Method::GET, &h, false).unwrap_err().code,
             Code::Unauthorized
         );
-        assert!(a.issue_token(&basic("bob", "nope"), &[], false).is_err());
+        assert!(a.issue_token(&basic("bob", "nope"), &[]).is_err());
     }
 
     #[test]

@@ -122,7 +122,8 @@ async fn route(reg: Arc<Registry>, req: Request) -> Response {
     }
     let tls = reg.config.tls.is_some();
     if path == "/token" {
-        let Some(a) = &reg.auth else {
+        // Only token auth hands out tokens (basic mode would not accept them anyway).
+        let Some(a) = reg.auth.as_ref().filter(|a| a.token_mode()) else {
             return handlers::not_found();
         };
         let scopes: Vec<String> = handlers::query_pairs(req.uri().query())
@@ -130,7 +131,7 @@ async fn route(reg: Arc<Registry>, req: Request) -> Response {
             .filter(|(k, _)| k == "scope")
             .map(|(_, v)| v)
             .collect();
-        return match a.issue_token(req.headers(), &scopes, tls) {
+        return match a.issue_token(req.headers(), &scopes) {
             Ok(v) => {
                 let mut r = Response::new(Body::from(v.to_string()));
                 r.headers_mut()
