@@ -714,6 +714,26 @@ mod tests {
     }
 
     #[test]
+    fn accept_negotiation() {
+        let mut h = HeaderMap::new();
+        assert!(accepts(&h, OCI_INDEX), "no Accept takes anything");
+        h.insert(
+            "accept",
+            HeaderValue::from_static("application/vnd.oci.image.manifest.v1+json"),
+        );
+        assert!(!accepts(&h, OCI_INDEX));
+        assert!(accepts(&h, "application/vnd.oci.image.manifest.v1+json"));
+        h.append(
+            "accept",
+            HeaderValue::from_static("application/vnd.oci.image.index.v1+json; q=0.5"),
+        );
+        assert!(accepts(&h, OCI_INDEX));
+        let mut h = HeaderMap::new();
+        h.insert("accept", HeaderValue::from_static("application/json, */*"));
+        assert!(accepts(&h, OCI_INDEX));
+    }
+
+    #[test]
     fn query_decoding() {
         let p = query_pairs(Some("a=b%3Ac&n=2&last=x+y"));
         assert_eq!(q(&p, "a"), Some("b:c"));
