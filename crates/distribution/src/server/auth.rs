@@ -388,9 +388,31 @@ impl Auth {
             "token": token,
             "access_token": token,
             "expires_in": ttl,
-            "issued_at": httpdate::fmt_http_date(std::time::SystemTime::now()),
+            "issued_at": rfc3339(now),
         }))
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of unix seconds (Docker's client parses `issued_at` as RFC 3339).
+pub fn rfc3339(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn denied(name: &str, action: &str) -> ApiError {
@@ -414,6 +436,13 @@ impl Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_418_119), "2026-11-23T07:15:19Z");
+    }
 
     #[test]
     fn globs() {
