@@ -219,6 +219,13 @@ async fn bearer_tokens_from_the_token_endpoint() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let tok: serde_json::Value = r.json().await.unwrap();
+    // Docker's client parses issued_at as RFC 3339 and gives up on anything else.
+    let issued = tok["issued_at"].as_str().unwrap();
+    assert!(
+        issued.len() == 20 && issued.as_bytes()[10] == b'T' && issued.ends_with('Z'),
+        "{issued}"
+    );
+    assert!(tok["expires_in"].as_u64().unwrap() >= 60);
     let tok = tok["token"].as_str().unwrap().to_string();
     let r = h
         .post(srv.url("/v2/team/app/blobs/uploads/"))
