@@ -275,6 +275,18 @@ async fn shutdown_lets_an_upload_in_flight_finish() {
     let put = tokio::spawn(async move { http().put(url).body(body).send().await });
     tx.send(Ok(data[..1 << 20].to_vec())).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = http()
+        .get(srv.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("berth_registry_uploads_in_flight 1\n"),
+        "{text}"
+    );
     // SIGTERM mid-upload; the rest of the body arrives afterwards.
     let pid = nix::unistd::Pid::from_raw(i32::try_from(srv.child.id()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();

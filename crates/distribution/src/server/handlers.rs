@@ -351,6 +351,28 @@ fn blob_created(name: &str, d: &Digest) -> Response {
     )
 }
 
+/// Counts a request writing upload data in `uploads_in_flight` for its life (a client that
+/// goes away drops the future, and the count with it).
+struct InFlight(Arc<Registry>);
+
+impl InFlight {
+    fn new(reg: &Arc<Registry>) -> InFlight {
+        reg.metrics
+            .uploads_in_flight
+            .fetch_add(1, Ordering::Relaxed);
+        InFlight(reg.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .metrics
+            .uploads_in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Streams a request body to the end of the upload's file; returns the bytes written.
 async fn append_body(reg: &Arc<Registry>, uuid: &str, body: Body) -> ApiResult<u64> {
     use std::io::Write;
@@ -483,6 +505,7 @@ async fn patch_upload(
             return Err(range_err());
         }
     }
+    let _busy = InFlight::new(&reg);
     let written = append_body(&reg, &uuid, req.into_body()).await?;
     Ok(upload_resp(
         StatusCode::ACCEPTED,
@@ -516,20 +539,11 @@ async fn finish_with_body(
     body: Body,
 ) -> ApiResult<Response> {
     let _g = reg.storage.claim_upload(&uuid)?;
-    reg.metrics
-        .uploads_in_flight
-        .fetch_add(1, Ordering::Relaxed);
-    let r = async {
-        append_body(&reg, &uuid, body).await?;
-        let s = reg.clone();
-        let (n2, d2) = (name.clone(), d.clone());
-        blocking(move || s.storage.finish_upload(&n2, &uuid, &d2)).await
-    }
-    .await;
-    reg.metrics
-        .uploads_in_flight
-        .fetch_sub(1, Ordering::Relaxed);
-    r?;
+    let _busy = InFlight::new(&reg);
+    append_body(&reg, &uuid, body).await?;
+    let s = reg.clone();
+    let (n2, d2) = (name.clone(), d.clone());
+    blocking(move || s.storage.finish_upload(&n2, &uuid, &d2)).await?;
     Ok(blob_created(&name, &d))
 }
 
