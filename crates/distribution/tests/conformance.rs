@@ -7,7 +7,10 @@
 mod conformance_support;
 mod registry_support;
 
-use conformance_support::{run_auth_basic, run_auth_token, run_core, Feature, Target, TokenCase};
+use conformance_support::{
+    run_auth_basic, run_auth_token, run_core, BerthOptions, BerthRegistry, Feature, Target,
+    TokenCase,
+};
 use registry_support::{Auth, Registry, TokenServer};
 
 /// What distribution 2.8 does not implement: OCI 1.1 (referrers, tag deletion), single-POST
@@ -70,6 +73,68 @@ fn conformance_distribution_token_auth() {
     let case = TokenCase {
         repo: "public/conformance".into(),
         creds: None,
+    };
+    run_auth_token(&t, &case).finish(&t);
+}
+
+fn berth_target(reg: &BerthRegistry) -> Target {
+    Target {
+        name: "berth-registry".into(),
+        host: reg.host.clone(),
+        auth: None,
+        // berth-registry implements all of it.
+        unsupported: Vec::new(),
+        root: Some(reg.root.clone()),
+    }
+}
+
+#[test]
+fn conformance_berth_registry() {
+    let reg = BerthRegistry::start(BerthOptions::default());
+    let t = berth_target(&reg);
+    let rep = run_core(&t);
+    if rep
+        .rows
+        .iter()
+        .any(|r| !matches!(r.2, conformance_support::Outcome::Pass))
+    {
+        eprintln!("registry log:\n{}", reg.log());
+    }
+    rep.finish(&t);
+}
+
+#[test]
+fn conformance_berth_registry_basic_auth() {
+    let reg = BerthRegistry::start(BerthOptions {
+        users: vec![("alice".into(), "s3cret".into())],
+        ..Default::default()
+    });
+    let t = berth_target(&reg);
+    run_auth_basic(&t, "alice", "s3cret").finish(&t);
+}
+
+#[test]
+fn conformance_berth_registry_token_auth() {
+    let reg = BerthRegistry::start(BerthOptions {
+        users: vec![
+            ("alice".into(), "s3cret".into()),
+            ("reader".into(), "r3ad".into()),
+        ],
+        token: true,
+        access: vec![
+            (
+                "alice".into(),
+                "*".into(),
+                vec!["pull".into(), "push".into(), "delete".into()],
+            ),
+            ("reader".into(), "*".into(), vec!["pull".into()]),
+        ],
+        ..Default::default()
+    });
+    let t = berth_target(&reg);
+    let case = TokenCase {
+        repo: "conformance/readonly".into(),
+        creds: Some(("reader".into(), "r3ad".into())),
     };
     run_auth_token(&t, &case).finish(&t);
 }

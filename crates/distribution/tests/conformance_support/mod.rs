@@ -9,16 +9,22 @@
 //! working is reported so the declaration gets corrected, and the suite itself is proved by
 //! running against two implementations.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test binary uses part of the suite"
+)]
 #![allow(clippy::unwrap_used, reason = "test harness: a failure should be loud")]
 
 pub mod http;
+pub mod server;
 mod suite;
 
 use std::path::PathBuf;
 
 pub use http::{request, Resp};
-pub use suite::{run_auth_basic, run_auth_token, run_core, TokenCase};
+pub use server::{BerthOptions, BerthRegistry};
+pub use suite::{data, run_auth_basic, run_auth_token, run_core, TokenCase};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
