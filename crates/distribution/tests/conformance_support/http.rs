@@ -75,11 +75,22 @@ pub fn request(
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).map_err(ctx)?;
-    s.write_all(body).map_err(ctx)?;
-    s.flush().map_err(ctx)?;
+    // A server may answer (413, 401) before taking the whole body and close: the answer is
+    // still there to read, so a failed write is only reported when no answer follows.
+    let sent = s.write_all(body).and_then(|()| s.flush());
     let mut r = BufReader::new(s);
     let mut line = String::new();
-    r.read_line(&mut line).map_err(ctx)?;
+    if let Err(e) = r.read_line(&mut line) {
+        return Err(match sent {
+            Err(w) => format!("{method} {target}: write: {w}; read: {e}"),
+            Ok(()) => ctx(e),
+        });
+    }
+    if line.is_empty() {
+        if let Err(w) = sent {
+            return Err(ctx(w));
+        }
+    }
     let status: u16 = line
         .split_whitespace()
         .nth(1)

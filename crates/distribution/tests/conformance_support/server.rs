@@ -6,8 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary Cargo built next to this test, if the package has it.
+/// `$BERTH_REGISTRY_BIN` (to test another build, e.g. a release one), else the binary Cargo
+/// built next to this test.
 pub fn berth_registry_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_REGISTRY_BIN") {
+        return PathBuf::from(p);
+    }
     let bin = option_env!("CARGO_BIN_EXE_berth-registry").unwrap_or_else(|| {
         panic!("berth-registry is not a binary of this package: build crates/distribution with its server")
     });
