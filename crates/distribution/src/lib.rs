@@ -20,3 +20,4 @@ pub use client::{
     RegistryClient, RegistryError, Repository, Resolved, WriteSink, MANIFEST_ACCEPT,
 };
 pub use credentials::{Credential, CredentialsError, CredentialsSource};
+pub mod server;
