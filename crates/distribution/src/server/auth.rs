@@ -390,9 +390,31 @@ impl Auth {
             "token": token,
             "access_token": token,
             "expires_in": ttl,
-            "issued_at": httpdate::fmt_http_date(std::time::SystemTime::now()),
+            // RFC 3339: Docker's token client refuses anything else (an HTTP date fails login).
+            "issued_at": rfc3339_utc(now),
         }))
     }
+}
+
+/// `2026-11-23T07:23:16Z` for seconds since the epoch (Hinnant's civil-from-days).
+fn rfc3339_utc(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn denied(name: &str, action: &str) -> ApiError {
@@ -415,6 +437,14 @@ impl Identity {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn issued_at_is_rfc3339() {
+        assert_eq!(super::rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339_utc(1_795_418_596), "2026-11-23T07:23:16Z");
+        assert_eq!(super::rfc3339_utc(4_107_542_399), "2100-02-28T23:59:59Z");
+    }
+
     use super::*;
 
     #[test]
