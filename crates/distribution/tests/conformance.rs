@@ -14,9 +14,10 @@ use conformance_support::{
 use registry_support::{Auth, Registry, TokenServer};
 
 /// What distribution 2.8 does not implement: OCI 1.1 (referrers, tag deletion), single-POST
-/// uploads, tag-list pagination and order (added in distribution 3), Content-Range checks on PATCH
-/// (it ignores the header), strict tag validation (`a:b` is a 500), and it accepts upper-case
-/// names and answers missing scopes with 401.
+/// uploads, tag-list pagination and order (added in distribution 3), Content-Range checks on
+/// PATCH (it ignores the header), strict tag validation (`a:b` is a 500), BLOB_UPLOAD_INVALID for
+/// a PATCH cut short (its own 499 UNKNOWN), NAME_INVALID (it accepts upper case and answers a
+/// 256-character name with a 500), and 403 DENIED (a missing scope is a 401 challenge).
 const DISTRIBUTION_UNSUPPORTED: &[Feature] = &[
     Feature::Referrers,
     Feature::SinglePostUpload,
@@ -25,6 +26,7 @@ const DISTRIBUTION_UNSUPPORTED: &[Feature] = &[
     Feature::ChunkRangeCheck,
     Feature::SortedTags,
     Feature::StrictTagValidation,
+    Feature::UploadInvalidOnCut,
     Feature::NameInvalidCode,
     Feature::Denied403,
 ];

@@ -60,6 +60,19 @@ pub fn request(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> Result<Resp, String> {
+    request_cut(host, method, target, headers, body, None)
+}
+
+/// Like [`request`]; with `cut: Some(n)` the Content-Length still says the whole body but only
+/// `n` bytes are sent before the write side is shut: a client that dies mid-upload.
+pub fn request_cut(
+    host: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    cut: Option<usize>,
+) -> Result<Resp, String> {
     let ctx = |e: std::io::Error| format!("{method} {target}: {e}");
     let mut s = TcpStream::connect(host).map_err(ctx)?;
     s.set_read_timeout(Some(Duration::from_secs(60)))
@@ -77,7 +90,12 @@ pub fn request(
     s.write_all(head.as_bytes()).map_err(ctx)?;
     // A server may answer (413, 401) before taking the whole body and close: the answer is
     // still there to read, so a failed write is only reported when no answer follows.
-    let sent = s.write_all(body).and_then(|()| s.flush());
+    let sent = match cut {
+        None => s.write_all(body).and_then(|()| s.flush()),
+        Some(n) => s
+            .write_all(&body[..n.min(body.len())])
+            .and_then(|()| s.shutdown(std::net::Shutdown::Write)),
+    };
     let mut r = BufReader::new(s);
     let mut line = String::new();
     if let Err(e) = r.read_line(&mut line) {

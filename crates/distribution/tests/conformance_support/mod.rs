@@ -47,6 +47,8 @@ pub enum Feature {
     TagDelete,
     /// A PATCH whose Content-Range does not continue the upload is refused with 416.
     ChunkRangeCheck,
+    /// A PATCH whose body ends before its Content-Length is answered 400 BLOB_UPLOAD_INVALID.
+    UploadInvalidOnCut,
     /// Tags lists come in lexical order.
     SortedTags,
     /// Invalid tags (including `a:b`) are 400 TAG_INVALID (or MANIFEST_INVALID), never a 5xx.

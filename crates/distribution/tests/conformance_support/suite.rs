@@ -641,6 +641,28 @@ fn push(t: &Target, rep: &mut Report) {
     rep.check(
         t,
         G,
+        "PATCH body cut short: 400 BLOB_UPLOAD_INVALID",
+        Some(Feature::UploadInvalidOnCut),
+        || {
+            let blob = data(64 * 1024, 19);
+            let loc = t.start_upload(repo)?;
+            let mut h = vec![octet()];
+            if let Some(a) = &t.auth {
+                h.push(("Authorization", a.clone()));
+            }
+            let r = super::http::request_cut(&t.host, "PATCH", &loc, &h, &blob, Some(1000))?;
+            error(&r, 400, "BLOB_UPLOAD_INVALID")?;
+            // Nothing of it counts: the session, if it survives, did not take the cut chunk as a blob.
+            let d = Digest::sha256_of(&blob[..1000]);
+            status(
+                &t.req("HEAD", &format!("/v2/{repo}/blobs/{d}"), &[], b"")?,
+                &[404],
+            )
+        },
+    );
+    rep.check(
+        t,
+        G,
         "cancel an upload: DELETE 204, then unknown",
         None,
         || {
