@@ -127,9 +127,14 @@ for ((i = 0; i < 240; i++)); do
 done
 timeout 5 docker version >/dev/null 2>&1 || die "dockerd did not start (see $WORK/dockerd.log)"
 
-declare -A PULL
-for reg in "$DIST" "$BERTH"; do
+# CPU seconds (user + system) a process has used so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+declare -A PULL PULLCPU
+for pair in "$DIST:$DIST_PID" "$BERTH:$BERTH_PID"; do
+  reg=${pair%:*}
+  pid=${pair##*:}
   times=()
+  c0=$(cpu_s "$pid")
   for ((r = 0; r < RUNS; r++)); do
     timeout 120 docker rmi -f "$reg/bench/big:latest" >/dev/null 2>&1 || true
     sync
@@ -138,6 +143,7 @@ for reg in "$DIST" "$BERTH"; do
     t1=$EPOCHREALTIME
     times+=("$(echo "$t1 - $t0" | bc -l)")
   done
+  PULLCPU[$reg]=$(echo "($(cpu_s "$pid") - $c0) / $RUNS" | bc -l)
   timeout 120 docker rmi -f "$reg/bench/big:latest" >/dev/null 2>&1 || true
   PULL[$reg]=$(printf '%s\n' "${times[@]}" | median)
   echo "docker pull from $reg: ${times[*]} s" >&2
@@ -165,7 +171,7 @@ rss_sampler() { # $1 pid, $2 out file: max VmRSS kB until killed
     sleep 0.05
   done
 }
-declare -A GET RSS HWM
+declare -A GET RSS HWM ONE
 for pair in "$DIST:$DIST_PID" "$BERTH:$BERTH_PID"; do
   reg=${pair%:*}
   pid=${pair##*:}
@@ -174,6 +180,11 @@ for pair in "$DIST:$DIST_PID" "$BERTH:$BERTH_PID"; do
   sampler=$!
   times=()
   get_round "$reg" >/dev/null || die "GET from $reg failed" # the same warm page cache for both
+  # One client, the four layers one after the other: what a single download costs.
+  t0=$EPOCHREALTIME
+  for d in "${DIGESTS[@]}"; do curl -sSf -o /dev/null "http://$reg/v2/bench/big/blobs/$d" || die "GET from $reg failed"; done
+  t1=$EPOCHREALTIME
+  ONE[$reg]=$(echo "$TOTAL / $CLIENTS / 1048576 / ($t1 - $t0)" | bc -l)
   for ((r = 0; r < RUNS; r++)); do
     s=$(get_round "$reg") || die "GET from $reg failed"
     times+=("$s")
@@ -190,13 +201,17 @@ done
 printf '\n%-40s %16s %16s %8s\n' "" "distribution 2.8" "berth-registry" "ratio"
 printf '%-40s %14.3f s %14.3f s %7.2fx\n' "docker pull 256 MiB (median of $RUNS)" \
   "${PULL[$DIST]}" "${PULL[$BERTH]}" "$(echo "${PULL[$DIST]} / ${PULL[$BERTH]}" | bc -l)"
+printf '%-40s %14.3f s %14.3f s %7.2fx\n' "server CPU per docker pull (user+sys)" \
+  "${PULLCPU[$DIST]}" "${PULLCPU[$BERTH]}" "$(echo "${PULLCPU[$DIST]} / ${PULLCPU[$BERTH]}" | bc -l)"
+printf '%-40s %10.0f MiB/s %10.0f MiB/s %7.2fx\n' "blob GET, 1 client, 4 layers in turn" \
+  "${ONE[$DIST]}" "${ONE[$BERTH]}" "$(echo "${ONE[$BERTH]} / ${ONE[$DIST]}" | bc -l)"
 printf '%-40s %10.0f MiB/s %10.0f MiB/s %7.2fx\n' "blob GET, $CLIENTS clients (median of $RUNS)" \
   "${GET[$DIST]}" "${GET[$BERTH]}" "$(echo "${GET[$BERTH]} / ${GET[$DIST]}" | bc -l)"
 printf '%-40s %13s kB %13s kB %7.2fx\n' "peak RSS during the GET load" \
   "${RSS[$DIST]}" "${RSS[$BERTH]}" "$(echo "${RSS[$BERTH]} / ${RSS[$DIST]}" | bc -l)"
 printf '%-40s %13s kB %13s kB %7.2fx\n' "VmHWM (whole run, incl. pushes)" \
   "${HWM[$DIST]}" "${HWM[$BERTH]}" "$(echo "${HWM[$BERTH]} / ${HWM[$DIST]}" | bc -l)"
-echo "ratios: pull = distribution time / berth time (target >= 1.0), GET = berth / distribution" \
-  "(target >= 2.0), RSS = berth / distribution (target <= 1.0)"
+echo "ratios: pull and CPU = distribution / berth (target >= 1.0), GET = berth / distribution" \
+  "(target >= 2.0), RSS = berth / distribution (target <= 1.0); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 trap - EXIT
 on_exit
