@@ -8,6 +8,9 @@
 //! HTTPS with the system roots. Requests are retried with backoff on 5xx and connection errors;
 //! blob downloads resume with Range requests and are verified by digest as the bytes flow into a
 //! [`BlobSink`].
+//!
+//! [`server`] is the other half: `berth-registry`, an OCI distribution-spec 1.1 server that
+//! keeps blobs in the engine's content store and its metadata in redb (docs/registry.md).
 
 pub mod challenge;
 pub mod client;

@@ -20,6 +20,25 @@ struct Cli {
 enum Cmd {
     /// Serve the registry.
     Serve(ServeArgs),
+    /// Delete blobs no manifest of any repository reaches (through a running server when one
+    /// serves this root).
+    Gc(GcArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct GcArgs {
+    /// Config file (TOML), for its root and gc_grace_secs.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Storage root (default /var/lib/berth-registry).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// List what would be deleted; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Keep unreferenced blobs written or linked within this many seconds (default 3600).
+    #[arg(long)]
+    grace: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,7 +100,46 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Runtime::new().context("start the async runtime")?;
             rt.block_on(serve(config))
         }
+        Cmd::Gc(a) => {
+            let o = Overrides {
+                root: a.root,
+                ..Overrides::default()
+            };
+            let config = load_config(a.config.as_ref(), o)?;
+            let grace = a.grace.map_or(config.gc_grace, Duration::from_secs);
+            let report = gc(config, grace, a.dry_run)?;
+            println!("{report}");
+            Ok(())
+        }
     }
+}
+
+/// Collects through the admin socket of a server on this root, or in this process.
+fn gc(config: Config, grace: Duration, dry_run: bool) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let sock = server::admin_socket(&config.root);
+    if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
+        let req = format!(
+            "POST /gc?dry_run={dry_run}&grace={} HTTP/1.0\r\nHost: admin\r\nContent-Length: 0\r\n\r\n",
+            grace.as_secs()
+        );
+        s.write_all(req.as_bytes())
+            .with_context(|| format!("ask the server on {} to collect", sock.display()))?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp)
+            .with_context(|| format!("read the answer on {}", sock.display()))?;
+        let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((resp.as_str(), ""));
+        if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+            anyhow::bail!("garbage collection by the running server failed: {body}");
+        }
+        return Ok(body.to_string());
+    }
+    let root = config.root.clone();
+    let storage = server::Storage::open(&root)
+        .with_context(|| format!("open registry storage {}", root.display()))?;
+    let report = server::gc::collect(&storage, grace, dry_run)
+        .with_context(|| format!("collect garbage in {}", root.display()))?;
+    Ok(serde_json::to_string(&report)?)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

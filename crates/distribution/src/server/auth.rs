@@ -166,6 +166,11 @@ impl Auth {
         })
     }
 
+    /// Whether bearer tokens from `/token` are the way in.
+    pub fn token_mode(&self) -> bool {
+        self.config.token
+    }
+
     /// Whether `user` may do `action` on `repo` under the rules (no rules: any user, anything).
     pub fn allows(&self, user: &str, repo: &str, action: &str) -> bool {
         if self.rules.is_empty() {
@@ -312,14 +317,8 @@ impl Auth {
     }
 
     /// The `/token` endpoint: basic-auth'd; grants the requested scopes the rules allow.
-    pub fn issue_token(
-        &self,
-        h: &HeaderMap,
-        scopes: &[String],
-        tls: bool,
-    ) -> ApiResult<serde_json::Value> {
+    pub fn issue_token(&self, h: &HeaderMap, scopes: &[String]) -> ApiResult<serde_json::Value> {
         let Some(user) = self.basic_user(h) else {
-            let _ = tls;
             return Err(ApiError::new(
                 Code::Unauthorized,
                 "the token endpoint needs valid credentials",
@@ -331,11 +330,10 @@ impl Auth {
         };
         let mut access = Vec::new();
         for s in scopes.iter().flat_map(|s| s.split(' ')) {
-            let mut parts = s.split(':');
-            let (Some(kind), Some(actions)) = (parts.next(), s.rsplit(':').next()) else {
+            // type:name:actions; names hold no ':', but split from both ends all the same.
+            let (Some(kind), Some(actions)) = (s.split(':').next(), s.rsplit(':').next()) else {
                 continue;
             };
-            // The name may hold a port-less host with ':'? Names cannot; take what lies between.
             let name = s
                 .strip_prefix(&format!("{kind}:"))
                 .and_then(|r| r.strip_suffix(&format!(":{actions}")))
@@ -390,27 +388,27 @@ impl Auth {
             "token": token,
             "access_token": token,
             "expires_in": ttl,
-            // RFC 3339: Docker's token client refuses anything else (an HTTP date fails login).
-            "issued_at": rfc3339_utc(now),
+            "issued_at": rfc3339(now),
         }))
     }
 }
 
-/// `2026-11-23T07:23:16Z` for seconds since the epoch (Hinnant's civil-from-days).
-fn rfc3339_utc(secs: u64) -> String {
-    let days = secs / 86_400;
+/// `YYYY-MM-DDTHH:MM:SSZ` of unix seconds (Docker's client parses `issued_at` as RFC 3339).
+pub fn rfc3339(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil.
     let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
@@ -437,15 +435,14 @@ impl Identity {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn issued_at_is_rfc3339() {
-        assert_eq!(super::rfc3339_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(super::rfc3339_utc(1_795_418_596), "2026-11-23T07:23:16Z");
-        assert_eq!(super::rfc3339_utc(4_107_542_399), "2100-02-28T23:59:59Z");
-    }
-
     use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_418_119), "2026-11-23T07:15:19Z");
+    }
 
     #[test]
     fn globs() {
@@ -544,7 +541,6 @@ mod tests {
             .issue_token(
                 &basic("bob", "secret"),
                 &["repository:pub/x:pull,push".into()],
-                false,
             )
             .unwrap();
         let tok = t["token"].as_str().unwrap();
@@ -564,7 +560,7 @@ mod tests {
             a.check(&route, &Method::GET, &h, false).unwrap_err().code,
             Code::Unauthorized
         );
-        assert!(a.issue_token(&basic("bob", "nope"), &[], false).is_err());
+        assert!(a.issue_token(&basic("bob", "nope"), &[]).is_err());
     }
 
     #[test]

@@ -18,6 +18,8 @@ use super::Registry;
 
 /// Reads of a blob are streamed in pieces this big.
 const READ_CHUNK: usize = 512 << 10;
+/// How much of an oversized manifest is read and dropped before the 413.
+const DRAIN_LIMIT: u64 = 64 << 20;
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
@@ -349,6 +351,28 @@ fn blob_created(name: &str, d: &Digest) -> Response {
     )
 }
 
+/// Counts a request writing upload data in `uploads_in_flight` for its life (a client that
+/// goes away drops the future, and the count with it).
+struct InFlight(Arc<Registry>);
+
+impl InFlight {
+    fn new(reg: &Arc<Registry>) -> InFlight {
+        reg.metrics
+            .uploads_in_flight
+            .fetch_add(1, Ordering::Relaxed);
+        InFlight(reg.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .metrics
+            .uploads_in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Streams a request body to the end of the upload's file; returns the bytes written.
 async fn append_body(reg: &Arc<Registry>, uuid: &str, body: Body) -> ApiResult<u64> {
     use std::io::Write;
@@ -481,6 +505,7 @@ async fn patch_upload(
             return Err(range_err());
         }
     }
+    let _busy = InFlight::new(&reg);
     let written = append_body(&reg, &uuid, req.into_body()).await?;
     Ok(upload_resp(
         StatusCode::ACCEPTED,
@@ -514,20 +539,11 @@ async fn finish_with_body(
     body: Body,
 ) -> ApiResult<Response> {
     let _g = reg.storage.claim_upload(&uuid)?;
-    reg.metrics
-        .uploads_in_flight
-        .fetch_add(1, Ordering::Relaxed);
-    let r = async {
-        append_body(&reg, &uuid, body).await?;
-        let s = reg.clone();
-        let (n2, d2) = (name.clone(), d.clone());
-        blocking(move || s.storage.finish_upload(&n2, &uuid, &d2)).await
-    }
-    .await;
-    reg.metrics
-        .uploads_in_flight
-        .fetch_sub(1, Ordering::Relaxed);
-    r?;
+    let _busy = InFlight::new(&reg);
+    append_body(&reg, &uuid, body).await?;
+    let s = reg.clone();
+    let (n2, d2) = (name.clone(), d.clone());
+    blocking(move || s.storage.finish_upload(&n2, &uuid, &d2)).await?;
     Ok(blob_created(&name, &d))
 }
 
@@ -600,16 +616,31 @@ async fn put_manifest(
         )
         .with_status(StatusCode::PAYLOAD_TOO_LARGE)
     };
-    if header(req.headers(), "content-length")
-        .and_then(|l| l.parse::<usize>().ok())
-        .is_some_and(|l| l > MAX_MANIFEST)
-    {
+    let declared = header(req.headers(), "content-length").and_then(|l| l.parse::<u64>().ok());
+    let content_type = header(req.headers(), "content-type");
+    // Reads the body whole up to the limit. Past it the rest is read and dropped (up to a
+    // bound), so the client gets to see the 413 rather than a reset while it still writes.
+    let mut stream = req.into_body().into_data_stream();
+    let mut buf = Vec::with_capacity(declared.map_or(64 << 10, |l| {
+        usize::try_from(l).unwrap_or(MAX_MANIFEST).min(MAX_MANIFEST)
+    }));
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(Code::ManifestInvalid, format!("reading the manifest: {e}"))
+        })?;
+        total += chunk.len() as u64;
+        if total > DRAIN_LIMIT {
+            break;
+        }
+        if total <= MAX_MANIFEST as u64 {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if total > MAX_MANIFEST as u64 || declared.is_some_and(|l| l > MAX_MANIFEST as u64) {
         return Err(too_big());
     }
-    let content_type = header(req.headers(), "content-type");
-    let bytes = axum::body::to_bytes(req.into_body(), MAX_MANIFEST)
-        .await
-        .map_err(|_| too_big())?;
+    let bytes = buf;
     reg.metrics
         .bytes_in
         .fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -694,6 +725,26 @@ mod tests {
         assert_eq!(parse_range("lines=1-2", 100), None);
         assert_eq!(parse_content_range("0-99"), Some((0, 99)));
         assert_eq!(parse_content_range("bytes 10-19/*"), Some((10, 19)));
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let mut h = HeaderMap::new();
+        assert!(accepts(&h, OCI_INDEX), "no Accept takes anything");
+        h.insert(
+            "accept",
+            HeaderValue::from_static("application/vnd.oci.image.manifest.v1+json"),
+        );
+        assert!(!accepts(&h, OCI_INDEX));
+        assert!(accepts(&h, "application/vnd.oci.image.manifest.v1+json"));
+        h.append(
+            "accept",
+            HeaderValue::from_static("application/vnd.oci.image.index.v1+json; q=0.5"),
+        );
+        assert!(accepts(&h, OCI_INDEX));
+        let mut h = HeaderMap::new();
+        h.insert("accept", HeaderValue::from_static("application/json, */*"));
+        assert!(accepts(&h, OCI_INDEX));
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl Metrics {
             (
                 "berth_registry_uploads_in_flight",
                 "gauge",
-                "Uploads being finished right now.",
+                "Requests writing upload data right now.",
                 self.uploads_in_flight.load(Ordering::Relaxed),
             ),
             (

@@ -122,7 +122,8 @@ async fn route(reg: Arc<Registry>, req: Request) -> Response {
     }
     let tls = reg.config.tls.is_some();
     if path == "/token" {
-        let Some(a) = &reg.auth else {
+        // Only token auth hands out tokens (basic mode would not accept them anyway).
+        let Some(a) = reg.auth.as_ref().filter(|a| a.token_mode()) else {
             return handlers::not_found();
         };
         let scopes: Vec<String> = handlers::query_pairs(req.uri().query())
@@ -130,7 +131,7 @@ async fn route(reg: Arc<Registry>, req: Request) -> Response {
             .filter(|(k, _)| k == "scope")
             .map(|(_, v)| v)
             .collect();
-        return match a.issue_token(req.headers(), &scopes, tls) {
+        return match a.issue_token(req.headers(), &scopes) {
             Ok(v) => {
                 let mut r = Response::new(Body::from(v.to_string()));
                 r.headers_mut()
@@ -176,6 +177,10 @@ pub async fn serve(
     let app = router(reg.clone());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let purge = tokio::spawn(purge_uploads(reg.clone()));
+    let (admin_stop, admin_rx) = tokio::sync::oneshot::channel::<()>();
+    let admin = tokio::spawn(serve_admin(reg.clone(), async move {
+        let _ = admin_rx.await;
+    }));
     tokio::pin!(shutdown);
     loop {
         let (tcp, _peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
@@ -223,7 +228,14 @@ pub async fn serve(
     }
     drop(listener);
     purge.abort();
+    let _ = admin_stop.send(());
     let _ = tokio::time::timeout(drain, graceful.shutdown()).await;
+    if let Ok(Err(e)) = admin.await {
+        eprintln!(
+            "{}",
+            serde_json::json!({"msg": "admin socket", "error": e.to_string()})
+        );
+    }
 }
 
 /// Removes abandoned uploads every `upload_purge_interval`.
@@ -247,4 +259,68 @@ async fn purge_uploads(reg: Arc<Registry>) {
             Err(_) => {}
         }
     }
+}
+
+/// The admin socket under the root, through which `berth-registry gc` asks a running server to
+/// collect (the metadata database allows one process at a time).
+pub fn admin_socket(root: &std::path::Path) -> std::path::PathBuf {
+    root.join("admin.sock")
+}
+
+/// Runs the collector in this process, on the blocking pool.
+pub async fn run_gc(
+    reg: Arc<Registry>,
+    grace: std::time::Duration,
+    dry_run: bool,
+) -> Result<gc::GcReport, StorageError> {
+    match tokio::task::spawn_blocking(move || gc::collect(&reg.storage, grace, dry_run)).await {
+        Ok(r) => r,
+        Err(e) => Err(StorageError::Join(e.to_string())),
+    }
+}
+
+/// Serves `POST /gc[?dry_run=true][&grace=SECS]` on the admin socket (mode 0600).
+pub async fn serve_admin(
+    reg: Arc<Registry>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = admin_socket(&reg.config.root);
+    if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("{} is in use by another berth-registry", path.display()),
+        ));
+    }
+    let _ = std::fs::remove_file(&path);
+    let l = tokio::net::UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let reg = reg.clone();
+        async move {
+            if req.method() != Method::POST || req.uri().path() != "/gc" {
+                return handlers::not_found();
+            }
+            let pairs = handlers::query_pairs(req.uri().query());
+            let dry = pairs.iter().any(|(k, v)| k == "dry_run" && v == "true");
+            let grace = pairs
+                .iter()
+                .find(|(k, _)| k == "grace")
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+                .map_or(reg.config.gc_grace, std::time::Duration::from_secs);
+            match run_gc(reg, grace, dry).await {
+                Ok(r) => {
+                    let body = serde_json::to_string(&r).unwrap_or_default();
+                    let mut resp = Response::new(Body::from(body));
+                    resp.headers_mut()
+                        .insert("content-type", HeaderValue::from_static("application/json"));
+                    resp
+                }
+                Err(e) => error::ApiError::internal(e).into_response(),
+            }
+        }
+    });
+    let r = axum::serve(l, app).with_graceful_shutdown(shutdown).await;
+    let _ = std::fs::remove_file(&path);
+    r
 }

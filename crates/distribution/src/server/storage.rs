@@ -476,9 +476,15 @@ impl Storage {
         let path = self.upload_path(uuid);
         self.touch(d)?;
         let f = File::open(&path).map_err(io_err("open", &path))?;
-        let result = self
-            .content
-            .ingest(Some(d), None, io::BufReader::with_capacity(1 << 20, f));
+        let result = if self.content.exists(d) {
+            // The store would take the existing blob without reading: verify the data anyway,
+            // so a wrong upload is refused whether or not someone else pushed the blob.
+            verify_file(f, &path, d)
+        } else {
+            self.content
+                .ingest(Some(d), None, io::BufReader::with_capacity(1 << 20, f))
+                .map_err(StorageError::from)
+        };
         self.remove_upload(uuid)?;
         let (_, size) = result?;
         self.link_blob(repo, d)?;
@@ -898,6 +904,32 @@ pub(crate) fn db_<E: Into<redb::Error>>(what: &'static str) -> impl FnOnce(E) ->
     db(what)
 }
 
+/// Hashes the file and compares with `d`; returns its size.
+fn verify_file(mut f: File, path: &Path, d: &Digest) -> Result<(Digest, u64), StorageError> {
+    use std::io::Read;
+    let mut h = d.hasher();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err("read", path)(e)),
+        };
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    let got = h.finish();
+    if &got != d {
+        return Err(StorageError::DigestMismatch {
+            expected: d.to_string(),
+            got: got.to_string(),
+        });
+    }
+    Ok((got, size))
+}
+
 /// A random 128-bit id in hex (what the spec calls the upload's UUID; any opaque string does).
 fn new_uuid() -> String {
     use rand::RngCore;
@@ -987,6 +1019,20 @@ mod tests {
             s.upload("r", &u),
             Err(StorageError::UploadUnknown(_))
         ));
+
+        // Same when the blob is already stored: the data is checked all the same.
+        s.put_blob("other", &want, &b"good"[..]).unwrap();
+        let u = s.start_upload("r").unwrap();
+        std::io::Write::write_all(&mut s.upload_file(&u).unwrap(), b"evil").unwrap();
+        assert!(matches!(
+            s.finish_upload("r", &u, &want),
+            Err(StorageError::DigestMismatch { .. })
+        ));
+        assert_eq!(s.blob_size("r", &want).unwrap(), None);
+        let u = s.start_upload("r").unwrap();
+        std::io::Write::write_all(&mut s.upload_file(&u).unwrap(), b"good").unwrap();
+        assert_eq!(s.finish_upload("r", &u, &want).unwrap(), 4);
+        assert_eq!(s.blob_size("r", &want).unwrap(), Some(4));
     }
 
     #[test]
