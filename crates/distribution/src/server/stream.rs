@@ -6,7 +6,7 @@ use std::io::Read;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::Stream;
 use tokio::task::JoinHandle;
 
@@ -46,25 +46,20 @@ impl Stream for FileStream {
             };
             let want = usize::try_from(this.remaining.min(this.chunk as u64)).unwrap_or(this.chunk);
             this.pending = Some(tokio::task::spawn_blocking(move || {
-                let mut buf = BytesMut::zeroed(want);
-                let mut filled = 0;
-                while filled < want {
-                    match file.read(&mut buf[filled..]) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => return (file, Err(e)),
-                    }
+                // read_to_end fills spare capacity without zeroing it first (zeroing was a fifth
+                // of the server's CPU under load), and Bytes takes the Vec without copying.
+                let mut buf = Vec::with_capacity(want);
+                if let Err(e) = (&mut file).take(want as u64).read_to_end(&mut buf) {
+                    return (file, Err(e));
                 }
-                if filled < want {
+                if buf.len() < want {
                     let e = std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "blob shorter than its size",
                     );
                     return (file, Err(e));
                 }
-                buf.truncate(filled);
-                (file, Ok(buf.freeze()))
+                (file, Ok(Bytes::from(buf)))
             }));
         }
         let Some(p) = this.pending.as_mut() else {
