@@ -157,7 +157,12 @@ pub fn unpack(r: impl Read, dest: &Path, strict: bool, owners: bool) -> Result<(
         // unpack_in refuses names that would resolve through a symlink to outside `dest`.
         let ok = entry
             .unpack_in(dest)
-            .map_err(|e| BuildError::Invalid(format!("tar entry {}: {e}", path.display())))?;
+            .map_err(|e| {
+                let cause = std::error::Error::source(&e)
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default();
+                BuildError::Invalid(format!("tar entry {}: {e}{cause}", path.display()))
+            })?;
         if !ok {
             return Err(bad("path leaves the archive's root"));
         }
@@ -239,6 +244,9 @@ mod tests {
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1);
             h.set_entry_type(tar::EntryType::Regular);
             b.append_data(&mut h, name, *data).unwrap();
         }
