@@ -345,7 +345,8 @@ impl<'a> Engine<'a> {
             }
         }
         let mut steps = HashMap::new();
-        let mut n = 0;
+        // The classic builder counts (and prints) the ARGs before the first FROM as steps.
+        let mut n = df.global_args.len();
         for s in df.stages.iter().filter(|s| needed.contains(&s.index)) {
             n += 1;
             steps.insert((s.index, 0), n);
@@ -369,6 +370,9 @@ impl<'a> Engine<'a> {
             used_args: Mutex::new(used),
         };
 
+        for (i, a) in df.global_args.iter().enumerate() {
+            run.say(format!("Step {}/{} : {}\n", i + 1, run.total_steps, a.original));
+        }
         // Waves: every needed stage whose dependencies are built, in parallel.
         let mut remaining: BTreeSet<usize> = needed.clone();
         while !remaining.is_empty() {

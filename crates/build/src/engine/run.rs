@@ -97,7 +97,6 @@ pub fn oci_spec(s: &RunSpec) -> Value {
             "cwd": if s.cwd.is_empty() { "/" } else { s.cwd.as_str() },
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "noNewPrivileges": false,
-            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1048576u64, "hard": 1048576u64}],
         },
         "root": {"path": s.rootfs, "readonly": false},
         "hostname": s.hostname,
