@@ -88,11 +88,20 @@ impl Cache {
             }
         }
         let d = hash_file(path)?;
-        if let Ok(mut f) = self.files.lock() {
-            f.insert(ident, d.clone());
-        }
-        if let Ok(mut dirty) = self.files_dirty.lock() {
-            *dirty = true;
+        // Racy files (git's rule): a file whose mtime is not at least a full second before
+        // now could change again within the same second, keeping its size and (one-second
+        // tar) mtime; its digest is not remembered.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        if md.mtime() + 1 < now {
+            if let Ok(mut f) = self.files.lock() {
+                f.insert(ident, d.clone());
+            }
+            if let Ok(mut dirty) = self.files_dirty.lock() {
+                *dirty = true;
+            }
         }
         Ok(d)
     }
@@ -230,11 +239,20 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let c = Cache::open(d.path()).unwrap();
         let f = d.path().join("f");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(10);
         std::fs::write(&f, "one").unwrap();
+        std::fs::File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
         let a = c.file_digest("f", &f).unwrap();
         assert_eq!(a, Digest::sha256_of(b"one").to_string());
         std::fs::write(&f, "two!").unwrap();
+        std::fs::File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
         let b = c.file_digest("f", &f).unwrap();
+        // Same size, same mtime, new content: taken from the cache (the accepted trade-off),
+        // unless the mtime is recent (racy), when it is hashed again.
+        std::fs::write(&f, "six!").unwrap();
+        assert_eq!(c.file_digest("f", &f).unwrap(), Digest::sha256_of(b"six!").to_string());
+        std::fs::write(&f, "two!").unwrap();
+        std::fs::File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
         assert_eq!(b, Digest::sha256_of(b"two!").to_string());
         c.save_files();
         let c2 = Cache::open(d.path()).unwrap();

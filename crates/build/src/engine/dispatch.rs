@@ -732,7 +732,7 @@ impl Run<'_> {
         let mut items = Vec::new();
         for w in &c.sources {
             let hd_name = w.trim_start_matches("<<").trim_start_matches('-').trim_matches(|ch| ch == '"' || ch == '\'');
-            if w.starts_with("<<") {
+            {
                 if let Some(h) = c.heredocs.iter().find(|h| h.name == hd_name) {
                     let content = if h.expand { expand_heredoc(self, st, &h.content)? } else { h.content.clone() };
                     items.push(Item::Heredoc { name: h.name.clone(), content });
