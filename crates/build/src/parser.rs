@@ -94,8 +94,9 @@ fn directive(line: &str) -> Option<(String, String)> {
 fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
     let trimmed = line.trim_end_matches([' ', '\t']);
     match trimmed.strip_suffix(escape) {
-        Some(joined) => (joined, false),
-        None => (line, true),
+        // An escaped escape at the end (`foo \\`) is text, not a continuation.
+        Some(joined) if !joined.ends_with(escape) || joined.is_empty() => (joined, false),
+        _ => (line, true),
     }
 }
 
@@ -219,7 +220,10 @@ fn may_hold_heredocs(line: &str) -> bool {
     if !line.contains("<<") {
         return false;
     }
-    let (cmd, _flags, rest) = split_command(line);
+    let (mut cmd, _flags, mut rest) = split_command(line);
+    if cmd.eq_ignore_ascii_case("onbuild") {
+        (cmd, _, rest) = split_command(&rest);
+    }
     matches!(cmd.to_ascii_lowercase().as_str(), "run" | "copy" | "add")
         && !matches!(parse_json(&rest), Json::Array(_) | Json::NotStrings)
 }
@@ -271,12 +275,13 @@ fn raw_shell_words(line: &str) -> Vec<String> {
 /// `<<EOF`, `<<-EOF`, `<<"EOF"`, `<<'EOF'`: (name, expand, chomp), or None when `word` is not a
 /// here-document opener.
 pub(crate) fn parse_heredoc_word(word: &str) -> Option<(String, bool, bool)> {
-    let rest = word.strip_prefix("<<")?;
+    // `3<<EOF` feeds file descriptor 3; the shell handles that, the name is what matters here.
+    let rest = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    let rest = rest.strip_prefix("<<")?;
     let (chomp, rest) = match rest.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, rest),
     };
-    let rest = rest.trim_start();
     if rest.contains('<') {
         return None;
     }
@@ -432,7 +437,13 @@ fn parse_flags(words: &[String], spec: &[(&str, FlagKind)]) -> Result<Flags, Str
         };
         let flag_name = format!("--{name}");
         let Some(&(_, kind)) = spec.iter().find(|(n, _)| *n == name) else {
-            return Err(format!("unknown flag: {flag_name}"));
+            let names: Vec<&str> = spec.iter().map(|(n, _)| *n).collect();
+            return Err(with_suggestion(
+                format!("unknown flag: {flag_name}"),
+                name,
+                &names,
+                true,
+            ));
         };
         if kind != FlagKind::Strs && flags.get(name).is_some() {
             return Err(format!("duplicate flag specified: {flag_name}"));
@@ -728,6 +739,27 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
     }
 }
 
+/// Go's strconv.ParseBool.
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+fn mount_type_name(t: MountType) -> &'static str {
+    match t {
+        MountType::Bind => "bind",
+        MountType::Cache => "cache",
+        MountType::Tmpfs => "tmpfs",
+        MountType::Secret => "secret",
+        MountType::Ssh => "ssh",
+    }
+}
+
+/// One `--mount=` value, fields applied in order as BuildKit does (so `type=` should come
+/// first: keys are checked against the type known so far).
 fn parse_mount(value: &str, ssh_index: &mut usize) -> Result<RunMount, String> {
     let mut m = RunMount {
         typ: MountType::Bind,
@@ -744,89 +776,155 @@ fn parse_mount(value: &str, ssh_index: &mut usize) -> Result<RunMount, String> {
         required: false,
         env: None,
     };
-    let fields = csv_fields(value)?;
-    // type comes first in effect whatever its position: other keys depend on it.
+    let fields = csv_fields(value).map_err(|e| format!("failed to parse csv mounts: {e}"))?;
+    let mut readonly: Option<bool> = None;
     for field in &fields {
-        if let Some((k, v)) = field.split_once('=') {
-            if k.trim().eq_ignore_ascii_case("type") {
+        let unexpected = |key: &str, typ: MountType| {
+            format!(
+                "unexpected key '{key}' for mount type '{}'",
+                mount_type_name(typ)
+            )
+        };
+        let Some((key, v)) = field.split_once('=') else {
+            match field.to_ascii_lowercase().as_str() {
+                "readonly" | "ro" => readonly = Some(true),
+                "readwrite" | "rw" => readonly = Some(false),
+                "required" if matches!(m.typ, MountType::Secret | MountType::Ssh) => {
+                    m.required = true
+                }
+                "required" => return Err(unexpected("required", m.typ)),
+                _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+            }
+            continue;
+        };
+        let key = key.to_ascii_lowercase();
+        let bool_value = || go_bool(v).ok_or_else(|| format!("invalid value for {key}: {v}"));
+        match key.as_str() {
+            "type" => {
                 m.typ = match v.to_ascii_lowercase().as_str() {
                     "bind" => MountType::Bind,
                     "cache" => MountType::Cache,
                     "tmpfs" => MountType::Tmpfs,
                     "secret" => MountType::Secret,
                     "ssh" => MountType::Ssh,
-                    _ => return Err(format!("unsupported mount type {v:?}")),
-                };
+                    _ => {
+                        return Err(with_suggestion(
+                            format!("unsupported mount type {v:?}"),
+                            v,
+                            &["bind", "cache", "tmpfs", "secret", "ssh"],
+                            true,
+                        ))
+                    }
+                }
             }
-        }
-    }
-    let mut readonly: Option<bool> = None;
-    let parse_bool = |key: &str, v: &str| -> Result<bool, String> {
-        match v.to_ascii_lowercase().as_str() {
-            "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            _ => Err(format!("invalid value for {key}: {v}")),
-        }
-    };
-    for field in &fields {
-        let field = field.trim();
-        if field.is_empty() {
-            continue;
-        }
-        let Some((key, v)) = field.split_once('=') else {
-            match field.to_ascii_lowercase().as_str() {
-                "readonly" | "ro" => readonly = Some(true),
-                "readwrite" | "rw" => readonly = Some(false),
-                "required" => m.required = true,
-                _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+            "from" => {
+                if v.contains('$') {
+                    return Err(
+                        "'from' doesn't support variable expansion, define alias stage instead"
+                            .to_string(),
+                    );
+                }
+                m.from = Some(v.to_string())
             }
-            continue;
-        };
-        let key = key.trim().to_ascii_lowercase();
-        let v = v.to_string();
-        match key.as_str() {
-            "type" => {}
-            "target" | "dst" | "destination" => m.target = v,
-            "source" | "src" => m.source = Some(v),
-            "from" => m.from = Some(v),
-            "readonly" | "ro" => readonly = Some(parse_bool(&key, &v)?),
-            "readwrite" | "rw" => readonly = Some(!parse_bool(&key, &v)?),
+            "source" | "src" => m.source = Some(v.to_string()),
+            "target" | "dst" | "destination" => m.target = v.to_string(),
+            "readonly" | "ro" => readonly = Some(bool_value()?),
+            "readwrite" | "rw" => readonly = Some(!bool_value()?),
             "required" if matches!(m.typ, MountType::Secret | MountType::Ssh) => {
-                m.required = parse_bool(&key, &v)?
+                m.required = bool_value()?
             }
-            "id" => m.id = Some(v),
-            "sharing" if m.typ == MountType::Cache => match v.to_ascii_lowercase().as_str() {
-                "shared" | "private" | "locked" => m.sharing = Some(v.to_ascii_lowercase()),
-                _ => return Err(format!("unsupported sharing value {v:?}")),
+            "required" => return Err(unexpected("required", m.typ)),
+            "size" if m.typ == MountType::Tmpfs => {
+                m.size = Some(parse_size(v).ok_or_else(|| format!("invalid value for size: {v}"))?)
+            }
+            "size" => return Err(unexpected("size", m.typ)),
+            "env" if m.typ == MountType::Secret => m.env = Some(v.to_string()),
+            "env" => return Err(unexpected("env", m.typ)),
+            "id" => m.id = Some(v.to_string()),
+            "sharing" => match v.to_ascii_lowercase().as_str() {
+                s @ ("shared" | "private" | "locked") => m.sharing = Some(s.to_string()),
+                _ => {
+                    return Err(with_suggestion(
+                        format!("unsupported sharing value {v:?}"),
+                        v,
+                        &["shared", "private", "locked"],
+                        true,
+                    ))
+                }
             },
-            "mode" if m.typ != MountType::Bind && m.typ != MountType::Tmpfs => {
+            "mode" => {
                 m.mode = Some(
-                    u32::from_str_radix(&v, 8)
-                        .map_err(|_| format!("invalid value {v} for mode"))?,
+                    u32::from_str_radix(v, 8).map_err(|_| format!("invalid value {v} for mode"))?,
                 )
             }
-            "uid" if m.typ != MountType::Bind && m.typ != MountType::Tmpfs => {
+            "uid" => {
                 m.uid = Some(
                     v.parse()
                         .map_err(|_| format!("invalid value {v} for uid"))?,
                 )
             }
-            "gid" if m.typ != MountType::Bind && m.typ != MountType::Tmpfs => {
+            "gid" => {
                 m.gid = Some(
                     v.parse()
                         .map_err(|_| format!("invalid value {v} for gid"))?,
                 )
             }
-            "size" if m.typ == MountType::Tmpfs => {
-                m.size = Some(parse_size(&v).ok_or_else(|| format!("invalid size value {v}"))?)
+            _ => {
+                return Err(with_suggestion(
+                    format!("unexpected key '{key}' in '{field}'"),
+                    &key,
+                    &[
+                        "type",
+                        "from",
+                        "source",
+                        "target",
+                        "readonly",
+                        "id",
+                        "sharing",
+                        "required",
+                        "mode",
+                        "uid",
+                        "gid",
+                        "src",
+                        "dst",
+                        "ro",
+                        "rw",
+                        "readwrite",
+                        "size",
+                        "env",
+                    ],
+                    true,
+                ))
             }
-            "env" if m.typ == MountType::Secret => m.env = Some(v),
-            _ => return Err(format!("unexpected key '{key}' in '{field}'")),
         }
     }
-    m.readonly = readonly.unwrap_or(m.typ == MountType::Bind);
+    let type_name = mount_type_name(m.typ);
+    if !matches!(m.typ, MountType::Secret | MountType::Ssh | MountType::Cache) {
+        for (name, set) in [
+            ("mode", m.mode.is_some()),
+            ("uid", m.uid.is_some()),
+            ("gid", m.gid.is_some()),
+        ] {
+            if set {
+                return Err(format!("{name} not allowed for {type_name:?} type mounts"));
+            }
+        }
+    }
+    m.readonly = readonly.unwrap_or(!matches!(m.typ, MountType::Cache | MountType::Tmpfs));
+    if m.sharing.is_some() && m.typ != MountType::Cache {
+        if m.typ == MountType::Secret {
+            return Err("secret mount should not define sharing".to_string());
+        }
+        return Err(format!("invalid cache sharing set for {type_name} mount"));
+    }
     match m.typ {
         MountType::Secret => {
+            if m.from.is_some() {
+                return Err("secret mount should not have a from".to_string());
+            }
+            if m.source.is_some() && m.id.is_some() {
+                return Err("both source and id can't be set".to_string());
+            }
             if m.id.is_none() {
                 m.id = m.source.clone().or_else(|| {
                     m.target
@@ -838,9 +936,14 @@ fn parse_mount(value: &str, ssh_index: &mut usize) -> Result<RunMount, String> {
             }
             if m.target.is_empty() {
                 match (&m.id, &m.env) {
-                    (Some(id), _) => m.target = format!("/run/secrets/{id}"),
+                    (Some(id), _) => {
+                        let base = id.rsplit('/').next().unwrap_or(id);
+                        m.target = format!("/run/secrets/{base}");
+                    }
                     (None, Some(_)) => {}
-                    (None, None) => return Err("one of source, target required".to_string()),
+                    (None, None) => {
+                        return Err("invalid secret mount. one of source, target required".into())
+                    }
                 }
             }
         }
@@ -860,6 +963,60 @@ fn parse_mount(value: &str, ssh_index: &mut usize) -> Result<RunMount, String> {
         }
     }
     Ok(m)
+}
+
+/// BuildKit's "(did you mean x?)": the closest option within a Levenshtein distance of 2.
+fn with_suggestion(message: String, value: &str, options: &[&str], case_sensitive: bool) -> String {
+    let fold = |s: &str| {
+        if case_sensitive {
+            s.to_string()
+        } else {
+            s.to_ascii_lowercase()
+        }
+    };
+    let val = fold(value);
+    let mut best: Option<&str> = None;
+    let mut min = 3;
+    for opt in options {
+        let o = fold(opt);
+        if o == val {
+            return message;
+        }
+        let d = levenshtein(&val, &o);
+        if d < min {
+            min = d;
+            best = Some(opt);
+        }
+    }
+    match best {
+        None => message,
+        Some(opt) => {
+            let shown = if case_sensitive {
+                opt.to_string()
+            } else if value == value.to_ascii_lowercase() {
+                opt.to_ascii_lowercase()
+            } else if value == value.to_ascii_uppercase() {
+                opt.to_ascii_uppercase()
+            } else {
+                opt.to_string()
+            };
+            format!("{message} (did you mean {shown}?)")
+        }
+    }
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 fn parse_heredoc_sources(words: &[String]) -> Vec<String> {
@@ -934,7 +1091,14 @@ fn parse_instruction(l: &Logical) -> Result<Parsed, String> {
     let (cmd, flag_words, rest) = split_command(&l.text);
     let kw = cmd.to_ascii_lowercase();
     if !KEYWORDS.contains(&kw.as_str()) {
-        return Err(format!("unknown instruction: {}", cmd.to_ascii_uppercase()));
+        let names: Vec<String> = KEYWORDS.iter().map(|k| k.to_ascii_uppercase()).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        return Err(with_suggestion(
+            format!("unknown instruction: {cmd}"),
+            &cmd,
+            &names,
+            false,
+        ));
     }
     let upper = kw.to_ascii_uppercase();
     let flags = parse_flags(&flag_words, flag_spec(&kw))?;
@@ -954,12 +1118,6 @@ fn parse_instruction(l: &Logical) -> Result<Parsed, String> {
                         ));
                     }
                     Some(name)
-                }
-                3 => {
-                    return Err(
-                        "When using FROM with 3 arguments, the second argument must be \"AS\""
-                            .to_string(),
-                    )
                 }
                 _ => return Err("FROM requires either one or three arguments".to_string()),
             };
@@ -1101,7 +1259,14 @@ fn parse_instruction(l: &Logical) -> Result<Parsed, String> {
                 }
                 _ => {}
             }
-            Instruction::Onbuild(rest)
+            // The trigger keeps its here-documents, so the child build can parse it again.
+            let mut trigger_text = rest;
+            for h in &l.heredocs {
+                trigger_text.push('\n');
+                trigger_text.push_str(&h.content);
+                trigger_text.push_str(&h.name);
+            }
+            Instruction::Onbuild(trigger_text)
         }
         "healthcheck" => Instruction::Healthcheck(parse_healthcheck(&rest, &flags)?),
         _ => return Err(format!("unknown instruction: {upper}")),
@@ -1832,7 +1997,20 @@ mod tests {
             ("# only a comment\n", 1, "file with no instructions"),
             ("ARG A\n", 1, "dockerfile contains no stages to build"),
             ("FROM x\nFOO bar", 2, "unknown instruction: FOO"),
-            ("FROM x\nrunn echo", 2, "unknown instruction: RUNN"),
+            ("FROM x\nrunn echo", 2, "unknown instruction: runn (did you mean run?)"),
+            ("FROM x\nCOPPY a b", 2, "unknown instruction: COPPY (did you mean COPY?)"),
+            ("FROM x\nFrobnicate a", 2, "unknown instruction: Frobnicate"),
+            ("FROM x\nCOPY --chmode=644 a b", 2, "unknown flag: --chmode (did you mean chmod?)"),
+            ("FROM x\nRUN --mount=type=cahce,target=/x x", 2, "unsupported mount type \"cahce\" (did you mean cache?)"),
+            ("FROM x\nRUN --mount=type=bind,target=/x,mode=0700 x", 2, "mode not allowed for \"bind\" type mounts"),
+            ("FROM x\nRUN --mount=type=tmpfs,target=/x,uid=1 x", 2, "uid not allowed for \"tmpfs\" type mounts"),
+            ("FROM x\nRUN --mount=type=tmpfs,target=/x,sharing=locked x", 2, "invalid cache sharing set for tmpfs mount"),
+            ("FROM x\nRUN --mount=type=secret,id=a,sharing=locked x", 2, "secret mount should not define sharing"),
+            ("FROM x\nRUN --mount=type=secret,id=a,from=b x", 2, "secret mount should not have a from"),
+            ("FROM x\nRUN --mount=type=secret,id=a,source=b x", 2, "both source and id can't be set"),
+            ("FROM x\nRUN --mount=type=bind,target=/x,from=$STAGE x", 2, "'from' doesn't support variable expansion"),
+            ("FROM x\nRUN --mount=type=cache,target=/x,required x", 2, "unexpected key 'required' for mount type 'cache'"),
+            ("FROM x\nRUN --mount=type=cache,target=/x,targt=/y x", 2, "unexpected key 'targt' in 'targt=/y' (did you mean target?)"),
             ("RUN echo\nFROM x", 1, "no build stage in current context"),
             ("ENV A=1\nFROM x", 1, "no build stage in current context"),
             ("FROM x\nRUN", 2, "RUN requires at least one argument"),
@@ -1876,7 +2054,7 @@ mod tests {
             ("FROM", 1, "FROM requires either one or three arguments"),
             ("FROM a b", 1, "FROM requires either one or three arguments"),
             ("FROM a AS b c", 1, "FROM requires either one or three arguments"),
-            ("FROM a IS b", 1, "the second argument must be \"AS\""),
+            ("FROM a IS b", 1, "FROM requires either one or three arguments"),
             ("FROM a AS 1st", 1, "invalid name for build stage: \"1st\""),
             ("FROM a AS my/stage", 1, "invalid name for build stage"),
             ("FROM a AS b\nFROM c AS B", 2, "duplicate stage name \"b\""),
@@ -1897,8 +2075,8 @@ mod tests {
             ("FROM x\nRUN --mount=type=cache,target=/x,sharing=all x", 2, "unsupported sharing value \"all\""),
             ("FROM x\nRUN --mount=type=cache,target=/x,mode=999 x", 2, "invalid value 999 for mode"),
             ("FROM x\nRUN --mount=type=cache,target=/x,uid=me x", 2, "invalid value me for uid"),
-            ("FROM x\nRUN --mount=type=tmpfs,target=/x,size=lots x", 2, "invalid size value lots"),
-            ("FROM x\nRUN --mount=type=bind,target=/x,size=1 x", 2, "unexpected key 'size'"),
+            ("FROM x\nRUN --mount=type=tmpfs,target=/x,size=lots x", 2, "invalid value for size: lots"),
+            ("FROM x\nRUN --mount=type=bind,target=/x,size=1 x", 2, "unexpected key 'size' for mount type 'bind'"),
             ("FROM x\nRUN --mount=type=secret x", 2, "one of source, target required"),
             ("FROM x\nRUN --mount=type=cache,target=/x,ro=perhaps x", 2, "invalid value for ro: perhaps"),
             ("FROM x\nRUN --mount=type=cache,target=/x\\\"y ls", 2, "bare \" in non-quoted field"),
@@ -1917,8 +2095,8 @@ mod tests {
             assert_eq!(e.line, *line, "{text:?}: {e}");
             assert_eq!(e.file, "Dockerfile");
         }
-        let e = fail("FROM x\n\n\nBAD");
-        assert_eq!(e.to_string(), "Dockerfile:4: unknown instruction: BAD");
+        let e = fail("FROM x\n\n\nXYZZY");
+        assert_eq!(e.to_string(), "Dockerfile:4: unknown instruction: XYZZY");
     }
 
     #[test]
@@ -1944,6 +2122,44 @@ mod tests {
         );
         assert_eq!(parse_words("a\\", '\\'), s(&["a"]));
         assert_eq!(parse_words("\"\" x", '\\'), s(&["\"\"", "x"]));
+    }
+
+    #[test]
+    fn docker_parser_corners() {
+        // An escaped escape at the end of a line is not a continuation.
+        let ins = body("RUN echo a\\\\\nRUN echo b");
+        assert_eq!(ins.len(), 2);
+        assert_eq!(run(ins[0].clone()).command, shell("echo a\\\\"));
+        // A lone escape on a line continues.
+        assert_eq!(run(one("RUN a \\\n\\\n b")).command, shell("a  b"));
+        // `3<<EOF` is a here-document too.
+        let r = run(one("RUN cat 3<<EOF\nx\nEOF"));
+        assert_eq!(r.heredocs[0].name, "EOF");
+        // ONBUILD keeps the here-document in its trigger text.
+        let ins = body("ONBUILD RUN <<EOF\necho hi\nEOF\nUSER x");
+        assert_eq!(
+            ins[0],
+            Instruction::Onbuild("RUN <<EOF\necho hi\nEOF".into())
+        );
+        assert_eq!(ins[1], Instruction::User("x".into()));
+        // Read-only defaults: bind/secret/ssh read-only, cache/tmpfs writable.
+        let r = run(one("RUN --mount=type=secret,id=s --mount=type=ssh --mount=type=cache,target=/c --mount=type=tmpfs,target=/t --mount=target=/b x"));
+        let ro: Vec<bool> = r.mounts.iter().map(|m| m.readonly).collect();
+        assert_eq!(ro, [true, true, false, false, true]);
+        // Fields apply in order; type may come anywhere before the keys that need it.
+        let r = run(one("RUN --mount=target=/t,type=tmpfs,size=1k x"));
+        assert_eq!(r.mounts[0].size, Some(1024));
+        let r = run(one(
+            "RUN --mount=type=secret,id=tok,env=TOKEN,required=true x",
+        ));
+        assert_eq!(
+            (r.mounts[0].env.as_deref(), r.mounts[0].required),
+            (Some("TOKEN"), true)
+        );
+        // Flags on instructions without flags are refused, as Docker does.
+        assert_eq!(fail("FROM x\nENTRYPOINT --x").message, "unknown flag: --x");
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+        assert_eq!(levenshtein("", "abc"), 3);
     }
 
     #[test]

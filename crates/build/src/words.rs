@@ -11,14 +11,15 @@ pub struct WordError(pub String);
 
 /// Expands one raw word: removes quotes, applies `escape`, substitutes `$v`, `${v}`,
 /// `${v:-x}`, `${v-x}`, `${v:+x}`, `${v+x}`, `${v:?msg}` from `lookup`; unset names become "".
-/// Also `${v#pat}`, `${v##pat}`, `${v%pat}`, `${v%%pat}` (with `*` and `?`) as Docker does.
+/// Also `${v#pat}`, `${v##pat}`, `${v%pat}`, `${v%%pat}`, `${v/pat/rep}`, `${v//pat/rep}`
+/// (patterns with `*` and `?`) as Docker does. Errors read like BuildKit's:
+/// `failed to process "${A:?}": A: is not allowed to be empty`.
 pub fn expand(
     word: &str,
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, WordError> {
-    let mut lexer = Lexer::new(word, escape, lookup, Mode::Word);
-    let (result, _) = lexer.process_until(None)?;
+    let (result, _) = Lexer::new(word, escape, lookup, Mode::Word).run(word)?;
     Ok(result)
 }
 
@@ -29,21 +30,20 @@ pub fn expand_words(
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>, WordError> {
-    let mut lexer = Lexer::new(text, escape, lookup, Mode::Word);
-    let (_, words) = lexer.process_until(None)?;
+    let (_, words) = Lexer::new(text, escape, lookup, Mode::Word).run(text)?;
     Ok(words)
 }
 
-/// Expands the body of a here-document whose delimiter was not quoted (`COPY <<EOF`): only `$`
-/// substitutions; quotes stay as written; the escape char only escapes `$`, itself and a
-/// newline (which it removes), as in a shell here-document.
+/// Expands the body of a here-document whose delimiter was not quoted (`COPY <<EOF`) the way
+/// BuildKit does: `$` substitutions, quotes stay as written, and the escape char still escapes
+/// the next char and is dropped (`\$HOME` gives `$HOME`, but `\n` gives `n` too, unlike sh).
+/// BuildKit uses `\` here whatever the `# escape=` directive says: pass `'\\'` to match it.
 pub fn expand_heredoc(
     body: &str,
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, WordError> {
-    let mut lexer = Lexer::new(body, escape, lookup, Mode::Heredoc);
-    let (result, _) = lexer.process_until(None)?;
+    let (result, _) = Lexer::new(body, escape, lookup, Mode::Heredoc).run(body)?;
     Ok(result)
 }
 
@@ -97,10 +97,17 @@ struct Lexer<'a> {
     escape: char,
     lookup: &'a dyn Fn(&str) -> Option<String>,
     mode: Mode,
+    /// Keep escapes in the result (pattern words of `${v#p}`, `${v/p/r}`), as BuildKit does.
+    raw_escapes: bool,
 }
 
 fn bad(msg: impl Into<String>) -> WordError {
     WordError(msg.into())
+}
+
+/// BuildKit wraps every lexer error with the word being processed.
+fn wrap(word: &str, e: WordError) -> WordError {
+    WordError(format!("failed to process {word:?}: {}", e.0))
 }
 
 impl<'a> Lexer<'a> {
@@ -116,7 +123,12 @@ impl<'a> Lexer<'a> {
             escape,
             lookup,
             mode,
+            raw_escapes: false,
         }
+    }
+
+    fn run(&mut self, text: &str) -> Result<(String, Vec<String>), WordError> {
+        self.process_until(None, false).map_err(|e| wrap(text, e))
     }
 
     fn peek(&self) -> Option<char> {
@@ -132,7 +144,18 @@ impl<'a> Lexer<'a> {
     }
 
     /// Processes up to `stop` (consumed) or the end; returns the joined result and the words.
-    fn process_until(&mut self, stop: Option<char>) -> Result<(String, Vec<String>), WordError> {
+    fn process_until(
+        &mut self,
+        stop: Option<char>,
+        raw_escapes: bool,
+    ) -> Result<(String, Vec<String>), WordError> {
+        let saved = std::mem::replace(&mut self.raw_escapes, raw_escapes);
+        let out = self.process_inner(stop);
+        self.raw_escapes = saved;
+        out
+    }
+
+    fn process_inner(&mut self, stop: Option<char>) -> Result<(String, Vec<String>), WordError> {
         let mut result = String::new();
         let mut words = Words::default();
         while let Some(c) = self.peek() {
@@ -158,19 +181,13 @@ impl<'a> Lexer<'a> {
                 }
                 c if c == self.escape => {
                     self.pos += 1;
-                    match (self.mode, self.next()) {
-                        (_, None) => {
-                            if self.mode == Mode::Heredoc {
-                                result.push(c);
-                            }
-                            break;
-                        }
-                        (Mode::Heredoc, Some('\n')) => {}
-                        (Mode::Heredoc, Some(n)) if n != '$' && n != self.escape => {
-                            result.push(c);
-                            result.push(n);
-                        }
-                        (_, Some(n)) => {
+                    if self.raw_escapes {
+                        words.add_raw_char(c);
+                        result.push(c);
+                    }
+                    match self.next() {
+                        None => break,
+                        Some(n) => {
                             words.add_raw_char(n);
                             result.push(n);
                         }
@@ -184,9 +201,6 @@ impl<'a> Lexer<'a> {
             }
         }
         if let Some(stop) = stop {
-            if stop == '}' {
-                return Err(bad("syntax error: missing '}'"));
-            }
             return Err(bad(format!(
                 "unexpected end of statement while looking for matching {stop}"
             )));
@@ -231,13 +245,18 @@ impl<'a> Lexer<'a> {
                 Some(c) => {
                     self.pos += 1;
                     if c == self.escape {
+                        if self.raw_escapes {
+                            out.push(c);
+                        }
                         match self.peek() {
                             // A trailing escape inside an unterminated quote: the error follows.
                             None => continue,
+                            // Only these are escaped inside double quotes; others stay as-is.
                             Some(n) if n == '"' || n == '$' || n == self.escape => {
                                 self.pos += 1;
                                 out.push(n);
                             }
+                            Some(_) if self.raw_escapes => {}
                             Some(_) => out.push(c),
                         }
                     } else {
@@ -280,6 +299,20 @@ impl<'a> Lexer<'a> {
         (self.lookup)(name)
     }
 
+    /// The rest of a `${...}` up to `stop`; running out of input is a missing `stop_name`.
+    fn modifier_word(
+        &mut self,
+        stop: char,
+        raw_escapes: bool,
+        missing: &str,
+    ) -> Result<String, WordError> {
+        match self.process_until(Some(stop), raw_escapes) {
+            Ok((word, _)) => Ok(word),
+            Err(_) if self.peek().is_none() => Err(bad(missing.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+
     fn dollar(&mut self) -> Result<String, WordError> {
         self.pos += 1;
         if self.peek() != Some('{') {
@@ -296,108 +329,241 @@ impl<'a> Lexer<'a> {
             _ => {}
         }
         let name = self.name();
-        let modifier = self.next();
-        let value = self.get(&name);
-        match modifier {
-            None => Err(bad("syntax error: missing '}'")),
-            Some('}') => Ok(value.unwrap_or_default()),
+        let missing = "syntax error: missing '}'";
+        let mut op = self.next();
+        let mut shown = op.map(String::from).unwrap_or_default();
+        let null_is_unset = op == Some(':');
+        match op {
+            Some('}') => return Ok(self.get(&name).unwrap_or_default()),
+            Some('/') => return self.substitute(&name),
             Some(':') => {
-                let op = self.next();
-                let word = self.modifier_word()?;
-                let empty = value.as_deref().is_none_or(str::is_empty);
-                match op {
-                    Some('-') => Ok(if empty {
-                        word
+                op = self.next();
+                if let Some(c) = op {
+                    shown.push(c);
+                }
+            }
+            Some('+' | '-' | '?' | '#' | '%') => {}
+            None => return Err(bad(missing)),
+            Some(_) => {
+                return Err(bad(format!(
+                    "unsupported modifier ({shown}) in substitution"
+                )))
+            }
+        }
+        let raw = matches!(op, Some('#' | '%'));
+        let word = self.modifier_word('}', raw, missing)?;
+        let value = self.get(&name);
+        let unset = value.is_none() || (null_is_unset && value.as_deref() == Some(""));
+        match op {
+            Some('-') => Ok(if unset {
+                word
+            } else {
+                value.unwrap_or_default()
+            }),
+            Some('+') => Ok(if unset { String::new() } else { word }),
+            Some('?') => match value {
+                None => Err(bad(format!(
+                    "{name}: {}",
+                    if word.is_empty() {
+                        "is not allowed to be unset"
                     } else {
-                        value.unwrap_or_default()
-                    }),
-                    Some('+') => Ok(if empty { String::new() } else { word }),
-                    Some('?') if empty => Err(bad(format!(
-                        "{name}: {}",
-                        if word.is_empty() {
-                            "is not allowed to be empty"
-                        } else {
-                            &word
-                        }
-                    ))),
-                    Some('?') => Ok(value.unwrap_or_default()),
-                    Some(c) => Err(bad(format!("unsupported modifier ({c}) in substitution"))),
-                    None => Err(bad("syntax error: missing '}'")),
-                }
-            }
-            Some('-') => {
-                let word = self.modifier_word()?;
-                Ok(value.unwrap_or(word))
-            }
-            Some('+') => {
-                let word = self.modifier_word()?;
-                Ok(if value.is_some() { word } else { String::new() })
-            }
-            Some('?') => {
-                let word = self.modifier_word()?;
-                match value {
-                    Some(v) => Ok(v),
-                    None => Err(bad(format!(
-                        "{name}: {}",
-                        if word.is_empty() {
-                            "is not allowed to be unset"
-                        } else {
-                            &word
-                        }
-                    ))),
-                }
-            }
-            Some(op @ ('#' | '%')) => {
-                let longest = self.peek() == Some(op);
-                if longest {
-                    self.pos += 1;
-                }
-                let pattern = self.modifier_word()?;
+                        &word
+                    }
+                ))),
+                Some(v) if null_is_unset && v.is_empty() => Err(bad(format!(
+                    "{name}: {}",
+                    if word.is_empty() {
+                        "is not allowed to be empty"
+                    } else {
+                        &word
+                    }
+                ))),
+                Some(v) => Ok(v),
+            },
+            Some(c @ ('#' | '%')) => {
+                let (longest, pattern) = match word.strip_prefix(c) {
+                    Some(p) => (true, p.to_string()),
+                    None => (false, word),
+                };
+                let pat = compile_pattern(&pattern)?;
                 let value = value.unwrap_or_default();
-                Ok(trim_pattern(&value, &pattern, op == '#', longest))
+                Ok(trim_pattern(&value, &pat, c == '#', longest))
             }
-            Some(c) => Err(bad(format!("unsupported modifier ({c}) in substitution"))),
+            _ => Err(bad(format!(
+                "unsupported modifier ({shown}) in substitution"
+            ))),
         }
     }
 
-    /// The word of a `${name<op>word}` up to its `}`, itself expanded.
-    fn modifier_word(&mut self) -> Result<String, WordError> {
-        let (word, _) = self.process_until(Some('}'))?;
-        Ok(word)
+    /// `${v/pattern/replacement}` and `${v//pattern/replacement}`.
+    fn substitute(&mut self, name: &str) -> Result<String, WordError> {
+        let all = self.peek() == Some('/');
+        if all {
+            self.pos += 1;
+        }
+        let pattern = self.modifier_word('/', true, "syntax error: missing '/' in ${}")?;
+        let replacement = self.modifier_word('}', true, "syntax error: missing '}'")?;
+        let pat = compile_pattern(&pattern)?;
+        let value: Vec<char> = self.get(name).unwrap_or_default().chars().collect();
+        let mut out = String::new();
+        let mut last_end = 0;
+        let mut search = 0;
+        while search <= value.len() {
+            let Some((start, end)) = find(&pat, &value, search) else {
+                break;
+            };
+            out.extend(&value[last_end..start]);
+            // Go never replaces an empty match right after another match.
+            if end > last_end || start == 0 {
+                out.push_str(&replacement);
+            }
+            last_end = end;
+            search = if end > search { end } else { search + 1 };
+            if !all {
+                break;
+            }
+        }
+        out.extend(&value[last_end..]);
+        Ok(out)
     }
+}
+
+/// A shell pattern of `${v#p}` and `${v/p/r}`: `*`, `?`, and `\` escaping `*`, `?`, `\`
+/// (`\}` and `\/` stand for themselves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PatTok {
+    Lit(char),
+    Star,
+    One,
+}
+
+fn compile_pattern(pattern: &str) -> Result<Vec<PatTok>, WordError> {
+    let mut out = Vec::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => out.push(PatTok::Star),
+            '?' => out.push(PatTok::One),
+            '\\' => match chars.next() {
+                Some(n @ ('*' | '?' | '\\' | '}' | '/')) => out.push(PatTok::Lit(n)),
+                Some(n) => {
+                    return Err(bad(format!(
+                        "invalid pattern ({pattern}) in substitution: invalid escape '\\{n}'"
+                    )))
+                }
+                None => {
+                    return Err(bad(format!(
+                        "invalid pattern ({pattern}) in substitution: trailing escape"
+                    )))
+                }
+            },
+            c => out.push(PatTok::Lit(c)),
+        }
+    }
+    Ok(out)
+}
+
+/// Memo of (pattern position, text position) states known to fail: a state fails the same
+/// way whatever led to it, so remembering failures keeps backtracking polynomial even for
+/// patterns like `*a*a*a*b`.
+struct Failed {
+    width: usize,
+    seen: Vec<bool>,
+}
+
+impl Failed {
+    fn new(pat: &[PatTok], s: &[char]) -> Failed {
+        Failed {
+            width: s.len() + 1,
+            seen: vec![false; (pat.len() + 1) * (s.len() + 1)],
+        }
+    }
+    fn get(&self, p: usize, i: usize) -> bool {
+        self.seen[p * self.width + i]
+    }
+    fn set(&mut self, p: usize, i: usize) {
+        self.seen[p * self.width + i] = true;
+    }
+}
+
+/// End of a match of `pat[p..]` starting exactly at `i`, stars greedy (longest first), as a
+/// backtracking regex engine would pick it.
+fn match_at(pat: &[PatTok], p: usize, s: &[char], i: usize, failed: &mut Failed) -> Option<usize> {
+    if failed.get(p, i) {
+        return None;
+    }
+    let found = match pat.get(p) {
+        None => Some(i),
+        Some(PatTok::Lit(c)) if s.get(i) == Some(c) => match_at(pat, p + 1, s, i + 1, failed),
+        Some(PatTok::One) if i < s.len() => match_at(pat, p + 1, s, i + 1, failed),
+        Some(PatTok::Lit(_) | PatTok::One) => None,
+        Some(PatTok::Star) => (i..=s.len())
+            .rev()
+            .find_map(|j| match_at(pat, p + 1, s, j, failed)),
+    };
+    if found.is_none() {
+        failed.set(p, i);
+    }
+    found
+}
+
+/// Leftmost match at or after `from`.
+fn find(pat: &[PatTok], s: &[char], from: usize) -> Option<(usize, usize)> {
+    let mut failed = Failed::new(pat, s);
+    (from..=s.len()).find_map(|i| match_at(pat, 0, s, i, &mut failed).map(|end| (i, end)))
 }
 
 /// `${v#pat}` / `${v##pat}` / `${v%pat}` / `${v%%pat}`: removes the shortest or longest prefix
-/// (or suffix) matching a pattern with `*` and `?`.
-fn trim_pattern(value: &str, pattern: &str, prefix: bool, longest: bool) -> String {
-    let pat: Vec<char> = pattern.chars().collect();
-    let chars: Vec<char> = value.chars().collect();
-    let n = chars.len();
-    let cuts: Box<dyn Iterator<Item = usize>> = if longest {
-        Box::new((0..=n).rev())
-    } else {
-        Box::new(0..=n)
-    };
-    for len in cuts {
-        let (part, rest) = if prefix {
-            (&chars[..len], &chars[len..])
-        } else {
-            (&chars[n - len..], &chars[..n - len])
-        };
-        if glob(&pat, part) {
-            return rest.iter().collect();
-        }
+/// (or suffix) matching the pattern. A suffix is a prefix of the reversed value for the
+/// reversed pattern.
+fn trim_pattern(value: &str, pat: &[PatTok], prefix: bool, longest: bool) -> String {
+    let mut chars: Vec<char> = value.chars().collect();
+    let mut pat = pat.to_vec();
+    if !prefix {
+        chars.reverse();
+        pat.reverse();
     }
-    value.to_string()
+    let ends = prefix_match_ends(&pat, &chars);
+    let cut = if longest {
+        ends.iter().rposition(|&e| e)
+    } else {
+        ends.iter().position(|&e| e)
+    };
+    let Some(cut) = cut else {
+        return value.to_string();
+    };
+    let mut rest: Vec<char> = chars[cut..].to_vec();
+    if !prefix {
+        rest.reverse();
+    }
+    rest.into_iter().collect()
 }
 
-fn glob(pat: &[char], s: &[char]) -> bool {
-    match pat.split_first() {
-        None => s.is_empty(),
-        Some(('*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-        Some(('?', rest)) => !s.is_empty() && glob(rest, &s[1..]),
-        Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
+/// For each length `l`, whether `pat` matches exactly `s[..l]` (a set-of-states simulation,
+/// linear in pattern × text).
+fn prefix_match_ends(pat: &[PatTok], s: &[char]) -> Vec<bool> {
+    let mut at = vec![false; s.len() + 1];
+    at[0] = true;
+    for tok in pat {
+        let mut next = vec![false; s.len() + 1];
+        match tok {
+            PatTok::Star => {
+                if let Some(first) = at.iter().position(|&b| b) {
+                    next[first..].iter_mut().for_each(|b| *b = true);
+                }
+            }
+            PatTok::One => {
+                next[1..].copy_from_slice(&at[..s.len()]);
+            }
+            PatTok::Lit(c) => {
+                for i in 0..s.len() {
+                    next[i + 1] = at[i] && s[i] == *c;
+                }
+            }
+        }
+        at = next;
     }
+    at
 }
 
 #[cfg(test)]
@@ -486,6 +652,21 @@ mod tests {
             ("${UNSET##*/}", ""),
             ("\"$B\"", "b b"),
             ("$B", "b b"),
+            ("${FILE/sub/SUB}", "dir/SUB/name.tar.gz"),
+            ("${FILE//a/A}", "dir/sub/nAme.tAr.gz"),
+            ("${FILE/a/A}", "dir/sub/nAme.tar.gz"),
+            ("${FILE/*./X}", "Xgz"),
+            ("${FILE/n?me/N}", "dir/sub/N.tar.gz"),
+            ("${PATH//:/ }", "/usr/bin /bin"),
+            ("${B// /_}", "b_b"),
+            ("${A//x*/y}", "a"),
+            ("${UNSET/a/b}", ""),
+            ("${A/a/$PATH}", "/usr/bin:/bin"),
+            ("${FILE#*\\/}", "sub/name.tar.gz"),
+            ("${A#\\*}", "a"),
+            ("${A:-\\}}", "a"),
+            ("${UNSET:-\\}}", "}"),
+            ("${UNSET:-\"q\"}", "q"),
         ];
         for (input, want) in cases {
             assert_eq!(ex(input).as_deref(), Ok(*want), "expanding {input:?}");
@@ -506,8 +687,13 @@ mod tests {
             ("${A:-x", "missing '}'"),
             ("${A x}", "unsupported modifier"),
             ("${A:=x}", "unsupported modifier"),
-            ("${A/x/y}", "unsupported modifier"),
-            ("${UNSET:?}", "UNSET: is not allowed to be empty"),
+            ("${A:=x}", "unsupported modifier (:=) in substitution"),
+            ("${A:x}", "unsupported modifier (:x) in substitution"),
+            ("${A/x", "missing '/' in ${}"),
+            ("${A/x/y", "missing '}'"),
+            ("${A#\\q}", "invalid escape '\\q'"),
+            ("${A:-'x}", "missing '}'"),
+            ("${UNSET:?}", "UNSET: is not allowed to be unset"),
             ("${EMPTY:?}", "EMPTY: is not allowed to be empty"),
             ("${UNSET?}", "UNSET: is not allowed to be unset"),
             ("${UNSET:?set it please}", "UNSET: set it please"),
@@ -515,10 +701,29 @@ mod tests {
         ];
         for (input, want) in cases {
             match ex(input) {
-                Err(WordError(msg)) => assert!(msg.contains(want), "{input:?}: {msg:?}"),
+                Err(WordError(msg)) => {
+                    assert!(msg.contains(want), "{input:?}: {msg:?}");
+                    assert!(
+                        msg.starts_with(&format!("failed to process {input:?}: ")),
+                        "{msg}"
+                    );
+                }
                 Ok(v) => panic!("{input:?} expanded to {v:?}, wanted an error"),
             }
         }
+    }
+
+    #[test]
+    fn patterns_do_not_backtrack_exponentially() {
+        let long = "a".repeat(400);
+        let lookup = |n: &str| (n == "L").then(|| long.clone());
+        let stars = "*a".repeat(12);
+        let got = expand(&format!("${{L/{stars}b/x}}"), '\\', &lookup).expect("expand");
+        assert_eq!(got, long);
+        let got = expand(&format!("${{L%%{stars}b}}"), '\\', &lookup).expect("expand");
+        assert_eq!(got, long);
+        let got = expand(&format!("${{L##{stars}}}"), '\\', &lookup).expect("expand");
+        assert_eq!(got, "");
     }
 
     #[test]
@@ -566,12 +771,14 @@ mod tests {
             ("'$A' \"$A\"\n", "'a' \"a\"\n"),
             ("\\$A\n", "$A\n"),
             ("a\\\\b\n", "a\\b\n"),
-            ("a\\nb\n", "a\\nb\n"),
-            ("line \\\njoined\n", "line joined\n"),
+            // BuildKit drops the escape before any char, newline included.
+            ("a\\nb\n", "anb\n"),
+            ("line \\\njoined\n", "line \njoined\n"),
+            ("\"$A\" '\\$A'\n", "\"a\" '$A'\n"),
             ("${UNSET:-dflt}\n", "dflt\n"),
             ("$ alone $\n", "$ alone $\n"),
             ("it's fine\n", "it's fine\n"),
-            ("end\\", "end\\"),
+            ("end\\", "end"),
         ];
         for (input, want) in cases {
             assert_eq!(
