@@ -175,7 +175,9 @@ pub fn run(
             if quiet {
                 lines.send(&json!({"stream": format!("{id}\n")}));
             } else {
-                lines.send(&json!({"stream": format!("Successfully built {}\n", images::short_id(&id))}));
+                lines.send(
+                    &json!({"stream": format!("Successfully built {}\n", images::short_id(&id))}),
+                );
             }
             for t in &p.tags {
                 match d.images.tag(&id, t) {
@@ -222,7 +224,11 @@ fn build(
     let _ctx_guard = TempDir(ctx.clone());
     engine::context::extract(body, &ctx, &p.dockerfile)?;
 
-    let name = if p.dockerfile.is_empty() { "Dockerfile" } else { &p.dockerfile };
+    let name = if p.dockerfile.is_empty() {
+        "Dockerfile"
+    } else {
+        &p.dockerfile
+    };
     let text = read_dockerfile(&ctx, name)?;
     let dockerfile = berth_build::parser::parse(&text, name)?;
     let quiet = p.quiet;

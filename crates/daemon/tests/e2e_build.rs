@@ -83,10 +83,20 @@ fn assert_clean(d: &TestDaemon) {
     assert!(mounts.is_empty(), "mounts left: {mounts:?}");
     let rt = d.exec_root.join("build-runtime");
     let left: Vec<_> = std::fs::read_dir(&rt)
-        .map(|r| r.flatten().map(|e| e.file_name()).filter(|n| n != "seccomp").collect())
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n != "seccomp")
+                .collect()
+        })
         .unwrap_or_default();
-    assert!(left.iter().all(|n| !n.to_string_lossy().chars().all(|c| c.is_ascii_hexdigit())), "runtime state left: {left:?}");
-    let snaps = std::fs::read_to_string(d.data_root.join("snapshots/index.json")).unwrap_or_default();
+    assert!(
+        left.iter()
+            .all(|n| !n.to_string_lossy().chars().all(|c| c.is_ascii_hexdigit())),
+        "runtime state left: {left:?}"
+    );
+    let snaps =
+        std::fs::read_to_string(d.data_root.join("snapshots/index.json")).unwrap_or_default();
     assert!(!snaps.contains("\"build-"), "build snapshot left: {snaps}");
 }
 
@@ -126,7 +136,10 @@ CMD ["cat", "/app/out.txt"]
     // COPY --chown by name and --chmod in the first stage, carried by COPY --from.
     let ls = run_out(&d, "ms:1", &["ls", "-ln", "/app/data.txt"]);
     assert!(ls.starts_with("-rw-r-----"), "{ls}");
-    assert!(ls.contains(" 0 ") , "COPY --from without --chown is root-owned: {ls}");
+    assert!(
+        ls.contains(" 0 "),
+        "COPY --from without --chown is root-owned: {ls}"
+    );
     assert_eq!(run_out(&d, "ms:1", &["id", "-u"]), "1234");
     assert_eq!(run_out(&d, "ms:1", &["pwd"]), "/home/work");
     let cfg = d.inspect("ms:1");
@@ -138,9 +151,21 @@ CMD ["cat", "/app/out.txt"]
     assert!(c["ExposedPorts"].get("53/udp").is_some(), "{c}");
     assert_eq!(c["Cmd"], serde_json::json!(["cat", "/app/out.txt"]));
     // History as the classic builder writes it.
-    let hist = d.ok(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "ms:1"]);
-    assert!(hist.contains(r#"/bin/sh -c #(nop)  CMD ["cat" "/app/out.txt"]"#), "{hist}");
-    assert!(hist.contains("/bin/sh -c #(nop) WORKDIR /home/work"), "{hist}");
+    let hist = d.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "ms:1",
+    ]);
+    assert!(
+        hist.contains(r#"/bin/sh -c #(nop)  CMD ["cat" "/app/out.txt"]"#),
+        "{hist}"
+    );
+    assert!(
+        hist.contains("/bin/sh -c #(nop) WORKDIR /home/work"),
+        "{hist}"
+    );
     assert_clean(&d);
 }
 
@@ -148,7 +173,10 @@ CMD ["cat", "/app/out.txt"]
 fn rebuild_hits_the_cache_and_content_changes_miss() {
     let d = start();
     let ctx = context(&[
-        ("Dockerfile", "FROM busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\n"),
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\n",
+        ),
         ("a.txt", "one\n"),
     ]);
     let first = build_ok(&d, ctx.path(), &["-t", "c:1"]);
@@ -193,7 +221,13 @@ fn source_date_epoch_gives_the_same_digest_twice() {
         ),
         ("f", "x\n"),
     ]);
-    let args = ["--no-cache", "--build-arg", "SOURCE_DATE_EPOCH=1700000000", "-t", "r:1"];
+    let args = [
+        "--no-cache",
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=1700000000",
+        "-t",
+        "r:1",
+    ];
     build_ok(&d, ctx.path(), &args);
     let a = d.ok(&["image", "inspect", "-f", "{{.Id}}", "r:1"]);
     build_ok(&d, ctx.path(), &args);
@@ -242,25 +276,43 @@ STOPSIGNAL SIGINT
     std::fs::copy(tar_path.path(), ctx.path().join("pkg.tgz")).unwrap();
     build_ok(&d, ctx.path(), &["-t", "feat:1"]);
     assert_eq!(run_out(&d, "feat:1", &["cat", "/h1"]), "one\ntwo");
-    assert_eq!(run_out(&d, "feat:1", &["cat", "/etc/conf.txt"]), "name=dflt");
+    assert_eq!(
+        run_out(&d, "feat:1", &["cat", "/etc/conf.txt"]),
+        "name=dflt"
+    );
     let ls = run_out(&d, "feat:1", &["ls", "-ln", "/opt/pkg/bin.sh"]);
     assert!(ls.starts_with("-rwxr-xr-x"), "{ls}");
-    assert!(ls.contains(" 7 ") && ls.contains(" 8 "), "ADD keeps the tar's owners: {ls}");
+    assert!(
+        ls.contains(" 7 ") && ls.contains(" 8 "),
+        "ADD keeps the tar's owners: {ls}"
+    );
     let cfg = d.inspect("feat:1");
     let c = &cfg["Config"];
     assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-e", "-c"]));
-    assert_eq!(c["Healthcheck"]["Test"], serde_json::json!(["CMD", "true"]));
+    assert_eq!(c["Healthcheck"]["Test"], serde_json::json!(["CMD-SHELL", "true"]));
     assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000i64);
     assert_eq!(c["Healthcheck"]["Retries"], 2);
-    assert_eq!(c["OnBuild"], serde_json::json!(["RUN echo triggered > /onbuild.txt"]));
+    assert_eq!(
+        c["OnBuild"],
+        serde_json::json!(["RUN echo triggered > /onbuild.txt"])
+    );
     assert_eq!(c["StopSignal"], "SIGINT");
     // A child image runs the trigger and does not keep it.
     let child = context(&[("Dockerfile", "FROM feat:1\nRUN true\n")]);
     let out = build_ok(&d, child.path(), &["-t", "child:1"]);
     assert!(out.contains("Executing 1 build trigger"), "{out}");
-    assert_eq!(run_out(&d, "child:1", &["cat", "/onbuild.txt"]), "triggered");
+    assert_eq!(
+        run_out(&d, "child:1", &["cat", "/onbuild.txt"]),
+        "triggered"
+    );
     let c = d.inspect("child:1");
-    assert!(c["Config"]["OnBuild"].as_array().is_none_or(|a| a.is_empty()), "{}", c["Config"]);
+    assert!(
+        c["Config"]["OnBuild"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "{}",
+        c["Config"]
+    );
 }
 
 #[test]
@@ -272,11 +324,17 @@ fn failing_run_reports_code_and_output_and_leaves_nothing() {
     )]);
     let o = build(&d, ctx.path(), &["-t", "bad:1"]);
     assert!(!o.status.success());
-    assert_eq!(o.status.code(), Some(3), "the CLI exits with errorDetail.code");
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "the CLI exits with errorDetail.code"
+    );
     let all = format!("{}{}", o.out(), o.err());
     assert!(all.contains("before-fail"), "{all}");
     assert!(
-        all.contains("The command '/bin/sh -c echo before-fail && exit 3' returned a non-zero code: 3"),
+        all.contains(
+            "The command '/bin/sh -c echo before-fail && exit 3' returned a non-zero code: 3"
+        ),
         "{all}"
     );
     assert!(!all.contains("never"), "{all}");
@@ -287,7 +345,9 @@ fn failing_run_reports_code_and_output_and_leaves_nothing() {
 #[test]
 fn bad_input_is_reported_clearly() {
     let d = start();
-    let cases: &[(&[(&str, &str)], &[&str], &str)] = &[
+    /// (context files, extra docker build flags, expected text in the output)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: &[Case] = &[
         (
             &[("Dockerfile", "FROM busybox\nCOPY missing.txt /x\n")],
             &[],
@@ -309,7 +369,11 @@ fn bad_input_is_reported_clearly() {
             "Dockerfile:3",
         ),
         (
-            &[("Dockerfile", "FROM busybox\nCOPY a b /notadir\n"), ("a", "1"), ("b", "2")],
+            &[
+                ("Dockerfile", "FROM busybox\nCOPY a b /notadir\n"),
+                ("a", "1"),
+                ("b", "2"),
+            ],
             &[],
             "the destination must be a directory and end with a /",
         ),
@@ -373,7 +437,8 @@ fn dockerignore_is_honoured_by_the_daemon() {
 fn http_request_bytes(d: &TestDaemon, path: &str, body: &[u8]) -> String {
     use std::io::{Read, Write};
     let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

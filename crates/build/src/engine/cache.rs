@@ -67,7 +67,8 @@ impl Cache {
     pub fn put(&self, key: &Digest, e: &Entry) -> Result<(), BuildError> {
         let p = self.path(key);
         let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-        let b = serde_json::to_vec(e).map_err(|e| BuildError::Internal(format!("encode cache entry: {e}")))?;
+        let b = serde_json::to_vec(e)
+            .map_err(|e| BuildError::Internal(format!("encode cache entry: {e}")))?;
         std::fs::write(&tmp, b).map_err(|e| BuildError::io("write", &tmp, e))?;
         std::fs::rename(&tmp, &p).map_err(|e| BuildError::io("rename", &tmp, e))
     }
@@ -113,7 +114,9 @@ impl Cache {
             return;
         }
         let Ok(f) = self.files.lock() else { return };
-        let Some(root) = self.dir.parent() else { return };
+        let Some(root) = self.dir.parent() else {
+            return;
+        };
         let p = root.join("files.json");
         let tmp = root.join(format!("files.json.tmp{}", std::process::id()));
         if let Ok(b) = serde_json::to_vec(&*f) {
@@ -159,7 +162,9 @@ impl Cache {
 }
 
 fn du(p: &Path) -> u64 {
-    let Ok(md) = std::fs::symlink_metadata(p) else { return 0 };
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
     if md.is_dir() {
         std::fs::read_dir(p)
             .map(|rd| rd.flatten().map(|e| du(&e.path())).sum())
@@ -175,7 +180,9 @@ pub fn hash_file(path: &Path) -> Result<String, BuildError> {
     let mut h = Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(|e| BuildError::io("read", path, e))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| BuildError::io("read", path, e))?;
         if n == 0 {
             break;
         }
@@ -220,7 +227,15 @@ mod tests {
         k.add("RUN echo hi");
         let key = k.finish();
         assert!(c.get(&key).is_none());
-        c.put(&key, &Entry { config: serde_json::json!({"a": 1}), layers: vec![], size: 0 }).unwrap();
+        c.put(
+            &key,
+            &Entry {
+                config: serde_json::json!({"a": 1}),
+                layers: vec![],
+                size: 0,
+            },
+        )
+        .unwrap();
         assert_eq!(c.get(&key).unwrap().config["a"], 1);
         // Keys depend on every part and on where parts split.
         let mut a = KeyBuilder::new("p");
@@ -241,18 +256,36 @@ mod tests {
         let f = d.path().join("f");
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(10);
         std::fs::write(&f, "one").unwrap();
-        std::fs::File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let a = c.file_digest("f", &f).unwrap();
         assert_eq!(a, Digest::sha256_of(b"one").to_string());
         std::fs::write(&f, "two!").unwrap();
-        std::fs::File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let b = c.file_digest("f", &f).unwrap();
         // Same size, same mtime, new content: taken from the cache (the accepted trade-off),
         // unless the mtime is recent (racy), when it is hashed again.
         std::fs::write(&f, "six!").unwrap();
-        assert_eq!(c.file_digest("f", &f).unwrap(), Digest::sha256_of(b"six!").to_string());
+        assert_eq!(
+            c.file_digest("f", &f).unwrap(),
+            Digest::sha256_of(b"six!").to_string()
+        );
         std::fs::write(&f, "two!").unwrap();
-        std::fs::File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         assert_eq!(b, Digest::sha256_of(b"two!").to_string());
         c.save_files();
         let c2 = Cache::open(d.path()).unwrap();

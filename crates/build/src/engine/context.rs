@@ -39,7 +39,9 @@ impl Compression {
 /// streaming reader), so give a path on a disk with room.
 pub fn decompress<'a>(r: impl Read + 'a, spool: &Path) -> Result<Box<dyn Read + 'a>, BuildError> {
     let mut br = BufReader::with_capacity(1 << 16, r);
-    let head = br.fill_buf().map_err(|e| BuildError::Invalid(format!("read context: {e}")))?;
+    let head = br
+        .fill_buf()
+        .map_err(|e| BuildError::Invalid(format!("read context: {e}")))?;
     Ok(match Compression::sniff(head) {
         Compression::None => Box::new(br),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(br)),
@@ -49,7 +51,8 @@ pub fn decompress<'a>(r: impl Read + 'a, spool: &Path) -> Result<Box<dyn Read + 
             lzma_rs::xz_decompress(&mut br, &mut f)
                 .map_err(|e| BuildError::Invalid(format!("decompress xz: {e}")))?;
             f.flush().map_err(|e| BuildError::io("write", spool, e))?;
-            f.seek(io::SeekFrom::Start(0)).map_err(|e| BuildError::io("seek", spool, e))?;
+            f.seek(io::SeekFrom::Start(0))
+                .map_err(|e| BuildError::io("seek", spool, e))?;
             Box::new(BufReader::new(f))
         }
     })
@@ -81,7 +84,10 @@ pub fn extract(r: impl Read, dest: &Path, dockerfile: &str) -> Result<(), BuildE
             let text = std::fs::read_to_string(&ignore_path)
                 .map_err(|e| BuildError::io("read", &ignore_path, e))?;
             let ig = DockerIgnore::parse(&text);
-            let keep = [super::fsutil::clean_rel(dockerfile), ".dockerignore".to_string()];
+            let keep = [
+                super::fsutil::clean_rel(dockerfile),
+                ".dockerignore".to_string(),
+            ];
             prune(dest, "", &ig, &keep)?;
         }
     }
@@ -89,12 +95,20 @@ pub fn extract(r: impl Read, dest: &Path, dockerfile: &str) -> Result<(), BuildE
 }
 
 fn prune(root: &Path, rel: &str, ig: &DockerIgnore, keep: &[String]) -> Result<(), BuildError> {
-    let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
+    let dir = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
     let rd = std::fs::read_dir(&dir).map_err(|e| BuildError::io("read directory", &dir, e))?;
     for e in rd {
         let e = e.map_err(|e| BuildError::io("read directory", &dir, e))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        let r = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let r = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
         if keep.contains(&r) {
             continue;
         }
@@ -104,7 +118,10 @@ fn prune(root: &Path, rel: &str, ig: &DockerIgnore, keep: &[String]) -> Result<(
             if is_dir && ig.may_include_below(&r) {
                 prune(root, &r, ig, keep)?;
                 // Nothing re-included below: the directory goes too.
-                if std::fs::read_dir(&p).map(|mut d| d.next().is_none()).unwrap_or(false) {
+                if std::fs::read_dir(&p)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false)
+                {
                     let _ = std::fs::remove_dir(&p);
                 }
             } else if is_dir {
@@ -155,14 +172,12 @@ pub fn unpack(r: impl Read, dest: &Path, strict: bool, owners: bool) -> Result<(
             }
         }
         // unpack_in refuses names that would resolve through a symlink to outside `dest`.
-        let ok = entry
-            .unpack_in(dest)
-            .map_err(|e| {
-                let cause = std::error::Error::source(&e)
-                    .map(|s| format!(": {s}"))
-                    .unwrap_or_default();
-                BuildError::Invalid(format!("tar entry {}: {e}{cause}", path.display()))
-            })?;
+        let ok = entry.unpack_in(dest).map_err(|e| {
+            let cause = std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            BuildError::Invalid(format!("tar entry {}: {e}{cause}", path.display()))
+        })?;
         if !ok {
             return Err(bad("path leaves the archive's root"));
         }
@@ -172,9 +187,13 @@ pub fn unpack(r: impl Read, dest: &Path, strict: bool, owners: bool) -> Result<(
 
 /// Whether a file is a tar archive (plain or compressed) that ADD unpacks.
 pub fn is_archive(path: &Path) -> bool {
-    let Ok(f) = File::open(path) else { return false };
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
     let mut br = BufReader::new(f);
-    let Ok(head) = br.fill_buf() else { return false };
+    let Ok(head) = br.fill_buf() else {
+        return false;
+    };
     let c = Compression::sniff(head);
     let mut first = vec![0u8; 512];
     let n = match c {
@@ -221,7 +240,13 @@ fn is_tar_header(h: &[u8]) -> bool {
     let sum: u32 = h
         .iter()
         .enumerate()
-        .map(|(i, b)| if (148..156).contains(&i) { 32 } else { u32::from(*b) })
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
         .sum();
     stored == Some(sum) && h[0] != 0
 }
@@ -284,7 +309,9 @@ mod tests {
         h.set_cksum();
         let mut t = h.as_bytes().to_vec();
         t.extend_from_slice(&[0u8; 1024]);
-        let e = unpack(&t[..], d.path(), true, false).unwrap_err().to_string();
+        let e = unpack(&t[..], d.path(), true, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("leaves the archive's root"), "{e}");
 
         let mut b = tar::Builder::new(Vec::new());
@@ -295,7 +322,9 @@ mod tests {
         h.set_device_minor(3).unwrap();
         b.append_data(&mut h, "null", &[][..]).unwrap();
         let t = b.into_inner().unwrap();
-        let e = unpack(&t[..], d.path(), true, false).unwrap_err().to_string();
+        let e = unpack(&t[..], d.path(), true, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("device nodes"), "{e}");
 
         // A symlink to outside, then a file through it: refused, nothing written outside.

@@ -63,7 +63,11 @@ impl Run<'_> {
         }
     }
 
-    fn remember(&self, st: &mut State, key: &berth_image::digest::Digest) -> Result<(), BuildError> {
+    fn remember(
+        &self,
+        st: &mut State,
+        key: &berth_image::digest::Digest,
+    ) -> Result<(), BuildError> {
         st.key = key.to_string();
         self.cache.put(
             key,
@@ -94,7 +98,10 @@ impl Run<'_> {
         if !st.config.get("rootfs").is_some_and(Value::is_object) {
             st.config["rootfs"] = json!({"type": "layers", "diff_ids": []});
         }
-        if !st.config["rootfs"].get("diff_ids").is_some_and(Value::is_array) {
+        if !st.config["rootfs"]
+            .get("diff_ids")
+            .is_some_and(Value::is_array)
+        {
             st.config["rootfs"]["diff_ids"] = json!([]);
         }
         if let Some(a) = st.config["rootfs"]["diff_ids"].as_array_mut() {
@@ -181,7 +188,10 @@ impl Run<'_> {
         } else {
             let say = |s: &str| self.say(s.to_string());
             let rec = self.eng.host.image(&image, self.req.pull, &say)?;
-            let bytes = self.eng.content.read_blob(&rec.config_digest, MAX_CONFIG_SIZE)?;
+            let bytes = self
+                .eng
+                .content
+                .read_blob(&rec.config_digest, MAX_CONFIG_SIZE)?;
             let base: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| BuildError::Internal(format!("config of image {image}: {e}")))?;
             let mut config = json!({
@@ -214,7 +224,11 @@ impl Run<'_> {
             .cfg_ref()
             .and_then(|c| c.get("OnBuild"))
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         if !triggers.is_empty() {
             self.say(format!(
@@ -241,7 +255,11 @@ impl Run<'_> {
                 ins.original
             ));
             self.dispatch(&mut st, ins).map_err(|e| match e {
-                BuildError::Invalid(m) if !m.starts_with("Dockerfile") && !m.contains("COPY") && !m.contains("ADD") => {
+                BuildError::Invalid(m)
+                    if !m.starts_with("Dockerfile")
+                        && !m.contains("COPY")
+                        && !m.contains("ADD") =>
+                {
                     BuildError::Invalid(format!("Dockerfile:{}: {m}", ins.line))
                 }
                 e => e,
@@ -302,7 +320,10 @@ impl Run<'_> {
                 }
                 let desc = format!(
                     "LABEL {}",
-                    kv.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+                    kv.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 );
                 self.meta(st, desc, |st| {
                     let l = st.cfg().entry("Labels").or_insert_with(|| json!({}));
@@ -339,7 +360,9 @@ impl Run<'_> {
                         let p = p.to_ascii_lowercase();
                         let (num, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
                         if num.is_empty() || !num.split('-').all(|n| n.parse::<u16>().is_ok()) {
-                            return Err(BuildError::Invalid(format!("invalid containerPort: {num}")));
+                            return Err(BuildError::Invalid(format!(
+                                "invalid containerPort: {num}"
+                            )));
                         }
                         ports.push(format!("{num}/{proto}"));
                     }
@@ -359,7 +382,9 @@ impl Run<'_> {
                 for w in words {
                     let v = self.expand(st, w)?;
                     if v.is_empty() {
-                        return Err(BuildError::Invalid("VOLUME specified can not be an empty string".into()));
+                        return Err(BuildError::Invalid(
+                            "VOLUME specified can not be an empty string".into(),
+                        ));
                     }
                     vols.push(v);
                 }
@@ -527,7 +552,11 @@ impl Run<'_> {
             None | Some("default") => self.req.network.unwrap_or(Network::Host),
             Some("none") => Network::None,
             Some("host") => Network::Host,
-            Some(n) => return Err(BuildError::Invalid(format!("unsupported RUN --network={n}"))),
+            Some(n) => {
+                return Err(BuildError::Invalid(format!(
+                    "unsupported RUN --network={n}"
+                )))
+            }
         };
         let mut k = KeyBuilder::new(&st.key);
         k.add("RUN")
@@ -542,7 +571,11 @@ impl Run<'_> {
         let rf = Rootfs::open(self.eng, &st.layers)?;
         let cwd = {
             let w = st.str_field("WorkingDir");
-            if w.is_empty() { "/".to_string() } else { w }
+            if w.is_empty() {
+                "/".to_string()
+            } else {
+                w
+            }
         };
         fsutil::mkdir_all(&fsutil::secure_join(&rf.dir, &cwd, true)?, None)?;
         let user = fsutil::resolve_user(&st.str_field("User"), &rf.dir, true)?;
@@ -567,13 +600,26 @@ impl Run<'_> {
                     let id = m.id.clone().unwrap_or_else(|| m.target.clone());
                     let name: String = id
                         .chars()
-                        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                                c
+                            } else {
+                                '_'
+                            }
+                        })
                         .collect();
-                    let dir = self.eng.build_root.join("mounts").join(format!("{name}-{}", short(berth_image::digest::Digest::sha256_of(id.as_bytes()).as_str())));
+                    let dir = self.eng.build_root.join("mounts").join(format!(
+                        "{name}-{}",
+                        short(berth_image::digest::Digest::sha256_of(id.as_bytes()).as_str())
+                    ));
                     if !dir.exists() {
-                        std::fs::create_dir_all(&dir).map_err(|e| BuildError::io("create", &dir, e))?;
-                        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(m.mode.unwrap_or(0o755)))
-                            .map_err(|e| BuildError::io("chmod", &dir, e))?;
+                        std::fs::create_dir_all(&dir)
+                            .map_err(|e| BuildError::io("create", &dir, e))?;
+                        std::fs::set_permissions(
+                            &dir,
+                            std::fs::Permissions::from_mode(m.mode.unwrap_or(0o755)),
+                        )
+                        .map_err(|e| BuildError::io("chmod", &dir, e))?;
                         fsutil::lchown(&dir, m.uid.unwrap_or(0), m.gid.unwrap_or(0))?;
                     }
                     mounts.push(json!({"destination": target, "type": "bind", "source": dir, "options": ["rbind", "rw"]}));
@@ -589,7 +635,8 @@ impl Run<'_> {
                         }
                         None => self.req.context.clone(),
                     };
-                    let src = fsutil::secure_join(&src_root, m.source.as_deref().unwrap_or("/"), true)?;
+                    let src =
+                        fsutil::secure_join(&src_root, m.source.as_deref().unwrap_or("/"), true)?;
                     if std::fs::symlink_metadata(&src).is_err() {
                         return Err(BuildError::NotFound(format!(
                             "RUN --mount: source {} not found",
@@ -608,14 +655,17 @@ impl Run<'_> {
                 }
                 MountType::Secret | MountType::Ssh => {
                     return Err(BuildError::Invalid(
-                        "RUN --mount=type=secret and type=ssh are not supported by this builder".into(),
+                        "RUN --mount=type=secret and type=ssh are not supported by this builder"
+                            .into(),
                     ))
                 }
             }
         }
         if network == Network::Host {
             let rc = rf.dir.join("etc/resolv.conf");
-            if std::fs::symlink_metadata(&rc).is_ok_and(|m| m.is_file()) && Path::new("/etc/resolv.conf").exists() {
+            if std::fs::symlink_metadata(&rc).is_ok_and(|m| m.is_file())
+                && Path::new("/etc/resolv.conf").exists()
+            {
                 mounts.push(json!({"destination": "/etc/resolv.conf", "type": "bind", "source": "/etc/resolv.conf", "options": ["rbind", "ro"]}));
             }
         }
@@ -649,12 +699,18 @@ impl Run<'_> {
         )?;
         drop(views);
         if code != 0 {
-            return Err(BuildError::RunFailed { command: cmd_text, code });
+            return Err(BuildError::RunFailed {
+                command: cmd_text,
+                code,
+            });
         }
         for s in stubs.iter().rev() {
             let _ = std::fs::remove_dir(s).or_else(|_| std::fs::remove_file(s));
         }
-        self.say(format!(" ---> Removed intermediate container {}\n", short(&rf.id)));
+        self.say(format!(
+            " ---> Removed intermediate container {}\n",
+            short(&rf.id)
+        ));
         let (layer, size) = rf.commit(self.epoch)?;
         self.push_layer(st, layer, size);
         self.push_history(st, created_by, false);
@@ -680,7 +736,9 @@ impl Run<'_> {
                 return Ok((v, format!("stage:{}", st.key)));
             }
             if name.parse::<usize>().is_ok() {
-                return Err(BuildError::NotFound(format!("invalid from flag value {name}: stage {j} is not built before this one")));
+                return Err(BuildError::NotFound(format!(
+                    "invalid from flag value {name}: stage {j} is not built before this one"
+                )));
             }
         }
         let say = |s: &str| self.say(s.to_string());
@@ -693,19 +751,33 @@ impl Run<'_> {
         let kw = if is_add { "ADD" } else { "COPY" };
         let dest_raw = self.expand(st, &c.dest)?;
         let cur = st.str_field("WorkingDir");
-        let dest_is_dir_flag = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
+        let dest_is_dir_flag =
+            dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
         let dest_abs = if dest_raw.starts_with('/') {
             format!("/{}", fsutil::clean_rel(&dest_raw))
         } else {
-            format!("/{}", fsutil::clean_rel(&format!("{}/{dest_raw}", if cur.is_empty() { "/" } else { &cur })))
+            format!(
+                "/{}",
+                fsutil::clean_rel(&format!(
+                    "{}/{dest_raw}",
+                    if cur.is_empty() { "/" } else { &cur }
+                ))
+            )
         };
         let chown = c.chown.as_deref().map(|s| self.expand(st, s)).transpose()?;
         let chmod = match c.chmod.as_deref() {
             Some(m) => {
                 let m = self.expand(st, m)?;
-                Some(u32::from_str_radix(&m, 8).ok().filter(|v| *v <= 0o7777).ok_or_else(|| {
-                    BuildError::Invalid(format!("invalid chmod parameter {m:?}: want an octal mode"))
-                })?)
+                Some(
+                    u32::from_str_radix(&m, 8)
+                        .ok()
+                        .filter(|v| *v <= 0o7777)
+                        .ok_or_else(|| {
+                            BuildError::Invalid(format!(
+                                "invalid chmod parameter {m:?}: want an octal mode"
+                            ))
+                        })?,
+                )
             }
             None => None,
         };
@@ -727,15 +799,29 @@ impl Run<'_> {
             Heredoc { name: String, content: String },
             Url { url: String, file: PathBuf },
         }
-        let tmp = self.eng.build_root.join("tmp").join(&rootfs::random_id()[..16]);
+        let tmp = self
+            .eng
+            .build_root
+            .join("tmp")
+            .join(&rootfs::random_id()[..16]);
         let _tmp_guard = RemoveDir(tmp.clone());
         let mut items = Vec::new();
         for w in &c.sources {
-            let hd_name = w.trim_start_matches("<<").trim_start_matches('-').trim_matches(|ch| ch == '"' || ch == '\'');
+            let hd_name = w
+                .trim_start_matches("<<")
+                .trim_start_matches('-')
+                .trim_matches(|ch| ch == '"' || ch == '\'');
             {
                 if let Some(h) = c.heredocs.iter().find(|h| h.name == hd_name) {
-                    let content = if h.expand { expand_heredoc(self, st, &h.content)? } else { h.content.clone() };
-                    items.push(Item::Heredoc { name: h.name.clone(), content });
+                    let content = if h.expand {
+                        expand_heredoc(self, st, &h.content)?
+                    } else {
+                        h.content.clone()
+                    };
+                    items.push(Item::Heredoc {
+                        name: h.name.clone(),
+                        content,
+                    });
                     continue;
                 }
             }
@@ -751,7 +837,9 @@ impl Run<'_> {
             let matches = if fsutil::has_glob(&rel) {
                 let m = fsutil::glob(&root, &rel)?;
                 if m.is_empty() {
-                    return Err(BuildError::NotFound(format!("{kw} failed: no source files were specified")));
+                    return Err(BuildError::NotFound(format!(
+                        "{kw} failed: no source files were specified"
+                    )));
                 }
                 m
             } else {
@@ -760,7 +848,11 @@ impl Run<'_> {
             for m in matches {
                 let path = fsutil::secure_join(&root, &m, true)?;
                 if std::fs::symlink_metadata(&path).is_err() {
-                    let what = if from_id.is_some() { "" } else { " in build context or excluded by .dockerignore" };
+                    let what = if from_id.is_some() {
+                        ""
+                    } else {
+                        " in build context or excluded by .dockerignore"
+                    };
                     return Err(BuildError::NotFound(format!(
                         "{kw} failed: file not found{what}: stat {m}: file does not exist"
                     )));
@@ -769,7 +861,9 @@ impl Run<'_> {
             }
         }
         if items.is_empty() {
-            return Err(BuildError::Invalid(format!("{kw} requires at least two arguments")));
+            return Err(BuildError::Invalid(format!(
+                "{kw} requires at least two arguments"
+            )));
         }
         let multiple = items.len() > 1;
         if multiple && !dest_is_dir_flag {
@@ -796,7 +890,10 @@ impl Run<'_> {
                         }
                     }
                 }
-                Item::Heredoc { name, content: body } => {
+                Item::Heredoc {
+                    name,
+                    content: body,
+                } => {
                     content.add("heredoc").add(name).add(body);
                 }
                 Item::Url { url, file } => {
@@ -863,7 +960,8 @@ impl Run<'_> {
         for it in &items {
             match it {
                 Item::Path { rel, path } => {
-                    let md = std::fs::symlink_metadata(path).map_err(|e| BuildError::io("stat", path, e))?;
+                    let md = std::fs::symlink_metadata(path)
+                        .map_err(|e| BuildError::io("stat", path, e))?;
                     if is_add && md.is_file() && super::context::is_archive(path) {
                         make_dest_dir(&dest)?;
                         super::context::extract_archive(path, &dest)?;
@@ -888,7 +986,13 @@ impl Run<'_> {
                 }
                 Item::Heredoc { name, content } => {
                     let t = file_target(name)?;
-                    write_file(&t, content.as_bytes(), chmod.unwrap_or(0o644), owner, self.epoch)?;
+                    write_file(
+                        &t,
+                        content.as_bytes(),
+                        chmod.unwrap_or(0o644),
+                        owner,
+                        self.epoch,
+                    )?;
                 }
                 Item::Url { url, file } => {
                     let base = url
@@ -928,7 +1032,11 @@ impl Run<'_> {
             let mut a = Vec::new();
             let mut b = Vec::new();
             for (n, i) in files.iter().enumerate() {
-                if n % 2 == 0 { a.push(*i) } else { b.push(*i) }
+                if n % 2 == 0 {
+                    a.push(*i)
+                } else {
+                    b.push(*i)
+                }
             }
             vec![a, b]
         };
@@ -948,7 +1056,11 @@ impl Run<'_> {
                 })
                 .collect();
             hs.into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(BuildError::Internal("hash thread panicked".into()))))
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(BuildError::Internal("hash thread panicked".into()))
+                    })
+                })
                 .collect()
         });
         for r in results {
@@ -1031,39 +1143,12 @@ fn heredoc_script(cmd: &str, heredocs: &[ast::Heredoc]) -> String {
     s
 }
 
-fn expand_heredoc(run: &Run<'_>, st: &State, body: &str) -> Result<String, BuildError> {
-    // Expand line by line with quotes kept: a here-document is text, not words.
-    let mut out = String::new();
-    for line in body.split_inclusive('\n') {
-        let (l, nl) = match line.strip_suffix('\n') {
-            Some(l) => (l, "\n"),
-            None => (line, ""),
-        };
-        let mut res = String::new();
-        let mut rest = l;
-        while let Some(i) = rest.find('$') {
-            res.push_str(&rest[..i]);
-            let tail = &rest[i..];
-            let end = if tail.starts_with("${") {
-                tail.find('}').map(|e| e + 1).unwrap_or(tail.len())
-            } else {
-                1 + tail[1..]
-                    .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
-                    .unwrap_or(tail.len() - 1)
-            };
-            if end <= 1 {
-                res.push('$');
-                rest = &tail[1..];
-                continue;
-            }
-            res.push_str(&run.expand(st, &tail[..end])?);
-            rest = &tail[end..];
-        }
-        res.push_str(rest);
-        out.push_str(&res);
-        out.push_str(nl);
-    }
-    Ok(out)
+fn expand_heredoc(_run: &Run<'_>, st: &State, body: &str) -> Result<String, BuildError> {
+    let lookup =
+        |n: &str| -> Option<String> { st.env_get(n).or_else(|| st.args.get(n).cloned().flatten()) };
+    // BuildKit expands here-document bodies with `\` whatever `# escape=` says.
+    crate::words::expand_heredoc(body, '\\', &lookup)
+        .map_err(|e| BuildError::Invalid(e.to_string()))
 }
 
 fn write_file(
@@ -1078,7 +1163,8 @@ fn write_file(
     }
     std::fs::write(t, body).map_err(|e| BuildError::io("write", t, e))?;
     fsutil::lchown(t, owner.0, owner.1)?;
-    std::fs::set_permissions(t, std::fs::Permissions::from_mode(mode)).map_err(|e| BuildError::io("chmod", t, e))?;
+    std::fs::set_permissions(t, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| BuildError::io("chmod", t, e))?;
     if let Some(e) = clamp {
         fsutil::clamp_mtimes(t, e)?;
     }
@@ -1110,7 +1196,8 @@ fn download(url: &str, file: &Path) -> Result<(), BuildError> {
         if n == 0 {
             break;
         }
-        std::io::Write::write_all(&mut f, &buf[..n]).map_err(|e| BuildError::io("write", file, e))?;
+        std::io::Write::write_all(&mut f, &buf[..n])
+            .map_err(|e| BuildError::io("write", file, e))?;
     }
     Ok(())
 }
@@ -1130,9 +1217,16 @@ mod tests {
 
     #[test]
     fn heredoc_scripts() {
-        let h = vec![ast::Heredoc { name: "EOF".into(), content: "echo a\necho b\n".into(), expand: true }];
+        let h = vec![ast::Heredoc {
+            name: "EOF".into(),
+            content: "echo a\necho b\n".into(),
+            expand: true,
+        }];
         assert_eq!(heredoc_script("<<EOF", &h), "echo a\necho b\n");
-        assert_eq!(heredoc_script("cat <<EOF > /f", &h), "cat <<EOF > /f\necho a\necho b\nEOF\n");
+        assert_eq!(
+            heredoc_script("cat <<EOF > /f", &h),
+            "cat <<EOF > /f\necho a\necho b\nEOF\n"
+        );
         assert_eq!(heredoc_script("true", &[]), "true");
     }
 }

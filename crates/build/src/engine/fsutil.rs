@@ -36,7 +36,8 @@ pub fn secure_join(root: &Path, path: &str, follow_last: bool) -> Result<PathBuf
                         "too many levels of symbolic links resolving {path}"
                     )));
                 }
-                let target = std::fs::read_link(&candidate).map_err(|e| BuildError::io("readlink", &candidate, e))?;
+                let target = std::fs::read_link(&candidate)
+                    .map_err(|e| BuildError::io("readlink", &candidate, e))?;
                 let t = target.as_os_str().as_bytes();
                 if t.starts_with(b"/") {
                     cur.clear();
@@ -177,7 +178,11 @@ pub fn glob(root: &Path, pattern: &str) -> Result<Vec<String>, BuildError> {
     for seg in &segs {
         let mut next = Vec::new();
         for base in &found {
-            let dir = if base.is_empty() { root.to_path_buf() } else { root.join(base) };
+            let dir = if base.is_empty() {
+                root.to_path_buf()
+            } else {
+                root.join(base)
+            };
             if !has_glob(seg) {
                 let cand = dir.join(seg);
                 if std::fs::symlink_metadata(&cand).is_ok() {
@@ -457,7 +462,10 @@ mod tests {
         std::os::unix::fs::symlink("/etc", r.join("abs")).unwrap();
         std::os::unix::fs::symlink("../../../..", r.join("a/up")).unwrap();
         assert_eq!(secure_join(r, "../../x", true).unwrap(), r.join("x"));
-        assert_eq!(secure_join(r, "abs/passwd", true).unwrap(), r.join("etc/passwd"));
+        assert_eq!(
+            secure_join(r, "abs/passwd", true).unwrap(),
+            r.join("etc/passwd")
+        );
         assert_eq!(secure_join(r, "a/up/etc", true).unwrap(), r.join("etc"));
         assert_eq!(secure_join(r, "abs", false).unwrap(), r.join("abs"));
         std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
@@ -487,14 +495,24 @@ mod tests {
     fn users() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("etc")).unwrap();
-        std::fs::write(d.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n").unwrap();
-        std::fs::write(d.path().join("etc/group"), "root:x:0:\nappg:x:1001:\nextra:x:2000:app\n").unwrap();
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("etc/group"),
+            "root:x:0:\nappg:x:1001:\nextra:x:2000:app\n",
+        )
+        .unwrap();
         let u = resolve_user("app", d.path(), true).unwrap();
         assert_eq!((u.uid, u.gid, u.additional_gids), (1000, 1001, vec![2000]));
         let u = resolve_user("app:extra", d.path(), false).unwrap();
         assert_eq!((u.uid, u.gid), (1000, 2000));
         assert_eq!(resolve_user("5:6", d.path(), true).unwrap().uid, 5);
-        let e = resolve_user("nobody", d.path(), true).unwrap_err().to_string();
+        let e = resolve_user("nobody", d.path(), true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unable to find user nobody"), "{e}");
     }
 }

@@ -125,8 +125,16 @@ pub struct BuildRequest {
 
 /// The args Docker lets through without an ARG line (they reach RUN, not history).
 const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
-    "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
 /// The engine: stores, where it keeps its files, and the host.
@@ -191,15 +199,20 @@ impl State {
         self.cfg_ref()
             .and_then(|c| c.get("Env"))
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     pub fn env_get(&self, name: &str) -> Option<String> {
-        self.env()
-            .iter()
-            .rev()
-            .find_map(|e| e.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+        self.env().iter().rev().find_map(|e| {
+            e.split_once('=')
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
     }
 
     pub fn str_field(&self, k: &str) -> String {
@@ -214,7 +227,11 @@ impl State {
         self.cfg_ref()
             .and_then(|c| c.get("Shell"))
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect::<Vec<_>>())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
     }
@@ -281,11 +298,10 @@ impl<'a> Engine<'a> {
     ) -> Result<ImageRecord, BuildError> {
         let df = &req.dockerfile;
         if df.stages.is_empty() {
-            return Err(BuildError::Invalid(
-                "file with no instructions".into(),
-            ));
+            return Err(BuildError::Invalid("file with no instructions".into()));
         }
-        std::fs::create_dir_all(&self.build_root).map_err(|e| BuildError::io("create", &self.build_root, e))?;
+        std::fs::create_dir_all(&self.build_root)
+            .map_err(|e| BuildError::io("create", &self.build_root, e))?;
         let mut names = HashMap::new();
         for s in &df.stages {
             if let Some(n) = s.name() {
@@ -293,9 +309,9 @@ impl<'a> Engine<'a> {
             }
         }
         let target = match &req.target {
-            Some(t) if !t.is_empty() => *names
-                .get(&t.to_ascii_lowercase())
-                .ok_or_else(|| BuildError::NotFound(format!("failed to reach build target {t} in Dockerfile")))?,
+            Some(t) if !t.is_empty() => *names.get(&t.to_ascii_lowercase()).ok_or_else(|| {
+                BuildError::NotFound(format!("failed to reach build target {t} in Dockerfile"))
+            })?,
             _ => df.stages.len() - 1,
         };
         // Global ARGs: their defaults, overridden by --build-arg.
@@ -306,10 +322,11 @@ impl<'a> Engine<'a> {
                 for (k, default) in list {
                     let lookup = |n: &str| global_args.get(n).cloned().flatten();
                     let def = match default {
-                        Some(d) => Some(
-                            crate::words::expand(d, df.escape, &lookup)
-                                .map_err(|e| BuildError::Invalid(format!("Dockerfile:{}: {e}", a.line)))?,
-                        ),
+                        Some(d) => {
+                            Some(crate::words::expand(d, df.escape, &lookup).map_err(|e| {
+                                BuildError::Invalid(format!("Dockerfile:{}: {e}", a.line))
+                            })?)
+                        }
                         None => None,
                     };
                     let v = match req.build_args.get(k) {
@@ -325,7 +342,9 @@ impl<'a> Engine<'a> {
         }
         let epoch = match req.build_args.get("SOURCE_DATE_EPOCH") {
             Some(Some(v)) => Some(v.trim().parse::<i64>().map_err(|_| {
-                BuildError::Invalid(format!("invalid SOURCE_DATE_EPOCH {v:?}: want seconds since 1970"))
+                BuildError::Invalid(format!(
+                    "invalid SOURCE_DATE_EPOCH {v:?}: want seconds since 1970"
+                ))
             })?),
             _ => req.env_source_date_epoch,
         };
@@ -371,13 +390,21 @@ impl<'a> Engine<'a> {
         };
 
         for (i, a) in df.global_args.iter().enumerate() {
-            run.say(format!("Step {}/{} : {}\n", i + 1, run.total_steps, a.original));
+            run.say(format!(
+                "Step {}/{} : {}\n",
+                i + 1,
+                run.total_steps,
+                a.original
+            ));
         }
         // Waves: every needed stage whose dependencies are built, in parallel.
         let mut remaining: BTreeSet<usize> = needed.clone();
         while !remaining.is_empty() {
             let ready: Vec<usize> = {
-                let done = run.done.lock().map_err(|_| BuildError::Internal("stage table poisoned".into()))?;
+                let done = run
+                    .done
+                    .lock()
+                    .map_err(|_| BuildError::Internal("stage table poisoned".into()))?;
                 remaining
                     .iter()
                     .copied()
@@ -385,7 +412,9 @@ impl<'a> Engine<'a> {
                     .collect()
             };
             if ready.is_empty() {
-                return Err(BuildError::Invalid("circular dependency between stages".into()));
+                return Err(BuildError::Invalid(
+                    "circular dependency between stages".into(),
+                ));
             }
             let results: Vec<Result<(), BuildError>> = if ready.len() == 1 {
                 vec![run.build_stage(ready[0])]
@@ -400,7 +429,11 @@ impl<'a> Engine<'a> {
                         })
                         .collect();
                     hs.into_iter()
-                        .map(|h| h.join().unwrap_or_else(|_| Err(BuildError::Internal("stage thread panicked".into()))))
+                        .map(|h| {
+                            h.join().unwrap_or_else(|_| {
+                                Err(BuildError::Internal("stage thread panicked".into()))
+                            })
+                        })
                         .collect()
                 })
             };
@@ -469,7 +502,12 @@ impl<'a> Engine<'a> {
             layers: st.layers.clone(),
             chain_id: rootfs::chain_of(&st.layers),
             repo_digests: Vec::new(),
-            created: st.config.get("created").and_then(Value::as_str).unwrap_or("").to_string(),
+            created: st
+                .config
+                .get("created")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
             size: st.size,
         };
         self.images.put(&record, &[])?;
@@ -495,7 +533,10 @@ fn stage_deps(
     let mut out = BTreeSet::new();
     let from = crate::words::expand(&s.from.inner.image, escape, &lookup)
         .unwrap_or_else(|_| s.from.inner.image.clone());
-    if let Some(i) = names.get(&from.to_ascii_lowercase()).filter(|i| **i < s.index) {
+    if let Some(i) = names
+        .get(&from.to_ascii_lowercase())
+        .filter(|i| **i < s.index)
+    {
         out.insert(*i);
     }
     for ins in &s.instructions {

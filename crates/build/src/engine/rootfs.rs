@@ -86,7 +86,9 @@ impl<'e> Rootfs<'e> {
                     .iter()
                     .find_map(|o| o.strip_prefix("upperdir="))
                     .map(PathBuf::from)
-                    .ok_or_else(|| BuildError::Internal("overlay mount without an upper dir".into()))?;
+                    .ok_or_else(|| {
+                        BuildError::Internal("overlay mount without an upper dir".into())
+                    })?;
                 let mnt = eng.build_root.join("mnt").join(&id[..16]);
                 std::fs::create_dir_all(&mnt).map_err(|e| BuildError::io("create", &mnt, e))?;
                 r.tmp.push(mnt.clone());
@@ -134,7 +136,10 @@ impl<'e> Rootfs<'e> {
         let f = w
             .into_inner()
             .map_err(|e| BuildError::io("write", &tar_path, e.into_error()))?;
-        let size = f.metadata().map_err(|e| BuildError::io("stat", &tar_path, e))?.len();
+        let size = f
+            .metadata()
+            .map_err(|e| BuildError::io("stat", &tar_path, e))?
+            .len();
         drop(f);
         let f = File::open(&tar_path).map_err(|e| BuildError::io("open", &tar_path, e))?;
         let gz = berth_image::compress::ParallelGzip::fast(f);

@@ -49,7 +49,10 @@ pub fn oci_spec(s: &RunSpec) -> Value {
     let caps: Vec<&str> = berth_runtime::seccomp::DOCKER_DEFAULT_CAPS.to_vec();
     let mut env = s.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
     }
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
@@ -70,11 +73,22 @@ pub fn oci_spec(s: &RunSpec) -> Value {
         namespaces.push(json!({"type": "network"}));
     }
     let mut devices = vec![json!({"allow": false, "access": "rwm"})];
-    for (maj, min) in [(1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9), (5, 1), (5, 2)] {
-        devices.push(json!({"allow": true, "type": "c", "major": maj, "minor": min, "access": "rwm"}));
+    for (maj, min) in [
+        (1, 3),
+        (1, 8),
+        (1, 7),
+        (5, 0),
+        (1, 5),
+        (1, 9),
+        (5, 1),
+        (5, 2),
+    ] {
+        devices
+            .push(json!({"allow": true, "type": "c", "major": maj, "minor": min, "access": "rwm"}));
     }
     devices.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
-    let seccomp = serde_json::to_value(berth_runtime::seccomp::default_profile(&caps)).unwrap_or(Value::Null);
+    let seccomp =
+        serde_json::to_value(berth_runtime::seccomp::default_profile(&caps)).unwrap_or(Value::Null);
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": {"devices": devices},
@@ -143,7 +157,9 @@ pub fn run(
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| BuildError::io("create pipe", bundle, e.into()))?;
     let r = std::fs::File::from(r);
-    let w2 = w.try_clone().map_err(|e| BuildError::io("dup pipe", bundle, e))?;
+    let w2 = w
+        .try_clone()
+        .map_err(|e| BuildError::io("dup pipe", bundle, e))?;
     let mut child = Command::new(runtime)
         .arg("--root")
         .arg(runtime_root)
@@ -156,7 +172,10 @@ pub fn run(
         .stderr(w2)
         .spawn()
         .map_err(|e| BuildError::io("run", runtime, e))?;
-    let _guard = Container { root: runtime_root, id };
+    let _guard = Container {
+        root: runtime_root,
+        id,
+    };
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let reader = std::thread::spawn(move || {
         let mut r = r;
@@ -179,7 +198,9 @@ pub fn run(
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 // Every writer is gone: the runtime exited (a daemonised straggler would keep
                 // the pipe open and is killed with the container below).
-                break child.wait().map_err(|e| BuildError::io("wait", runtime, e))?;
+                break child
+                    .wait()
+                    .map_err(|e| BuildError::io("wait", runtime, e))?;
             }
         }
         if cancel.load(Ordering::Relaxed) {
@@ -190,7 +211,10 @@ pub fn run(
             let _ = reader.join();
             return Err(BuildError::Cancelled);
         }
-        if let Some(st) = child.try_wait().map_err(|e| BuildError::io("wait", runtime, e))? {
+        if let Some(st) = child
+            .try_wait()
+            .map_err(|e| BuildError::io("wait", runtime, e))?
+        {
             // Drain what is already in the pipe, then stop: processes the step left in the
             // background die with the container (the guard deletes it).
             while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(20)) {
@@ -220,7 +244,11 @@ mod tests {
             args: vec!["/bin/sh".into(), "-c".into(), "true".into()],
             env: vec!["A=1".into()],
             cwd: String::new(),
-            user: User { uid: 1000, gid: 1000, additional_gids: vec![] },
+            user: User {
+                uid: 1000,
+                gid: 1000,
+                additional_gids: vec![],
+            },
             hostname: "h".into(),
             network: Network::Host,
             mounts: vec![],
@@ -228,7 +256,10 @@ mod tests {
         };
         let v = oci_spec(&s);
         assert_eq!(v["process"]["cwd"], "/");
-        assert_eq!(v["process"]["env"][0], "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        assert_eq!(
+            v["process"]["env"][0],
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        );
         assert_eq!(v["process"]["user"]["uid"], 1000);
         let caps = v["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert!(caps.iter().any(|c| c == "CAP_CHOWN"));

@@ -42,15 +42,23 @@ fn params(q: &Params, headers: &HeaderMap) -> ApiResult<BuildParams> {
         dockerfile: q.get("dockerfile").unwrap_or("Dockerfile").to_string(),
         tags,
         build_args: build::parse_map("buildargs", q.get("buildargs"))?,
-        target: q.get("target").filter(|t| !t.is_empty()).map(str::to_string),
+        target: q
+            .get("target")
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
         no_cache: q.bool("nocache"),
         labels,
         quiet: q.bool("q"),
         pull: q.bool("pull"),
-        platform: q.get("platform").filter(|p| !p.is_empty()).map(str::to_string),
+        platform: q
+            .get("platform")
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
         network: build::parse_network(q.get("networkmode"))?,
         auths: build::parse_registry_config(
-            headers.get("X-Registry-Config").and_then(|v| v.to_str().ok()),
+            headers
+                .get("X-Registry-Config")
+                .and_then(|v| v.to_str().ok()),
         )?,
     })
 }
