@@ -289,7 +289,10 @@ STOPSIGNAL SIGINT
     let cfg = d.inspect("feat:1");
     let c = &cfg["Config"];
     assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-e", "-c"]));
-    assert_eq!(c["Healthcheck"]["Test"], serde_json::json!(["CMD-SHELL", "true"]));
+    assert_eq!(
+        c["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "true"])
+    );
     assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000i64);
     assert_eq!(c["Healthcheck"]["Retries"], 2);
     assert_eq!(
@@ -448,4 +451,59 @@ fn http_request_bytes(d: &TestDaemon, path: &str, body: &[u8]) -> String {
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn client_going_away_cancels_the_build_and_leaves_nothing() {
+    let d = start();
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo started && sleep 60\n")]);
+    let mut cmd = d.docker_cmd(&["build", ctx.path().to_str().unwrap()]);
+    cmd.env("DOCKER_BUILDKIT", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let started = std::time::Instant::now();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        seen.push_str(&line);
+        if n == 0
+            || line.contains("started")
+            || started.elapsed() > std::time::Duration::from_secs(60)
+        {
+            break;
+        }
+    }
+    assert!(seen.contains("started"), "{seen}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The step's container dies with the build; every mount, snapshot and temp dir goes.
+    wait_until(
+        "the build to be cleaned up",
+        std::time::Duration::from_secs(30),
+        || {
+            let mounts = mounts_under(&d.data_root);
+            let tmp_empty = std::fs::read_dir(d.data_root.join("build/tmp"))
+                .map(|mut r| r.next().is_none())
+                .unwrap_or(true);
+            let snaps = std::fs::read_to_string(d.data_root.join("snapshots/index.json"))
+                .unwrap_or_default();
+            (mounts.is_empty() && tmp_empty && !snaps.contains("\"build-")).then_some(())
+        },
+    );
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 60"])
+        .output()
+        .unwrap();
+    let ours: Vec<&str> = std::str::from_utf8(&ps.stdout).unwrap().lines().collect();
+    for pid in ours {
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        assert!(
+            !cg.contains("berth-build"),
+            "the RUN's process {pid} still runs"
+        );
+    }
+    assert_clean(&d);
 }
