@@ -67,6 +67,12 @@ fn run_out(d: &TestDaemon, image: &str, cmd: &[&str]) -> String {
     d.ok(&args)
 }
 
+fn run_root(d: &TestDaemon, image: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", "-u", "0", image];
+    args.extend_from_slice(cmd);
+    d.ok(&args)
+}
+
 /// Nothing but the cache is left under the build dir; no mounts under the data root; no
 /// runtime state.
 #[track_caller]
@@ -505,5 +511,99 @@ fn client_going_away_cancels_the_build_and_leaves_nothing() {
             "the RUN's process {pid} still runs"
         );
     }
+    assert_clean(&d);
+}
+
+/// Serves `body` to every GET on a loopback port; returns the URL.
+fn serve_once_per_request(body: &'static [u8]) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { break };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(body);
+        }
+    });
+    format!("http://{addr}/files/tool.txt")
+}
+
+#[test]
+fn run_mounts_network_none_add_url_and_user_by_name() {
+    let d = start();
+    let url = serve_once_per_request(b"downloaded\n");
+    let dockerfile = format!(
+        r#"FROM busybox
+ADD {url} /dl/
+RUN --mount=type=cache,target=/cache echo x >> /cache/count && wc -l < /cache/count > /cache-count
+RUN --mount=type=bind,source=src,target=/mnt/src cat /mnt/src/in.txt > /from-bind
+RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && test ! -e /scratch-left
+RUN --network=none sh -c 'ip link 2>/dev/null | grep -c ": " > /links || cat /proc/net/dev | tail -n +3 | wc -l > /links'
+USER user
+RUN id -un > /tmp/who
+"#
+    );
+    let ctx = context(&[
+        ("Dockerfile", dockerfile.as_str()),
+        ("src/in.txt", "bound\n"),
+    ]);
+    build_ok(&d, ctx.path(), &["-t", "mnt:1"]);
+    assert_eq!(
+        run_root(&d, "mnt:1", &["cat", "/dl/tool.txt"]),
+        "downloaded"
+    );
+    let ls = run_root(&d, "mnt:1", &["ls", "-ln", "/dl/tool.txt"]);
+    assert!(ls.starts_with("-rw-------"), "ADD of a URL is 0600: {ls}");
+    assert_eq!(run_root(&d, "mnt:1", &["cat", "/cache-count"]), "1");
+    assert_eq!(run_root(&d, "mnt:1", &["cat", "/from-bind"]), "bound");
+    assert_eq!(
+        run_root(&d, "mnt:1", &["cat", "/links"]),
+        "1",
+        "only loopback with --network=none"
+    );
+    assert_eq!(run_root(&d, "mnt:1", &["cat", "/tmp/who"]), "user");
+    // Mount targets made for the step are not in the image.
+    let o = d.docker(&[
+        "run", "--rm", "mnt:1", "ls", "-d", "/cache", "/scratch", "/mnt/src",
+    ]);
+    assert!(
+        !o.status.success(),
+        "mount points left in the image: {}",
+        o.out()
+    );
+    // The cache mount persists across builds (a no-cache rebuild sees the first run's file).
+    build_ok(&d, ctx.path(), &["--no-cache", "-t", "mnt:2"]);
+    assert_eq!(run_root(&d, "mnt:2", &["cat", "/cache-count"]), "2");
+    assert_clean(&d);
+}
+
+#[test]
+fn only_the_stages_the_target_needs_are_built() {
+    let d = start();
+    let ctx = context(&[(
+        "Dockerfile",
+        r#"FROM busybox AS a
+RUN echo a > /a
+FROM busybox AS broken
+RUN exit 1
+FROM busybox AS b
+RUN echo b > /b
+FROM busybox
+COPY --from=a /a /a
+COPY --from=2 /b /b
+"#,
+    )]);
+    let out = build_ok(&d, ctx.path(), &["-t", "stages:1"]);
+    assert!(!out.contains("exit 1"), "the unneeded stage ran:\n{out}");
+    assert_eq!(run_out(&d, "stages:1", &["cat", "/a", "/b"]), "a\nb");
+    let o = build(&d, ctx.path(), &["--target", "broken"]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", o.out(), o.err());
     assert_clean(&d);
 }
