@@ -282,7 +282,8 @@ impl Run<'_> {
     /// The time written in `created` fields.
     pub fn now(&self) -> String {
         match self.epoch {
-            Some(e) => berth_runtime::state::rfc3339(u64::try_from(e).unwrap_or(0), 0),
+            Some(e) => berth_runtime::state::rfc3339(u64::try_from(e).unwrap_or(0), 0)
+                .replace(".000000000Z", "Z"),
             None => berth_runtime::state::now_rfc3339(),
         }
     }
