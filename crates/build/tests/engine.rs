@@ -73,7 +73,7 @@ fn stores() -> Stores {
     )
     .unwrap();
     let rec = ImageRecord::from_import(&imp, &content).unwrap();
-    let chain = chain_id(&[imp.diff_id.clone()]);
+    let chain = chain_id(std::slice::from_ref(&imp.diff_id));
     snapshots
         .prepare_layer(&chain, None, |dir| {
             let f = content.open_blob(&imp.layer_digest).unwrap();
