@@ -688,7 +688,24 @@ impl Run<'_> {
         std::fs::write(bundle.join("config.json"), cfg)
             .map_err(|e| BuildError::io("write", bundle.join("config.json"), e))?;
         self.say(format!(" ---> Running in {}\n", short(&rf.id)));
-        let out = |b: &[u8]| self.say(String::from_utf8_lossy(b).into_owned());
+        // A chunk may end inside a UTF-8 sequence: the tail waits for the next chunk.
+        let pending = std::sync::Mutex::new(Vec::<u8>::new());
+        let out = |b: &[u8]| {
+            let Ok(mut p) = pending.lock() else { return };
+            p.extend_from_slice(b);
+            let keep = match std::str::from_utf8(&p) {
+                Ok(_) => 0,
+                Err(e) if e.error_len().is_none() => p.len() - e.valid_up_to(),
+                Err(_) => 0,
+            };
+            let at = p.len() - keep;
+            let tail = p.split_off(at);
+            let text = String::from_utf8_lossy(&p).into_owned();
+            *p = tail;
+            if !text.is_empty() {
+                self.say(text);
+            }
+        };
         let code = run::run(
             &self.eng.runtime_bin,
             &self.eng.runtime_root,
@@ -698,6 +715,11 @@ impl Run<'_> {
             &out,
         )?;
         drop(views);
+        if let Ok(p) = pending.lock() {
+            if !p.is_empty() {
+                self.say(String::from_utf8_lossy(&p).into_owned());
+            }
+        }
         if code != 0 {
             return Err(BuildError::RunFailed {
                 command: cmd_text,
