@@ -1,0 +1,284 @@
+//! The engine on its own (no daemon): real stores in a temp root, busybox imported as the base,
+//! RUN steps through the berth-runtime binary. Needs root (overlay mounts, containers).
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
+
+use berth_build::engine::{BuildError, BuildRequest, Engine, Event, Host};
+use berth_image::content::ContentStore;
+use berth_image::reference::Reference;
+use berth_image::snapshot::{chain_id, Snapshotter};
+use berth_image::store::{ImageRecord, ImageStore};
+
+/// The runtime binary cargo built for the workspace (`cargo build -p berth-runtime`).
+fn runtime_bin() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let bin = tmp.parent().unwrap().join("debug").join("berth-runtime");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first: cargo build -p berth-runtime",
+        bin.display()
+    );
+    bin
+}
+
+struct Stores {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    content: ContentStore,
+    snapshots: Snapshotter,
+    images: ImageStore,
+}
+
+/// Local images only: busybox, imported at setup.
+struct LocalHost<'a>(&'a Stores);
+
+impl Host for LocalHost<'_> {
+    fn image(
+        &self,
+        name: &str,
+        _pull: bool,
+        _out: &(dyn Fn(&str) + Sync),
+    ) -> Result<ImageRecord, BuildError> {
+        self.0
+            .images
+            .resolve(name)
+            .map_err(|e| BuildError::NotFound(format!("{name}: {e}")))
+    }
+}
+
+fn stores() -> Stores {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the engine tests mount overlays: run as root"
+    );
+    let tmp = tempfile::Builder::new()
+        .prefix("be")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = tmp.path().to_path_buf();
+    let content = ContentStore::open(&root).unwrap();
+    let snapshots = Snapshotter::open(&root).unwrap();
+    let images = ImageStore::open(&root).unwrap();
+    let tar = berth_testutil::harness::busybox_rootfs_tar(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let imp = berth_image::archive::import_rootfs(
+        &content,
+        std::fs::File::open(tar).unwrap(),
+        &[r#"CMD ["sh"]"#.to_string()],
+        &berth_image::platform::Platform::host(),
+    )
+    .unwrap();
+    let rec = ImageRecord::from_import(&imp, &content).unwrap();
+    let chain = chain_id(std::slice::from_ref(&imp.diff_id));
+    snapshots
+        .prepare_layer(&chain, None, |dir| {
+            let f = content.open_blob(&imp.layer_digest).unwrap();
+            berth_image::unpack::unpack_layer(f, None, dir)
+                .map(drop)
+                .map_err(|e| berth_image::snapshot::SnapshotError::unpack(&chain, e))
+        })
+        .unwrap();
+    images
+        .put(&rec, &[Reference::parse("busybox:latest").unwrap()])
+        .unwrap();
+    Stores {
+        _tmp: tmp,
+        root,
+        content,
+        snapshots,
+        images,
+    }
+}
+
+fn build(
+    s: &Stores,
+    files: &[(&str, &str)],
+    args: &[(&str, &str)],
+) -> (Result<ImageRecord, BuildError>, String) {
+    let ctx = tempfile::tempdir().unwrap();
+    for (p, c) in files {
+        let p = ctx.path().join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, c).unwrap();
+    }
+    let text = std::fs::read_to_string(ctx.path().join("Dockerfile")).unwrap();
+    let host = LocalHost(s);
+    let eng = Engine {
+        content: &s.content,
+        snapshots: &s.snapshots,
+        images: &s.images,
+        host: &host,
+        build_root: s.root.join("build"),
+        runtime_root: s.root.join("rt"),
+        runtime_bin: runtime_bin(),
+    };
+    let req = BuildRequest {
+        context: ctx.path().to_path_buf(),
+        dockerfile: berth_build::parser::parse(&text, "Dockerfile").unwrap(),
+        build_args: args
+            .iter()
+            .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+            .collect::<BTreeMap<_, _>>(),
+        target: None,
+        no_cache: false,
+        pull: false,
+        labels: BTreeMap::new(),
+        network: None,
+        env_source_date_epoch: None,
+    };
+    let log = Mutex::new(String::new());
+    let out = |e: Event| {
+        if let Event::Stream(s) = e {
+            log.lock().unwrap().push_str(&s);
+        }
+    };
+    let r = eng.build(&req, &AtomicBool::new(false), &out);
+    (r, log.into_inner().unwrap())
+}
+
+fn config(s: &Stores, rec: &ImageRecord) -> serde_json::Value {
+    serde_json::from_slice(&s.content.read_blob(&rec.config_digest, 1 << 20).unwrap()).unwrap()
+}
+
+#[test]
+fn history_config_and_build_args_as_the_classic_builder() {
+    let s = stores();
+    let (r, log) = build(
+        &s,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nARG A=1\nARG B\nENV E=e\nRUN echo $A$B$E > /out\nCMD [\"cat\", \"/out\"]\nENTRYPOINT [\"/bin/sh\"]\n",
+        )],
+        &[("B", "2"), ("UNUSED", "x")],
+    );
+    let rec = r.unwrap_or_else(|e| panic!("{e}\n{log}"));
+    assert!(
+        log.contains("[Warning] One or more build-args [UNUSED] were not consumed"),
+        "{log}"
+    );
+    let cfg = config(&s, &rec);
+    let hist: Vec<String> = cfg["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["created_by"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        hist.contains(&"|2 A=1 B=2 /bin/sh -c echo $A$B$E > /out".to_string()),
+        "{hist:?}"
+    );
+    assert!(
+        hist.contains(&"/bin/sh -c #(nop)  ENV E=e".to_string()),
+        "{hist:?}"
+    );
+    assert!(
+        hist.contains(&r#"/bin/sh -c #(nop)  CMD ["cat" "/out"]"#.to_string()),
+        "{hist:?}"
+    );
+    // ENTRYPOINT after CMD in the same stage keeps the CMD.
+    assert_eq!(cfg["config"]["Cmd"], serde_json::json!(["cat", "/out"]));
+    assert_eq!(cfg["config"]["Entrypoint"], serde_json::json!(["/bin/sh"]));
+    let empty = cfg["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["empty_layer"] == true)
+        .count();
+    let layers = cfg["rootfs"]["diff_ids"].as_array().unwrap().len();
+    assert_eq!(layers, 2, "busybox + RUN");
+    assert_eq!(cfg["history"].as_array().unwrap().len() - empty, layers);
+    // A RUN leaves no active snapshot, mount or temp dir behind.
+    let idx = std::fs::read_to_string(s.root.join("snapshots/index.json")).unwrap();
+    assert!(!idx.contains("build-"), "{idx}");
+    assert!(std::fs::read_dir(s.root.join("build/tmp"))
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true));
+}
+
+#[test]
+fn scratch_images_and_reproducible_digests() {
+    let s = stores();
+    let files = [
+        (
+            "Dockerfile",
+            "FROM scratch\nCOPY a /a\nCOPY d/ /dir/\nLABEL x=y\n",
+        ),
+        ("a", "A"),
+        ("d/one", "1"),
+        ("d/sub/two", "2"),
+    ];
+    let (a, log) = build(&s, &files, &[("SOURCE_DATE_EPOCH", "1000")]);
+    let a = a.unwrap_or_else(|e| panic!("{e}\n{log}"));
+    assert_eq!(a.layers.len(), 2);
+    let cfg = config(&s, &a);
+    assert_eq!(cfg["created"], "1970-01-01T00:16:40Z");
+    // A separate store: the same inputs give the same image id.
+    let s2 = stores();
+    let (b, _) = build(&s2, &files, &[("SOURCE_DATE_EPOCH", "1000")]);
+    assert_eq!(a.id(), b.unwrap().id());
+    // The layer holds the files in sorted order with clamped times.
+    let blob = s.content.open_blob(&a.layers[1].digest).unwrap();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    let names: Vec<(String, u64)> = ar
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                e.header().mtime().unwrap(),
+            )
+        })
+        .collect();
+    let paths: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(paths, vec!["dir", "dir/one", "dir/sub", "dir/sub/two"]);
+    assert!(names.iter().all(|(_, t)| *t <= 1000), "{names:?}");
+}
+
+#[test]
+fn errors_name_what_was_wrong() {
+    let s = stores();
+    let (r, _) = build(&s, &[("Dockerfile", "FROM busybox\nRUN exit 7\n")], &[]);
+    let e = r.unwrap_err();
+    assert_eq!(e.code(), Some(7));
+    assert_eq!(
+        e.to_string(),
+        "The command '/bin/sh -c exit 7' returned a non-zero code: 7"
+    );
+    let (r, _) = build(&s, &[("Dockerfile", "FROM nosuchimage\n")], &[]);
+    assert!(r.unwrap_err().to_string().contains("nosuchimage"));
+    let (r, _) = build(
+        &s,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nCOPY --chmod=999 Dockerfile /\n",
+        )],
+        &[],
+    );
+    assert!(r.unwrap_err().to_string().contains("invalid chmod"));
+    let (r, _) = build(
+        &s,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nCOPY --chown=nobody2 Dockerfile /\n",
+        )],
+        &[],
+    );
+    assert!(r
+        .unwrap_err()
+        .to_string()
+        .contains("unable to find user nobody2"));
+    let (r, _) = build(
+        &s,
+        &[("Dockerfile", "FROM busybox\nCOPY *.nomatch /\n")],
+        &[],
+    );
+    assert!(r
+        .unwrap_err()
+        .to_string()
+        .contains("no source files were specified"));
+}
