@@ -282,6 +282,31 @@ impl ContentStore {
         ingest.commit()
     }
 
+    /// Moves a file this process wrote and hashed itself (a layer tar the builder or commit just
+    /// produced, with `digest` computed while writing it) into the store without copying or
+    /// re-reading it: fsync, rename, fsync the directory. The file must be on the store's
+    /// filesystem. When the blob already exists the file is removed. Returns the blob's size.
+    pub fn adopt(&self, file: &Path, digest: &Digest) -> Result<u64, ContentError> {
+        let blob = self.blob_path(digest);
+        if blob.exists() {
+            let _ = fs::remove_file(file);
+            return fs::metadata(&blob)
+                .map(|m| m.len())
+                .map_err(io_err("stat", &blob));
+        }
+        let f = File::open(file).map_err(io_err("open", file))?;
+        let size = f.metadata().map_err(io_err("stat", file))?.len();
+        f.set_permissions(fs::Permissions::from_mode(0o444))
+            .map_err(io_err("chmod", file))?;
+        f.sync_all().map_err(io_err("fsync", file))?;
+        let dir = self.blob_dir(digest);
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        fs::rename(file, &blob).map_err(io_err("rename into place", file))?;
+        let d = File::open(&dir).map_err(io_err("open", &dir))?;
+        d.sync_all().map_err(io_err("fsync", &dir))?;
+        Ok(size)
+    }
+
     /// Stores `bytes`, returning their sha256 digest.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest, ContentError> {
         let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);

@@ -114,8 +114,8 @@ impl<'e> Rootfs<'e> {
             .unwrap_or(false)
     }
 
-    /// Turns the upper dir into a layer: the tar (sorted, mtimes clamped to `epoch`), gzip in
-    /// the content store, and the dir itself as the snapshot of the new chain. Returns the
+    /// Turns the upper dir into a layer: the tar (sorted, mtimes clamped to `epoch`), uncompressed
+    /// in the content store, and the dir itself as the snapshot of the new chain. Returns the
     /// layer and its uncompressed size.
     pub fn commit(mut self, epoch: Option<i64>) -> Result<(LayerRecord, u64), BuildError> {
         self.unmount()?;
@@ -126,7 +126,7 @@ impl<'e> Rootfs<'e> {
         self.tmp.push(staging.clone());
         let tar_path = staging.join("layer.tar");
         let f = File::create(&tar_path).map_err(|e| BuildError::io("create", &tar_path, e))?;
-        let mut w = BufWriter::new(f);
+        let mut w = BufWriter::with_capacity(1 << 20, f);
         let diff_id = if self.overlay {
             berth_image::diff::diff_upper(&self.upper, &mut w)
         } else {
@@ -136,14 +136,12 @@ impl<'e> Rootfs<'e> {
         let f = w
             .into_inner()
             .map_err(|e| BuildError::io("write", &tar_path, e.into_error()))?;
-        let size = f
-            .metadata()
-            .map_err(|e| BuildError::io("stat", &tar_path, e))?
-            .len();
+        // Uncompressed, as Docker's builder keeps layers: gzip of a large layer costs seconds and
+        // buys nothing locally (registries and pulls take uncompressed layers as they are). The
+        // tar was hashed while written, so it moves into the store without another pass.
         drop(f);
-        let f = File::open(&tar_path).map_err(|e| BuildError::io("open", &tar_path, e))?;
-        let gz = berth_image::compress::ParallelGzip::fast(f);
-        let (digest, csize) = self.eng.content.ingest(None, None, gz)?;
+        let size = self.eng.content.adopt(&tar_path, &diff_id)?;
+        let (digest, csize) = (diff_id.clone(), size);
 
         let mut ids = self.diff_ids.clone();
         ids.push(diff_id.clone());
@@ -161,7 +159,7 @@ impl<'e> Rootfs<'e> {
             LayerRecord {
                 digest,
                 diff_id,
-                media_type: mt::DOCKER_LAYER_GZIP.to_string(),
+                media_type: mt::DOCKER_LAYER.to_string(),
                 size: csize,
             },
             size,
