@@ -141,7 +141,25 @@ pub fn summary(d: &Daemon, rec: &ContainerRecord, size: bool) -> ContainerSummar
         image_id: Some(rec.image.clone()),
         command: Some(rec.command()),
         created: Some(crate::util::rfc3339_secs(&rec.created)),
-        ports: Some(Vec::new()),
+        ports: Some(
+            rec.published
+                .iter()
+                .map(|p| berth_api::models::PortSummary {
+                    ip: Some(
+                        p.host_ip
+                            .map(|i| i.to_string())
+                            .unwrap_or_else(|| "0.0.0.0".into()),
+                    ),
+                    private_port: p.container_port,
+                    public_port: Some(p.host_port),
+                    typ: match p.proto.as_str() {
+                        "udp" => Some(berth_api::models::PortSummaryTypeEnum::UDP),
+                        "sctp" => Some(berth_api::models::PortSummaryTypeEnum::SCTP),
+                        _ => Some(berth_api::models::PortSummaryTypeEnum::TCP),
+                    },
+                })
+                .collect(),
+        ),
         size_rw,
         size_root_fs: size_root,
         labels: Some(rec.labels()),
@@ -152,7 +170,7 @@ pub fn summary(d: &Daemon, rec: &ContainerRecord, size: bool) -> ContainerSummar
             annotations: None,
         }),
         network_settings: Some(ContainerSummaryNetworkSettings {
-            networks: Some(HashMap::new()),
+            networks: Some(crate::routes::networks::endpoint_settings(d, rec)),
         }),
         mounts: Some(rec.mounts.iter().map(|m| m.to_api()).collect()),
         ..Default::default()
@@ -252,9 +270,18 @@ pub fn inspect_of(d: &Daemon, rec: &ContainerRecord, size: bool) -> ContainerIns
         config: Some(rec.config.clone()),
         network_settings: Some(NetworkSettings {
             sandbox_id: Some(String::new()),
-            sandbox_key: Some(String::new()),
-            ports: Some(HashMap::new()),
-            networks: Some(HashMap::new()),
+            sandbox_key: Some(
+                rec.netns
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+            ports: Some(crate::network::ports::port_map(
+                &rec.host_config,
+                rec.config.exposed_ports.as_deref().unwrap_or_default(),
+                &rec.published,
+            )),
+            networks: Some(crate::routes::networks::endpoint_settings(d, rec)),
         }),
         ..Default::default()
     }
