@@ -7,24 +7,51 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use crate::Result;
+use crate::{NetError, Result};
 
 /// Docker's default address pools: 172.17.0.0/16 … 172.31.0.0/16, then 192.168.0.0/20 …
 /// 192.168.240.0/20.
 pub fn default_pools() -> Vec<Ipv4Net> {
-    Vec::new()
+    let mut pools = Vec::with_capacity(31);
+    for b in 17u8..=31 {
+        pools.extend(Ipv4Net::new(Ipv4Addr::new(172, b, 0, 0), 16).ok());
+    }
+    for c in (0u8..=240).step_by(16) {
+        pools.extend(Ipv4Net::new(Ipv4Addr::new(192, 168, c, 0), 20).ok());
+    }
+    pools
 }
 
 /// The IPv4 routes of the current network namespace (through netlink), as subnets.
 pub fn routed_subnets() -> Result<Vec<Ipv4Net>> {
-    Ok(Vec::new())
+    crate::link::sys::Netlink::open()?
+        .routed_v4()
+        .map_err(|e| NetError::Netlink(format!("list routes: {e}")))
+}
+
+/// Whether two subnets share an address (one contains the other's network address).
+pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// The first subnet from `pools` overlapping none of `taken` (routed on the host or used by
 /// another network).
 pub fn pick_subnet(pools: &[Ipv4Net], taken: &[Ipv4Net]) -> Option<Ipv4Net> {
-    let _ = (pools, taken);
-    None
+    pools
+        .iter()
+        .find(|p| !taken.iter().any(|t| overlaps(p, t)))
+        .copied()
+}
+
+/// A user-given subnet against the other networks' subnets: Docker's Conflict when they
+/// overlap.
+pub fn check_overlap(subnet: &Ipv4Net, others: &[Ipv4Net]) -> Result<()> {
+    match others.iter().find(|o| overlaps(subnet, o)) {
+        Some(o) => Err(NetError::Conflict(format!(
+            "invalid pool request: Pool overlaps with other one on this address space ({subnet} overlaps {o})"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// One network's address space and its leases.
@@ -42,18 +69,239 @@ impl Pool {
     /// Validates subnet/gateway/range (gateway and range inside the subnet); gateway defaults to
     /// the first host address.
     pub fn new(subnet: Ipv4Net, gateway: Option<Ipv4Addr>, range: Option<Ipv4Net>) -> Result<Pool> {
-        let _ = (subnet, gateway, range);
-        Err(crate::NetError::Invalid("ipam not written yet".into()))
+        if subnet.trunc() != subnet {
+            return Err(NetError::Invalid(format!(
+                "invalid subnet {subnet}: it should be {}",
+                subnet.trunc()
+            )));
+        }
+        if subnet.prefix_len() > 30 {
+            return Err(NetError::Invalid(format!(
+                "invalid subnet {subnet}: too small, the prefix must be at most /30"
+            )));
+        }
+        let gateway = match gateway {
+            Some(g) => {
+                if !subnet.contains(&g) {
+                    return Err(NetError::Invalid(format!(
+                        "no matching subnet for gateway {g}: it is outside {subnet}"
+                    )));
+                }
+                if g == subnet.network() || g == subnet.broadcast() {
+                    return Err(NetError::Invalid(format!(
+                        "invalid gateway {g}: it is the network or broadcast address of {subnet}"
+                    )));
+                }
+                g
+            }
+            None => Ipv4Addr::from(u32::from(subnet.network()) + 1),
+        };
+        if let Some(r) = range {
+            if r.trunc() != r {
+                return Err(NetError::Invalid(format!(
+                    "invalid ip range {r}: it should be {}",
+                    r.trunc()
+                )));
+            }
+            if !subnet.contains(&r) {
+                return Err(NetError::Invalid(format!(
+                    "invalid ip range {r}: it is not inside the subnet {subnet}"
+                )));
+            }
+        }
+        Ok(Pool {
+            subnet,
+            gateway,
+            range,
+            leases: BTreeMap::new(),
+        })
     }
 
     /// Leases `want` (must be free, inside the subnet, not network/broadcast/gateway) or the next
     /// free address of the range.
     pub fn allocate(&mut self, owner: &str, want: Option<Ipv4Addr>) -> Result<Ipv4Addr> {
-        let _ = (owner, want);
-        Err(crate::NetError::Invalid("ipam not written yet".into()))
+        if let Some(ip) = want {
+            if !self.subnet.contains(&ip) {
+                return Err(NetError::Invalid(format!(
+                    "invalid address {ip}: it does not belong to the subnet {}",
+                    self.subnet
+                )));
+            }
+            if ip == self.subnet.network() || ip == self.subnet.broadcast() {
+                return Err(NetError::Invalid(format!(
+                    "invalid address {ip}: it is the network or broadcast address of {}",
+                    self.subnet
+                )));
+            }
+            if ip == self.gateway || self.leases.contains_key(&ip) {
+                return Err(NetError::Conflict(format!("Address already in use: {ip}")));
+            }
+            self.leases.insert(ip, owner.to_string());
+            return Ok(ip);
+        }
+        let space = self.range.unwrap_or(self.subnet);
+        let (first, last) = (u32::from(space.network()), u32::from(space.broadcast()));
+        let (net, bcast) = (
+            u32::from(self.subnet.network()),
+            u32::from(self.subnet.broadcast()),
+        );
+        for n in first..=last {
+            let ip = Ipv4Addr::from(n);
+            if n == net || n == bcast || ip == self.gateway || self.leases.contains_key(&ip) {
+                continue;
+            }
+            self.leases.insert(ip, owner.to_string());
+            return Ok(ip);
+        }
+        Err(NetError::Conflict(format!(
+            "no available IPv4 addresses on this network's address pools ({})",
+            space
+        )))
     }
 
     pub fn release(&mut self, ip: Ipv4Addr) {
         self.leases.remove(&ip);
+    }
+
+    /// Releases every lease of `owner` (an endpoint going away).
+    pub fn release_owner(&mut self, owner: &str) {
+        self.leases.retain(|_, o| o != owner);
+    }
+
+    /// The gateway with the subnet's prefix, as the bridge's address.
+    pub fn gateway_net(&self) -> Ipv4Net {
+        Ipv4Net::new(self.gateway, self.subnet.prefix_len()).unwrap_or(self.subnet)
+    }
+
+    /// An address with the subnet's prefix, as a container's interface address.
+    pub fn with_prefix(&self, ip: Ipv4Addr) -> Ipv4Net {
+        Ipv4Net::new(ip, self.subnet.prefix_len()).unwrap_or(self.subnet)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn default_pools_are_dockers() {
+        let p = default_pools();
+        assert_eq!(p.len(), 15 + 16);
+        assert_eq!(p[0], net("172.17.0.0/16"));
+        assert_eq!(p[14], net("172.31.0.0/16"));
+        assert_eq!(p[15], net("192.168.0.0/20"));
+        assert_eq!(p[16], net("192.168.16.0/20"));
+        assert_eq!(p[30], net("192.168.240.0/20"));
+    }
+
+    #[test]
+    fn pick_skips_routed_and_used_subnets() {
+        let pools = default_pools();
+        assert_eq!(pick_subnet(&pools, &[]), Some(net("172.17.0.0/16")));
+        // Docker's own bridge beside us, and a narrower route inside 172.18.
+        let taken = [net("172.17.0.0/16"), net("172.18.5.0/24")];
+        assert_eq!(pick_subnet(&pools, &taken), Some(net("172.19.0.0/16")));
+        // A wide route (172.16.0.0/12) covers all the 172 pools.
+        assert_eq!(
+            pick_subnet(&pools, &[net("172.16.0.0/12"), net("192.168.0.0/20")]),
+            Some(net("192.168.16.0/20"))
+        );
+        assert_eq!(
+            pick_subnet(&pools, &[net("0.0.0.0/1"), net("128.0.0.0/1")]),
+            None
+        );
+    }
+
+    #[test]
+    fn overlap_is_reported_as_conflict() {
+        let err = check_overlap(&net("10.1.0.0/16"), &[net("10.0.0.0/8")]).unwrap_err();
+        assert!(matches!(err, NetError::Conflict(_)), "{err}");
+        assert!(err.to_string().contains("overlaps"), "{err}");
+        check_overlap(&net("10.1.0.0/16"), &[net("10.2.0.0/16")]).unwrap();
+    }
+
+    #[test]
+    fn pool_validation_errors_are_clear() {
+        let p = Pool::new(net("172.20.0.0/16"), None, None).unwrap();
+        assert_eq!(p.gateway, Ipv4Addr::new(172, 20, 0, 1));
+        assert_eq!(p.gateway_net(), net("172.20.0.1/16"));
+        let e =
+            Pool::new(net("172.20.0.0/16"), Some(Ipv4Addr::new(10, 0, 0, 1)), None).unwrap_err();
+        assert!(e.to_string().contains("outside 172.20.0.0/16"), "{e}");
+        let e = Pool::new(
+            net("172.20.0.0/16"),
+            Some(Ipv4Addr::new(172, 20, 255, 255)),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("broadcast"), "{e}");
+        let e = Pool::new(net("172.20.0.0/16"), None, Some(net("172.21.0.0/24"))).unwrap_err();
+        assert!(e.to_string().contains("not inside the subnet"), "{e}");
+        let e = Pool::new(net("172.20.0.5/16"), None, None).unwrap_err();
+        assert!(e.to_string().contains("it should be 172.20.0.0/16"), "{e}");
+        let e = Pool::new(net("172.20.0.0/31"), None, None).unwrap_err();
+        assert!(e.to_string().contains("too small"), "{e}");
+    }
+
+    #[test]
+    fn allocate_sequentially_skipping_gateway_and_reusing_released() {
+        let mut p = Pool::new(net("10.9.0.0/29"), None, None).unwrap();
+        // .0 network, .1 gateway, .7 broadcast: .2 to .6 are leasable.
+        let got: Vec<_> = (0..5)
+            .map(|i| p.allocate(&format!("e{i}"), None).unwrap())
+            .collect();
+        assert_eq!(got[0], Ipv4Addr::new(10, 9, 0, 2));
+        assert_eq!(got[4], Ipv4Addr::new(10, 9, 0, 6));
+        let e = p.allocate("e5", None).unwrap_err();
+        assert!(
+            matches!(e, NetError::Conflict(_)) && e.to_string().contains("no available"),
+            "{e}"
+        );
+        p.release(Ipv4Addr::new(10, 9, 0, 4));
+        assert_eq!(p.allocate("e6", None).unwrap(), Ipv4Addr::new(10, 9, 0, 4));
+        p.release_owner("e6");
+        assert!(!p.leases.contains_key(&Ipv4Addr::new(10, 9, 0, 4)));
+    }
+
+    #[test]
+    fn requested_addresses_are_checked() {
+        let mut p = Pool::new(net("10.9.0.0/24"), None, Some(net("10.9.0.128/25"))).unwrap();
+        // Dynamic addresses come from the range only.
+        assert_eq!(p.allocate("a", None).unwrap(), Ipv4Addr::new(10, 9, 0, 128));
+        // A static one may be anywhere in the subnet.
+        assert_eq!(
+            p.allocate("b", Some(Ipv4Addr::new(10, 9, 0, 5))).unwrap(),
+            Ipv4Addr::new(10, 9, 0, 5)
+        );
+        let e = p
+            .allocate("c", Some(Ipv4Addr::new(10, 9, 0, 5)))
+            .unwrap_err();
+        assert!(matches!(e, NetError::Conflict(_)), "{e}");
+        assert!(e.to_string().contains("Address already in use"), "{e}");
+        let e = p
+            .allocate("c", Some(Ipv4Addr::new(10, 9, 0, 1)))
+            .unwrap_err();
+        assert!(e.to_string().contains("Address already in use"), "{e}");
+        let e = p
+            .allocate("c", Some(Ipv4Addr::new(10, 8, 0, 5)))
+            .unwrap_err();
+        assert!(e.to_string().contains("does not belong"), "{e}");
+        let e = p
+            .allocate("c", Some(Ipv4Addr::new(10, 9, 0, 255)))
+            .unwrap_err();
+        assert!(e.to_string().contains("broadcast"), "{e}");
+    }
+
+    #[test]
+    fn pool_round_trips_through_json() {
+        let mut p = Pool::new(net("10.9.0.0/24"), None, None).unwrap();
+        p.allocate("abc", None).unwrap();
+        let text = serde_json::to_string(&p).unwrap();
+        let back: Pool = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, p);
     }
 }

@@ -1,11 +1,18 @@
 //! Bridges and veth pairs through rtnetlink.
+//!
+//! The kernel work is synchronous netlink request/ack on a socket opened in the namespace it
+//! acts on ([`sys::Netlink`]): each call takes microseconds, so the async functions below do it
+//! inline rather than paying a thread hop, and a socket opened inside a container's namespace
+//! (on a [`crate::netns::run_in`] thread) needs no runtime of its own.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 
-use crate::Result;
+use crate::{NetError, Result};
+use sys::{is_errno, Netlink};
 
 /// A bridge for a network: created if missing, the gateway address set, up.
 #[derive(Debug, Clone)]
@@ -33,34 +40,545 @@ pub struct EndpointConfig {
     pub mtu: u32,
 }
 
+/// Interface counters (as `docker stats` shows them), from IFLA_STATS64.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
+}
+
 /// Docker's MAC for an address: 02:42 followed by the four address bytes.
 pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     let o = ip.octets();
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
 
+/// Linux interface names: 1..=15 bytes, no '/', no whitespace, not "." or "..".
+fn check_ifname(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0);
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::Invalid(format!(
+            "invalid interface name {name:?}: 1 to 15 bytes without '/', ':' or spaces"
+        )))
+    }
+}
+
+fn nl_err(what: String, e: std::io::Error) -> NetError {
+    NetError::Netlink(format!("{what}: {e}"))
+}
+
 /// Creates the bridge if it does not exist, sets its address and MTU, brings it up.
 pub async fn ensure_bridge(cfg: &BridgeConfig) -> Result<()> {
-    let _ = cfg;
-    Err(crate::NetError::Netlink("not written yet".into()))
+    ensure_bridge_sync(cfg)
+}
+
+/// [`ensure_bridge`] without the async wrapper (for threads inside a namespace).
+pub fn ensure_bridge_sync(cfg: &BridgeConfig) -> Result<()> {
+    check_ifname(&cfg.name)?;
+    let mut nl = Netlink::open()?;
+    let index = match nl.index_of(&cfg.name) {
+        Ok(i) => i,
+        Err(e) if is_errno(&e, libc::ENODEV) => {
+            match nl.add_bridge(&cfg.name, cfg.mtu) {
+                Ok(()) => {}
+                // Another caller made it between our look-up and the add: fine, it is a bridge.
+                Err(e) if is_errno(&e, libc::EEXIST) => {}
+                Err(e) => return Err(nl_err(format!("create bridge {}", cfg.name), e)),
+            }
+            nl.index_of(&cfg.name)
+                .map_err(|e| nl_err(format!("look up bridge {}", cfg.name), e))?
+        }
+        Err(e) => return Err(nl_err(format!("look up bridge {}", cfg.name), e)),
+    };
+    nl.set_link(index, Some(cfg.mtu), None, true)
+        .map_err(|e| nl_err(format!("set mtu {} and up on {}", cfg.mtu, cfg.name), e))?;
+    match nl.add_address(index, cfg.address) {
+        Ok(()) => Ok(()),
+        Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
+        Err(e) => Err(nl_err(
+            format!("add address {} to {}", cfg.address, cfg.name),
+            e,
+        )),
+    }
 }
 
 /// Deletes a link by name; Ok when it does not exist.
 pub async fn delete_link(name: &str) -> Result<()> {
-    let _ = name;
-    Err(crate::NetError::Netlink("not written yet".into()))
+    delete_link_sync(name)
+}
+
+/// [`delete_link`] without the async wrapper.
+pub fn delete_link_sync(name: &str) -> Result<()> {
+    check_ifname(name)?;
+    let mut nl = Netlink::open()?;
+    match nl.del_link_by_name(name) {
+        Ok(()) => Ok(()),
+        Err(e) if is_errno(&e, libc::ENODEV) => Ok(()),
+        Err(e) => Err(nl_err(format!("delete link {name}"), e)),
+    }
+}
+
+/// Removes a container's interface by deleting its host end (the peer inside the namespace goes
+/// with it); Ok when it is already gone.
+pub async fn detach(host_ifname: &str) -> Result<()> {
+    delete_link_sync(host_ifname)
 }
 
 /// Creates the veth pair, attaches the host end to the bridge, moves the other end into the
 /// namespace, renames it, sets MAC/MTU/address, brings it up and adds the default route. On
 /// error nothing is left behind.
 pub async fn attach(cfg: &EndpointConfig) -> Result<()> {
-    let _ = cfg;
-    Err(crate::NetError::Netlink("not written yet".into()))
+    attach_sync(cfg)
+}
+
+/// [`attach`] without the async wrapper.
+pub fn attach_sync(cfg: &EndpointConfig) -> Result<()> {
+    check_ifname(&cfg.host_ifname)?;
+    check_ifname(&cfg.container_ifname)?;
+    let ns = std::fs::File::open(&cfg.netns).map_err(|e| NetError::Io {
+        what: format!("open network namespace {}", cfg.netns.display()),
+        source: e,
+    })?;
+    let mut nl = Netlink::open()?;
+    let bridge = nl
+        .index_of(&cfg.bridge)
+        .map_err(|e| nl_err(format!("look up bridge {}", cfg.bridge), e))?;
+    // The peer is born inside the container's namespace (IFLA_NET_NS_FD in its own message),
+    // already named and with its MAC: one request instead of create, move, rename.
+    nl.add_veth(
+        &cfg.host_ifname,
+        bridge,
+        cfg.mtu,
+        &cfg.container_ifname,
+        ns.as_raw_fd(),
+        cfg.mac,
+    )
+    .map_err(|e| {
+        if is_errno(&e, libc::EEXIST) {
+            NetError::Conflict(format!(
+                "create veth {}: an interface of that name already exists (here or as {} in {})",
+                cfg.host_ifname,
+                cfg.container_ifname,
+                cfg.netns.display()
+            ))
+        } else {
+            nl_err(
+                format!(
+                    "create veth {} (peer {})",
+                    cfg.host_ifname, cfg.container_ifname
+                ),
+                e,
+            )
+        }
+    })?;
+    drop(ns);
+    let inside = {
+        let ifname = cfg.container_ifname.clone();
+        let address = cfg.address;
+        let gateway = cfg.gateway;
+        crate::netns::try_run_in(&cfg.netns, move || {
+            let mut nl = Netlink::open()?;
+            let index = nl
+                .index_of(&ifname)
+                .map_err(|e| nl_err(format!("look up {ifname} in the container"), e))?;
+            nl.add_address(index, address)
+                .map_err(|e| nl_err(format!("add address {address} to {ifname}"), e))?;
+            nl.set_link(index, None, None, true)
+                .map_err(|e| nl_err(format!("set {ifname} up"), e))?;
+            if let Some(gw) = gateway {
+                nl.add_default_route(index, gw)
+                    .map_err(|e| nl_err(format!("add default route via {gw} on {ifname}"), e))?;
+            }
+            Ok(())
+        })
+    };
+    if let Err(e) = inside {
+        let _ = nl.del_link_by_name(&cfg.host_ifname);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Whether a link of that name exists (in the current namespace).
 pub async fn exists(name: &str) -> Result<bool> {
-    let _ = name;
-    Err(crate::NetError::Netlink("not written yet".into()))
+    exists_sync(name)
+}
+
+/// [`exists`] without the async wrapper.
+pub fn exists_sync(name: &str) -> Result<bool> {
+    check_ifname(name)?;
+    let mut nl = Netlink::open()?;
+    match nl.index_of(name) {
+        Ok(_) => Ok(true),
+        Err(e) if is_errno(&e, libc::ENODEV) => Ok(false),
+        Err(e) => Err(nl_err(format!("look up link {name}"), e)),
+    }
+}
+
+/// Brings a link of the current namespace up (e.g. `lo` of a namespace made by `unshare`).
+pub fn set_up(name: &str) -> Result<()> {
+    check_ifname(name)?;
+    Netlink::open()?.set_up_by_name(name)
+}
+
+/// Names of the links in the current namespace starting with `prefix` (e.g. `vb` to sweep the
+/// host ends a crash left behind).
+pub fn list_links_with_prefix(prefix: &str) -> Result<Vec<String>> {
+    let mut nl = Netlink::open()?;
+    let all = nl
+        .links()
+        .map_err(|e| nl_err("list links".to_string(), e))?;
+    Ok(all
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|n| n.starts_with(prefix))
+        .collect())
+}
+
+/// Counters of a link in the current namespace. For a host veth end, rx/tx are the container's
+/// tx/rx.
+pub fn link_stats(name: &str) -> Result<LinkStats> {
+    check_ifname(name)?;
+    let mut nl = Netlink::open()?;
+    nl.stats_of(name)
+        .map_err(|e| nl_err(format!("read counters of {name}"), e))
+}
+
+/// Counters of a link inside the namespace at `netns` (a container's eth0, as the container
+/// sees them).
+pub fn link_stats_in(netns: &Path, name: &str) -> Result<LinkStats> {
+    check_ifname(name)?;
+    let name = name.to_string();
+    crate::netns::try_run_in(netns, move || {
+        let mut nl = Netlink::open()?;
+        nl.stats_of(&name)
+            .map_err(|e| nl_err(format!("read counters of {name}"), e))
+    })
+}
+
+/// Netlink plumbing: one blocking NETLINK_ROUTE socket, request/ack and dumps.
+pub(crate) mod sys {
+    use std::io;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::os::fd::RawFd;
+
+    use ipnet::Ipv4Net;
+    use netlink_packet_core::{
+        NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+        NLM_F_EXCL, NLM_F_REQUEST,
+    };
+    use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
+    use netlink_packet_route::link::{
+        InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    };
+    use netlink_packet_route::route::{
+        RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+        RouteType,
+    };
+    use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+    use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+    use super::LinkStats;
+    use crate::{NetError, Result};
+
+    pub(crate) fn is_errno(e: &io::Error, code: i32) -> bool {
+        e.raw_os_error() == Some(code)
+    }
+
+    fn bad(msg: impl Into<String>) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, msg.into())
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct Netlink {
+        sock: Socket,
+        seq: u32,
+        buf: Vec<u8>,
+    }
+
+    impl Netlink {
+        /// A socket in the calling thread's network namespace.
+        pub(crate) fn open() -> Result<Netlink> {
+            let wrap = |what: &str, e: io::Error| NetError::Netlink(format!("{what}: {e}"));
+            let mut sock =
+                Socket::new(NETLINK_ROUTE).map_err(|e| wrap("open netlink socket", e))?;
+            sock.bind_auto()
+                .map_err(|e| wrap("bind netlink socket", e))?;
+            sock.connect(&SocketAddr::new(0, 0))
+                .map_err(|e| wrap("connect netlink socket", e))?;
+            Ok(Netlink {
+                sock,
+                seq: 0,
+                buf: Vec::with_capacity(64 * 1024),
+            })
+        }
+
+        fn send(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<u32> {
+            self.seq = self.seq.wrapping_add(1);
+            let mut header = NetlinkHeader::default();
+            header.flags = NLM_F_REQUEST | flags;
+            header.sequence_number = self.seq;
+            let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+            packet.finalize();
+            let mut out = vec![0u8; packet.buffer_len()];
+            packet.serialize(&mut out);
+            self.sock.send(&out, 0)?;
+            Ok(self.seq)
+        }
+
+        /// Receives until the answer to `seq` is complete: the ack (or error) for a request,
+        /// NLMSG_DONE for a dump (a request with NLM_F_ACK ends with the ack after its
+        /// answer). Returns the inner messages.
+        fn receive(&mut self, seq: u32) -> io::Result<Vec<RouteNetlinkMessage>> {
+            let mut got = Vec::new();
+            loop {
+                self.buf.clear();
+                let n = self.sock.recv(&mut self.buf, 0)?;
+                if n > self.buf.len() {
+                    return Err(bad("netlink answer truncated"));
+                }
+                let mut off = 0usize;
+                while off < n {
+                    let msg: NetlinkMessage<RouteNetlinkMessage> =
+                        NetlinkMessage::deserialize(&self.buf[off..n])
+                            .map_err(|e| bad(format!("parse netlink answer: {e}")))?;
+                    let len = msg.header.length as usize;
+                    if len == 0 {
+                        return Err(bad("netlink answer with length 0"));
+                    }
+                    off += (len + 3) & !3;
+                    if msg.header.sequence_number != seq {
+                        continue;
+                    }
+                    match msg.payload {
+                        NetlinkPayload::Error(err) => {
+                            return match err.code {
+                                None => Ok(got),
+                                Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                            };
+                        }
+                        NetlinkPayload::Done(_) => return Ok(got),
+                        NetlinkPayload::InnerMessage(inner) => got.push(inner),
+                        _ => {}
+                    }
+                }
+            }
+        }
+
+        pub(crate) fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
+            let seq = self.send(msg, flags | NLM_F_ACK)?;
+            self.receive(seq).map(|_| ())
+        }
+
+        fn get(&mut self, msg: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
+            let seq = self.send(msg, NLM_F_ACK)?;
+            self.receive(seq)
+        }
+
+        fn dump(&mut self, msg: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
+            let seq = self.send(msg, NLM_F_DUMP)?;
+            self.receive(seq)
+        }
+
+        fn get_link(&mut self, name: &str) -> io::Result<LinkMessage> {
+            let mut m = LinkMessage::default();
+            m.attributes.push(LinkAttribute::IfName(name.to_string()));
+            for reply in self.get(RouteNetlinkMessage::GetLink(m))? {
+                if let RouteNetlinkMessage::NewLink(l) = reply {
+                    return Ok(l);
+                }
+            }
+            Err(io::Error::from_raw_os_error(libc::ENODEV))
+        }
+
+        pub(crate) fn index_of(&mut self, name: &str) -> io::Result<u32> {
+            self.get_link(name).map(|l| l.header.index)
+        }
+
+        pub(crate) fn stats_of(&mut self, name: &str) -> io::Result<LinkStats> {
+            let link = self.get_link(name)?;
+            for a in link.attributes {
+                if let LinkAttribute::Stats64(s) = a {
+                    return Ok(LinkStats {
+                        rx_bytes: s.rx_bytes,
+                        rx_packets: s.rx_packets,
+                        rx_errors: s.rx_errors,
+                        rx_dropped: s.rx_dropped,
+                        tx_bytes: s.tx_bytes,
+                        tx_packets: s.tx_packets,
+                        tx_errors: s.tx_errors,
+                        tx_dropped: s.tx_dropped,
+                    });
+                }
+            }
+            Err(bad(format!("no counters reported for {name}")))
+        }
+
+        /// (name, index) of every link.
+        pub(crate) fn links(&mut self) -> io::Result<Vec<(String, u32)>> {
+            let mut out = Vec::new();
+            for reply in self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))? {
+                if let RouteNetlinkMessage::NewLink(l) = reply {
+                    for a in &l.attributes {
+                        if let LinkAttribute::IfName(n) = a {
+                            out.push((n.clone(), l.header.index));
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        }
+
+        pub(crate) fn set_up_by_name(&mut self, name: &str) -> Result<()> {
+            let index = self
+                .index_of(name)
+                .map_err(|e| NetError::Netlink(format!("look up {name}: {e}")))?;
+            self.set_link(index, None, None, true)
+                .map_err(|e| NetError::Netlink(format!("set {name} up: {e}")))
+        }
+
+        pub(crate) fn set_link(
+            &mut self,
+            index: u32,
+            mtu: Option<u32>,
+            master: Option<u32>,
+            up: bool,
+        ) -> io::Result<()> {
+            let mut m = LinkMessage::default();
+            m.header.index = index;
+            if up {
+                m.header.flags = LinkFlags::Up;
+                m.header.change_mask = LinkFlags::Up;
+            }
+            if let Some(mtu) = mtu {
+                m.attributes.push(LinkAttribute::Mtu(mtu));
+            }
+            if let Some(master) = master {
+                m.attributes.push(LinkAttribute::Controller(master));
+            }
+            self.request(RouteNetlinkMessage::SetLink(m), 0)
+        }
+
+        pub(crate) fn add_bridge(&mut self, name: &str, mtu: u32) -> io::Result<()> {
+            let mut m = LinkMessage::default();
+            m.attributes.push(LinkAttribute::IfName(name.to_string()));
+            m.attributes.push(LinkAttribute::Mtu(mtu));
+            m.attributes
+                .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                    InfoKind::Bridge,
+                )]));
+            self.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)
+        }
+
+        /// One request: host end `host` (enslaved to `master`, up) and its peer `peer` created
+        /// in the namespace `ns_fd` with `mac` (down: the caller brings it up in there).
+        pub(crate) fn add_veth(
+            &mut self,
+            host: &str,
+            master: u32,
+            mtu: u32,
+            peer: &str,
+            ns_fd: RawFd,
+            mac: [u8; 6],
+        ) -> io::Result<()> {
+            // Not up yet: the kernel configures the peer before pairing it, and opening an
+            // unpaired veth fails with ENOTCONN.
+            let mut p = LinkMessage::default();
+            p.attributes.push(LinkAttribute::IfName(peer.to_string()));
+            p.attributes.push(LinkAttribute::Mtu(mtu));
+            p.attributes.push(LinkAttribute::Address(mac.to_vec()));
+            p.attributes.push(LinkAttribute::NetNsFd(ns_fd));
+
+            let mut m = LinkMessage::default();
+            m.header.flags = LinkFlags::Up;
+            m.header.change_mask = LinkFlags::Up;
+            m.attributes.push(LinkAttribute::IfName(host.to_string()));
+            m.attributes.push(LinkAttribute::Mtu(mtu));
+            m.attributes.push(LinkAttribute::Controller(master));
+            m.attributes.push(LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::Veth),
+                LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
+            ]));
+            self.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)
+        }
+
+        pub(crate) fn del_link_by_name(&mut self, name: &str) -> io::Result<()> {
+            let mut m = LinkMessage::default();
+            m.attributes.push(LinkAttribute::IfName(name.to_string()));
+            self.request(RouteNetlinkMessage::DelLink(m), 0)
+        }
+
+        pub(crate) fn add_address(&mut self, index: u32, net: Ipv4Net) -> io::Result<()> {
+            let mut m = AddressMessage::default();
+            m.header.family = AddressFamily::Inet;
+            m.header.prefix_len = net.prefix_len();
+            m.header.scope = AddressScope::Universe;
+            m.header.index = index;
+            let ip = IpAddr::V4(net.addr());
+            m.attributes.push(AddressAttribute::Local(ip));
+            m.attributes.push(AddressAttribute::Address(ip));
+            if net.prefix_len() < 31 {
+                m.attributes
+                    .push(AddressAttribute::Broadcast(net.broadcast()));
+            }
+            self.request(
+                RouteNetlinkMessage::NewAddress(m),
+                NLM_F_CREATE | NLM_F_EXCL,
+            )
+        }
+
+        pub(crate) fn add_default_route(&mut self, index: u32, gw: Ipv4Addr) -> io::Result<()> {
+            let mut m = RouteMessage::default();
+            m.header.address_family = AddressFamily::Inet;
+            m.header.table = RouteHeader::RT_TABLE_MAIN;
+            m.header.protocol = RouteProtocol::Boot;
+            m.header.scope = RouteScope::Universe;
+            m.header.kind = RouteType::Unicast;
+            m.attributes
+                .push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
+            m.attributes.push(RouteAttribute::Oif(index));
+            self.request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
+        }
+
+        /// Destinations of the IPv4 routes in the main table (default routes excluded: they
+        /// claim no subnet).
+        pub(crate) fn routed_v4(&mut self) -> io::Result<Vec<Ipv4Net>> {
+            let mut q = RouteMessage::default();
+            q.header.address_family = AddressFamily::Inet;
+            let mut out = Vec::new();
+            for reply in self.dump(RouteNetlinkMessage::GetRoute(q))? {
+                let RouteNetlinkMessage::NewRoute(r) = reply else {
+                    continue;
+                };
+                if r.header.address_family != AddressFamily::Inet
+                    || r.header.destination_prefix_length == 0
+                    || r.header.kind != RouteType::Unicast
+                {
+                    continue;
+                }
+                for a in &r.attributes {
+                    if let RouteAttribute::Destination(RouteAddress::Inet(ip)) = a {
+                        if let Ok(net) = Ipv4Net::new(*ip, r.header.destination_prefix_length) {
+                            out.push(net.trunc());
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
 }

@@ -1,0 +1,217 @@
+//! netns + link + ipam against the kernel, inside private network namespaces (root only).
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use berth_network::ipam::{self, Pool};
+use berth_network::link::{self, BridgeConfig, EndpointConfig};
+use berth_network::netns;
+use common::{in_private_netns, is_root, run, run_in_ns, Ns};
+use ipnet::Ipv4Net;
+
+fn endpoint(ns: &Ns, host: &str, ip: &str, gw: Option<&str>) -> EndpointConfig {
+    let address: Ipv4Net = ip.parse().unwrap();
+    EndpointConfig {
+        bridge: "br-test".into(),
+        host_ifname: host.into(),
+        container_ifname: "eth0".into(),
+        netns: ns.path.clone(),
+        address,
+        gateway: gw.map(|g| g.parse().unwrap()),
+        mac: link::mac_for(address.addr()),
+        mtu: 1400,
+    }
+}
+
+fn bridge() -> BridgeConfig {
+    BridgeConfig {
+        name: "br-test".into(),
+        address: "10.77.0.1/24".parse().unwrap(),
+        mtu: 1400,
+    }
+}
+
+#[test]
+fn netns_create_has_lo_up_and_remove_is_idempotent() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let ns = Ns::new();
+    let out = run_in_ns(&ns.path, &["ip", "-o", "link", "show", "lo"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("UP"), "lo not up: {text}");
+    // A namespace file that exists already is refused, not mounted over.
+    let err = netns::create(&ns.path).unwrap_err();
+    assert!(
+        err.to_string().contains(&ns.path.display().to_string()),
+        "{err}"
+    );
+    netns::remove(&ns.path).unwrap();
+    assert!(!ns.path.exists());
+    netns::remove(&ns.path).unwrap();
+    // run_in really enters: the new namespace has only lo.
+    let ns2 = Ns::new();
+    let links = netns::run_in(&ns2.path, || link::list_links_with_prefix(""))
+        .unwrap()
+        .unwrap();
+    assert_eq!(links, vec!["lo".to_string()]);
+}
+
+#[test]
+fn bridge_and_veth_give_the_container_an_address_and_a_default_route() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    in_private_netns(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            link::ensure_bridge(&bridge()).await.unwrap();
+            // Again: idempotent.
+            link::ensure_bridge(&bridge()).await.unwrap();
+            assert!(link::exists("br-test").await.unwrap());
+            assert!(!link::exists("br-nothere").await.unwrap());
+            let br = run(&["ip", "-o", "addr", "show", "br-test"]);
+            assert!(br.contains("10.77.0.1/24"), "{br}");
+            assert!(run(&["ip", "-o", "link", "show", "br-test"]).contains("mtu 1400"));
+
+            let ns = Ns::new();
+            let ep = endpoint(&ns, "vbtest1", "10.77.0.2/24", Some("10.77.0.1"));
+            link::attach(&ep).await.unwrap();
+
+            // Host end: enslaved to the bridge and up.
+            let host = run(&["ip", "-o", "link", "show", "vbtest1"]);
+            assert!(host.contains("master br-test"), "{host}");
+            assert!(host.contains("mtu 1400"), "{host}");
+            assert_eq!(link::list_links_with_prefix("vb").unwrap(), vec!["vbtest1"]);
+
+            // Inside: eth0 with MAC, MTU, address, default route.
+            let inside = run_in_ns(&ns.path, &["ip", "-o", "addr", "show", "eth0"]);
+            let inside = String::from_utf8_lossy(&inside.stdout);
+            assert!(inside.contains("10.77.0.2/24"), "{inside}");
+            let l = run_in_ns(&ns.path, &["ip", "-o", "link", "show", "eth0"]);
+            let l = String::from_utf8_lossy(&l.stdout);
+            assert!(l.contains("02:42:0a:4d:00:02"), "{l}");
+            assert!(l.contains("mtu 1400") && l.contains("UP"), "{l}");
+            let r = run_in_ns(&ns.path, &["ip", "-4", "route", "show", "default"]);
+            let r = String::from_utf8_lossy(&r.stdout);
+            assert!(r.contains("default via 10.77.0.1 dev eth0"), "{r}");
+
+            // Real traffic host → container through the bridge.
+            let listener = netns::run_in(&ns.path, || TcpListener::bind("10.77.0.2:0"))
+                .unwrap()
+                .unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = std::thread::spawn(move || {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut b = [0u8; 5];
+                s.read_exact(&mut b).unwrap();
+                s.write_all(&b).unwrap();
+            });
+            let mut c = TcpStream::connect_timeout(
+                &(Ipv4Addr::new(10, 77, 0, 2), port).into(),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+            c.write_all(b"hello").unwrap();
+            let mut b = [0u8; 5];
+            c.read_exact(&mut b).unwrap();
+            assert_eq!(&b, b"hello");
+            server.join().unwrap();
+
+            let stats = link::link_stats("vbtest1").unwrap();
+            assert!(stats.rx_packets > 0 && stats.tx_packets > 0, "{stats:?}");
+            let inner = link::link_stats_in(&ns.path, "eth0").unwrap();
+            assert!(inner.rx_bytes > 0, "{inner:?}");
+
+            // The same host name again: a clear conflict, and nothing else changed.
+            let ns2 = Ns::new();
+            let err = link::attach(&endpoint(&ns2, "vbtest1", "10.77.0.3/24", None))
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("already exists"), "{err}");
+            assert_eq!(
+                netns::run_in(&ns2.path, || link::list_links_with_prefix(""))
+                    .unwrap()
+                    .unwrap(),
+                vec!["lo"]
+            );
+
+            link::detach("vbtest1").await.unwrap();
+            assert!(!link::exists("vbtest1").await.unwrap());
+            link::detach("vbtest1").await.unwrap();
+            let gone = run_in_ns(&ns.path, &["ip", "-o", "link", "show"]);
+            assert!(!String::from_utf8_lossy(&gone.stdout).contains("eth0"));
+            link::delete_link("br-test").await.unwrap();
+            assert!(!link::exists("br-test").await.unwrap());
+        });
+    });
+}
+
+#[test]
+fn failed_attach_leaves_nothing_behind() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    in_private_netns(|| {
+        link::ensure_bridge_sync(&bridge()).unwrap();
+        let ns = Ns::new();
+        // The gateway is not on the interface's subnet: the route fails after the veth exists.
+        let ep = endpoint(&ns, "vbtest2", "10.77.0.2/24", Some("192.0.2.1"));
+        let err = link::attach_sync(&ep).unwrap_err();
+        assert!(err.to_string().contains("default route"), "{err}");
+        assert!(!link::exists_sync("vbtest2").unwrap());
+        assert_eq!(
+            netns::run_in(&ns.path, || link::list_links_with_prefix(""))
+                .unwrap()
+                .unwrap(),
+            vec!["lo"]
+        );
+        // A missing bridge and bad names are clear errors.
+        let mut ep = endpoint(&ns, "vbtest3", "10.77.0.2/24", None);
+        ep.bridge = "br-missing".into();
+        let err = link::attach_sync(&ep).unwrap_err();
+        assert!(err.to_string().contains("br-missing"), "{err}");
+        let mut ep = endpoint(&ns, "this-name-is-far-too-long", "10.77.0.2/24", None);
+        ep.bridge = "br-test".into();
+        let err = link::attach_sync(&ep).unwrap_err();
+        assert!(err.to_string().contains("invalid interface name"), "{err}");
+    });
+}
+
+#[test]
+fn routed_subnets_are_skipped_when_picking() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    in_private_netns(|| {
+        let br = BridgeConfig {
+            name: "br-docker".into(),
+            address: "172.17.0.1/16".parse().unwrap(),
+            mtu: 1500,
+        };
+        link::ensure_bridge_sync(&br).unwrap();
+        let routed = ipam::routed_subnets().unwrap();
+        assert!(
+            routed.contains(&"172.17.0.0/16".parse().unwrap()),
+            "{routed:?}"
+        );
+        let picked = ipam::pick_subnet(&ipam::default_pools(), &routed).unwrap();
+        assert_eq!(picked, "172.18.0.0/16".parse::<Ipv4Net>().unwrap());
+        let pool = Pool::new(picked, None, None).unwrap();
+        assert_eq!(
+            pool.gateway_net(),
+            "172.18.0.1/16".parse::<Ipv4Net>().unwrap()
+        );
+    });
+}
