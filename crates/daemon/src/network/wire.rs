@@ -605,17 +605,6 @@ pub async fn sync_firewall(d: &Arc<Daemon>) -> ApiResult<()> {
     Ok(())
 }
 
-/// Link names in the daemon's own namespace (/proc/self/net/dev follows the reader's netns,
-/// unlike /sys/class/net).
-fn link_names() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/net/dev")
-        .unwrap_or_default()
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split_once(':').map(|(n, _)| n.trim().to_string()))
-        .collect()
-}
-
 /// At daemon start, after the containers were re-adopted: drop what belongs to containers
 /// that no longer run (endpoints, leases, namespaces, `vb*` links), hold the host ports and
 /// serve DNS again for those that do, and re-apply the firewall (sweeping stale rules).
@@ -663,8 +652,13 @@ pub async fn restore(d: &Arc<Daemon>) {
         .iter()
         .flat_map(|n| n.endpoints.values().map(|e| e.host_ifname.clone()))
         .collect();
-    for l in link_names() {
-        if l.starts_with("vb") && !keep_links.contains(&l) {
+    let vb = tokio::task::spawn_blocking(|| link::list_links_with_prefix("vb"))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    for l in vb {
+        if !keep_links.contains(&l) {
             if let Err(e) = link::delete_link(&l).await {
                 tracing::warn!("sweep link {l}: {e}");
             }
