@@ -88,7 +88,12 @@ pub fn plan_attachments(
     let mut keys: Vec<&String> = eps.keys().collect();
     keys.sort();
     for k in keys {
-        let n = d.networks.get(k)?;
+        // The CLI keys the primary network's settings by the mode as given ("default").
+        let n = if k == "default" {
+            primary.clone()
+        } else {
+            d.networks.get(k)?
+        };
         if n.driver != "bridge" {
             return Err(ApiError::invalid(format!(
                 "container cannot be connected to network {} and to the {} network at once",
