@@ -1,6 +1,7 @@
 //! Networking end to end: each test runs its own berthd inside a private network namespace
 //! (TestDaemon::start_in_netns), so bridges, veths and nftables rules never touch the host;
-//! host-side checks run in that namespace (`d.host`).
+//! host-side checks run in that namespace (`d.host`). Debian's static busybox wget crashes
+//! with `-T`, so every fetch runs under `timeout` instead.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
@@ -31,7 +32,7 @@ fn out_str(o: &Output) -> String {
 /// Fetches a URL from berthd's namespace (the "host" side), retrying while the server starts.
 fn host_get(d: &TestDaemon, url: &str) -> String {
     wait_until(&format!("{url} to answer"), T, || {
-        let o = d.host(&[busybox(), "wget", "-T", "2", "-qO-", url]);
+        let o = d.host(&[busybox(), "timeout", "5", busybox(), "wget", "-qO-", url]);
         o.status.success().then(|| out_str(&o))
     })
 }
@@ -52,9 +53,9 @@ fn fetch_from(d: &TestDaemon, net: &str, url: &str) -> String {
             "--network",
             net,
             "busybox",
+            "timeout",
+            "5",
             "wget",
-            "-T",
-            "2",
             "-qO-",
             url,
         ]);
@@ -138,9 +139,9 @@ fn container_mode_shares_loopback() {
             "--network",
             "container:a",
             "busybox",
+            "timeout",
+            "5",
             "wget",
-            "-T",
-            "2",
             "-qO-",
             "http://127.0.0.1:81/",
         ]);
@@ -179,9 +180,9 @@ fn internal_network_has_no_way_out() {
         "--network",
         "closed",
         "busybox",
+        "timeout",
+        "5",
         "wget",
-        "-T",
-        "2",
         "-qO-",
         &format!("http://{gw}:8081/"),
     ]);
@@ -216,22 +217,30 @@ fn disconnect_removes_reachability() {
     ]);
     let url = format!("http://{}/", ip.trim());
     wait_until("srv from cli", T, || {
-        d.docker(&["exec", "cli", "wget", "-T", "2", "-qO-", &url])
+        d.docker(&["exec", "cli", "timeout", "5", "wget", "-qO-", &url])
             .status
             .success()
             .then_some(())
     });
     d.ok(&["network", "disconnect", "n1", "srv"]);
-    let o = d.docker(&["exec", "cli", "wget", "-T", "2", "-qO-", &url]);
+    let o = d.docker(&["exec", "cli", "timeout", "5", "wget", "-qO-", &url]);
     assert!(!o.status.success(), "still reachable after disconnect");
     let links = d.ok(&["exec", "srv", "ip", "-o", "link"]);
     assert!(!links.contains("eth0"), "{links}");
     d.ok(&["network", "connect", "--alias", "again", "n1", "srv"]);
     wait_until("srv reconnected", T, || {
-        d.docker(&["exec", "cli", "wget", "-T", "2", "-qO-", "http://again/"])
-            .status
-            .success()
-            .then_some(())
+        d.docker(&[
+            "exec",
+            "cli",
+            "timeout",
+            "5",
+            "wget",
+            "-qO-",
+            "http://again/",
+        ])
+        .status
+        .success()
+        .then_some(())
     });
 }
 
@@ -426,7 +435,7 @@ fn compose_v1_two_services_by_name() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("docker-compose.yml"),
-        "version: '2.4'\nservices:\n  web:\n    image: busybox\n    command: [\"sh\", \"-c\", \"mkdir -p /www && echo compose-ok > /www/index.html && exec httpd -f -p 80 -h /www\"]\n  client:\n    image: busybox\n    command: [\"sh\", \"-c\", \"for i in 1 2 3 4 5 6 7 8 9 10; do wget -T 2 -qO- http://web/ && exit 0; sleep 1; done; exit 1\"]\n    depends_on: [web]\n",
+        "version: '2.4'\nservices:\n  web:\n    image: busybox\n    command: [\"sh\", \"-c\", \"mkdir -p /www && echo compose-ok > /www/index.html && exec httpd -f -p 80 -h /www\"]\n  client:\n    image: busybox\n    command: [\"sh\", \"-c\", \"for i in 1 2 3 4 5 6 7 8 9 10; do timeout 5 wget -qO- http://web/ && exit 0; sleep 1; done; exit 1\"]\n    depends_on: [web]\n",
     )
     .unwrap();
     let compose = |args: &[&str]| {
