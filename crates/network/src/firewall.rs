@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::Ipv4Net;
 
-use crate::Result;
+use crate::{NetError, Result};
 
 /// One network's NAT and filtering.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,21 +47,386 @@ pub struct Ruleset {
     pub ports: Vec<PortRule>,
 }
 
+impl Proto {
+    /// The nftables / Docker spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+        }
+    }
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Proto {
+    type Err = NetError;
+    fn from_str(s: &str) -> Result<Proto> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            "sctp" => Ok(Proto::Sctp),
+            _ => Err(NetError::Invalid(format!("invalid proto: {s}"))),
+        }
+    }
+}
+
+/// Names go into the script quoted; anything that could close the quote or start a new
+/// statement is refused (names come from the daemon, but a table is no place to find out).
+fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::Invalid(format!(
+            "invalid {what} name {name:?} for nftables: letters, digits, '-', '_' and '.' only"
+        )))
+    }
+}
+
+fn validate(table: &str, rules: &Ruleset) -> Result<()> {
+    check_name("table", table)?;
+    for n in &rules.networks {
+        check_name("bridge", &n.bridge)?;
+    }
+    for p in &rules.ports {
+        check_name("bridge", &p.bridge)?;
+    }
+    Ok(())
+}
+
+fn quoted_set(names: &[&str]) -> String {
+    let items: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    format!("{{ {} }}", items.join(", "))
+}
+
 /// The `nft -f` script that replaces the table `table` with `rules`.
+///
+/// One `ip` table: NAT for published ports and outbound traffic, and the filtering of routed
+/// traffic between networks. It starts with an empty declaration so that the delete after it
+/// is valid when the table does not exist yet; the whole script is one transaction. icc=false
+/// drops bridge → same bridge here, which sees bridged traffic only with br_netfilter; without
+/// it the daemon also isolates the ports ([`crate::link::set_isolated`]).
 pub fn render(table: &str, rules: &Ruleset) -> String {
-    let _ = (table, rules);
-    String::new()
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(s, "table ip {table} {{}}");
+    let _ = writeln!(s, "delete table ip {table}");
+    let _ = writeln!(s, "table ip {table} {{");
+
+    // Published ports, shared by traffic arriving from outside (prerouting) and traffic made
+    // on the host itself, 127.0.0.1 included (output).
+    let _ = writeln!(s, "\tchain publish {{");
+    for p in &rules.ports {
+        let daddr = match p.host_ip {
+            Some(IpAddr::V4(ip)) if !ip.is_unspecified() => format!("ip daddr {ip} "),
+            // An IPv6 host address has no place in an ip table.
+            Some(IpAddr::V6(ip)) if !ip.is_unspecified() => continue,
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "\t\t{daddr}{proto} dport {hp} dnat to {cip}:{cp}",
+            proto = p.proto,
+            hp = p.host_port,
+            cip = p.container_ip,
+            cp = p.container_port
+        );
+    }
+    let _ = writeln!(s, "\t}}");
+    let _ = writeln!(s, "\tchain prerouting {{");
+    let _ = writeln!(
+        s,
+        "\t\ttype nat hook prerouting priority dstnat; policy accept;"
+    );
+    let _ = writeln!(s, "\t\tfib daddr type local jump publish");
+    let _ = writeln!(s, "\t}}");
+    let _ = writeln!(s, "\tchain output {{");
+    let _ = writeln!(s, "\t\ttype nat hook output priority -100; policy accept;");
+    let _ = writeln!(s, "\t\tfib daddr type local jump publish");
+    let _ = writeln!(s, "\t}}");
+
+    let _ = writeln!(s, "\tchain postrouting {{");
+    let _ = writeln!(
+        s,
+        "\t\ttype nat hook postrouting priority srcnat; policy accept;"
+    );
+    for n in &rules.networks {
+        let (br, net) = (&n.bridge, n.subnet.trunc());
+        // 127.0.0.1:hostPort sent out a bridge (route_localnet lets it route): the container
+        // cannot answer 127.0.0.1, so it gets the bridge's address.
+        let _ = writeln!(s, "\t\toifname \"{br}\" ip saddr 127.0.0.0/8 masquerade");
+        // A container reaching a published port of its own network (its own included): without
+        // this the answer would go straight back over the bridge from the wrong address.
+        let _ = writeln!(
+            s,
+            "\t\toifname \"{br}\" ip saddr {net} ct status dnat masquerade"
+        );
+        if n.masquerade && !n.internal {
+            let _ = writeln!(s, "\t\toifname != \"{br}\" ip saddr {net} masquerade");
+        }
+    }
+    let _ = writeln!(s, "\t}}");
+
+    let _ = writeln!(s, "\tchain forward {{");
+    let _ = writeln!(
+        s,
+        "\t\ttype filter hook forward priority filter; policy accept;"
+    );
+    let _ = writeln!(s, "\t\tct state established,related accept");
+    let bridges: Vec<&str> = rules.networks.iter().map(|n| n.bridge.as_str()).collect();
+    for n in rules.networks.iter().filter(|n| n.internal) {
+        let br = n.bridge.as_str();
+        let _ = writeln!(s, "\t\tiifname \"{br}\" oifname != \"{br}\" drop");
+        let _ = writeln!(s, "\t\toifname \"{br}\" iifname != \"{br}\" drop");
+    }
+    // A published port is for everyone but internal networks: a container of another network
+    // (or of an icc=false one) reaches it through a host address, as with Docker.
+    let _ = writeln!(s, "\t\tct status dnat accept");
+    for n in &rules.networks {
+        let br = n.bridge.as_str();
+        // Docker's isolation: berth's networks do not route to one another.
+        let others: Vec<&str> = bridges.iter().copied().filter(|b| *b != br).collect();
+        if !others.is_empty() {
+            let _ = writeln!(
+                s,
+                "\t\tiifname \"{br}\" oifname {} drop",
+                quoted_set(&others)
+            );
+        }
+        if !n.icc {
+            let _ = writeln!(s, "\t\tiifname \"{br}\" oifname \"{br}\" drop");
+        }
+    }
+    let _ = writeln!(s, "\t}}");
+    let _ = writeln!(s, "}}");
+
+    s
+}
+
+/// Runs `nft -f -` with `script` on stdin.
+fn nft(script: &str) -> Result<()> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| NetError::Nft(format!("run nft: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(|e| NetError::Nft(format!("write the ruleset to nft: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| NetError::Nft(format!("wait for nft: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NetError::Nft(format!(
+            "nft -f failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+fn write_sysctl(path: &str, value: &str) -> Result<()> {
+    std::fs::write(path, value).map_err(|e| NetError::Io {
+        what: format!("write {value} to {path}"),
+        source: e,
+    })
 }
 
 /// Applies the script (one `nft -f -` run; atomic in the kernel). Also sets the sysctls the
 /// rules need (ip_forward, route_localnet on the bridges for 127.0.0.1 publishing).
 pub fn apply(table: &str, rules: &Ruleset) -> Result<()> {
-    let _ = (table, rules);
-    Err(crate::NetError::Nft("not written yet".into()))
+    validate(table, rules)?;
+    nft(&render(table, rules))?;
+    if !rules.networks.is_empty() {
+        write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+    }
+    for n in &rules.networks {
+        // route_localnet: 127.0.0.1:hostPort DNATed to a container may leave through the
+        // bridge. arp_announce=2: such a packet's ARP request must not carry 127.0.0.1 as its
+        // sender (the container drops it, and the first connection hangs until something else
+        // fills the neighbour cache), so the bridge's own address is used.
+        for (key, value) in [("route_localnet", "1"), ("arp_announce", "2")] {
+            let path = format!("/proc/sys/net/ipv4/conf/{}/{key}", n.bridge);
+            match write_sysctl(&path, value) {
+                Ok(()) => {}
+                // The bridge is made later (or was removed): its setting comes with the next
+                // apply.
+                Err(NetError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deletes the table (when the daemon is told to stop managing the firewall).
 pub fn remove(table: &str) -> Result<()> {
-    let _ = table;
-    Err(crate::NetError::Nft("not written yet".into()))
+    check_name("table", table)?;
+    nft(&format!("table ip {table} {{}}\ndelete table ip {table}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(bridge: &str, subnet: &str) -> NetworkRules {
+        NetworkRules {
+            bridge: bridge.into(),
+            subnet: subnet.parse().unwrap(),
+            internal: false,
+            masquerade: true,
+            icc: true,
+        }
+    }
+
+    fn port(host_ip: Option<&str>, hp: u16, cip: &str, cp: u16) -> PortRule {
+        PortRule {
+            proto: Proto::Tcp,
+            host_ip: host_ip.map(|h| h.parse().unwrap()),
+            host_port: hp,
+            container_ip: cip.parse().unwrap(),
+            container_port: cp,
+            bridge: "berth0".into(),
+        }
+    }
+
+    #[test]
+    fn empty_ruleset_still_replaces_the_table() {
+        let s = render("berth", &Ruleset::default());
+        assert!(
+            s.starts_with("table ip berth {}\ndelete table ip berth\n"),
+            "{s}"
+        );
+        assert!(s.contains("chain publish {\n\t}"), "{s}");
+        assert!(!s.contains("masquerade"), "{s}");
+    }
+
+    #[test]
+    fn ports_and_networks_render_dnat_masquerade_and_isolation() {
+        let mut internal = net("br-int", "172.19.0.0/16");
+        internal.internal = true;
+        let rules = Ruleset {
+            networks: vec![
+                net("berth0", "172.17.0.0/16"),
+                net("br-a", "172.18.0.0/16"),
+                internal,
+            ],
+            ports: vec![
+                port(None, 8080, "172.17.0.2", 80),
+                port(Some("127.0.0.1"), 9090, "172.17.0.3", 90),
+                PortRule {
+                    proto: Proto::Udp,
+                    ..port(Some("0.0.0.0"), 5353, "172.17.0.3", 53)
+                },
+                port(Some("::1"), 7070, "172.17.0.3", 70),
+            ],
+        };
+        let s = render("berth", &rules);
+        assert!(
+            s.contains("\t\ttcp dport 8080 dnat to 172.17.0.2:80\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("ip daddr 127.0.0.1 tcp dport 9090 dnat to 172.17.0.3:90"),
+            "{s}"
+        );
+        assert!(
+            s.contains("\t\tudp dport 5353 dnat to 172.17.0.3:53\n"),
+            "{s}"
+        );
+        assert!(
+            !s.contains("7070"),
+            "an IPv6 host address has no rule in the ip table: {s}"
+        );
+        assert!(
+            s.contains("type nat hook prerouting priority dstnat"),
+            "{s}"
+        );
+        assert!(s.contains("type nat hook output priority -100"), "{s}");
+        assert_eq!(
+            s.matches("fib daddr type local jump publish").count(),
+            2,
+            "{s}"
+        );
+        assert!(
+            s.contains("oifname != \"berth0\" ip saddr 172.17.0.0/16 masquerade"),
+            "{s}"
+        );
+        assert!(
+            s.contains("oifname \"berth0\" ip saddr 127.0.0.0/8 masquerade"),
+            "{s}"
+        );
+        assert!(s.contains("oifname \"berth0\" ip saddr 172.17.0.0/16 ct status dnat masquerade"));
+        // The internal network neither masquerades nor forwards outside its bridge.
+        assert!(!s.contains("oifname != \"br-int\" ip saddr"), "{s}");
+        assert!(
+            s.contains("iifname \"br-int\" oifname != \"br-int\" drop"),
+            "{s}"
+        );
+        assert!(
+            s.contains("oifname \"br-int\" iifname != \"br-int\" drop"),
+            "{s}"
+        );
+        assert!(
+            s.contains("iifname \"berth0\" oifname { \"br-a\", \"br-int\" } drop"),
+            "{s}"
+        );
+        assert!(
+            s.contains("iifname \"br-a\" oifname { \"berth0\", \"br-int\" } drop"),
+            "{s}"
+        );
+        let est = s.find("ct state established,related accept").unwrap();
+        assert!(est < s.find("iifname \"berth0\" oifname {").unwrap());
+    }
+
+    #[test]
+    fn icc_false_drops_within_the_bridge() {
+        let mut n = net("br-q", "10.5.0.0/24");
+        n.icc = false;
+        let s = render(
+            "berth",
+            &Ruleset {
+                networks: vec![n],
+                ports: vec![],
+            },
+        );
+        assert!(s.contains("iifname \"br-q\" oifname \"br-q\" drop"), "{s}");
+    }
+
+    #[test]
+    fn names_that_could_break_the_script_are_refused() {
+        let rules = Ruleset {
+            networks: vec![net("br\" ; flush ruleset", "10.0.0.0/24")],
+            ports: vec![],
+        };
+        let e = apply("berth", &rules).unwrap_err();
+        assert!(e.to_string().contains("invalid bridge name"), "{e}");
+        let e = apply("a b", &Ruleset::default()).unwrap_err();
+        assert!(e.to_string().contains("invalid table name"), "{e}");
+        assert!("TCP".parse::<Proto>().unwrap() == Proto::Tcp);
+        assert!("icmp"
+            .parse::<Proto>()
+            .unwrap_err()
+            .to_string()
+            .contains("invalid proto"));
+    }
 }

@@ -90,10 +90,19 @@ pub async fn ensure_bridge(cfg: &BridgeConfig) -> Result<()> {
 pub fn ensure_bridge_sync(cfg: &BridgeConfig) -> Result<()> {
     check_ifname(&cfg.name)?;
     let mut nl = Netlink::open()?;
-    let index = match nl.index_of(&cfg.name) {
-        Ok(i) => i,
+    let index = match nl.bridge_index(&cfg.name) {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return Err(NetError::Conflict(format!(
+                "{} exists and is not a bridge",
+                cfg.name
+            )))
+        }
         Err(e) if is_errno(&e, libc::ENODEV) => {
-            match nl.add_bridge(&cfg.name, cfg.mtu) {
+            // A fixed MAC (Docker's scheme, from the gateway address): otherwise the bridge
+            // takes the lowest MAC of its ports and changes it as containers come and go,
+            // leaving stale gateway entries in the containers' neighbour caches.
+            match nl.add_bridge(&cfg.name, cfg.mtu, mac_for(cfg.address.addr())) {
                 Ok(()) => {}
                 // Another caller made it between our look-up and the add: fine, it is a bridge.
                 Err(e) if is_errno(&e, libc::EEXIST) => {}
@@ -186,6 +195,19 @@ pub fn attach_sync(cfg: &EndpointConfig) -> Result<()> {
         }
     })?;
     drop(ns);
+    // Hairpin: with br_netfilter (bridge-nf-call-iptables), a container's packet to its own
+    // published port is DNATed while being bridged and must leave by the port it came in on.
+    let hairpin = nl.set_bridge_port(
+        &cfg.host_ifname,
+        vec![sys::InfoBridgePort::HairpinMode(true)],
+    );
+    if let Err(e) = hairpin {
+        let _ = nl.del_link_by_name(&cfg.host_ifname);
+        return Err(nl_err(
+            format!("set hairpin mode on {}", cfg.host_ifname),
+            e,
+        ));
+    }
     let inside = {
         let ifname = cfg.container_ifname.clone();
         let address = cfg.address;
@@ -211,6 +233,17 @@ pub fn attach_sync(cfg: &EndpointConfig) -> Result<()> {
         return Err(e);
     }
     Ok(())
+}
+
+/// Isolates (or not) a container's host end on its bridge: isolated ports cannot reach one
+/// another, only the bridge itself (the host, and through it the outside and published ports).
+/// This is `icc=false` for networks where bridged traffic bypasses the ip hooks (no
+/// br_netfilter); the firewall's forward rule covers it when it does not.
+pub fn set_isolated(host_ifname: &str, isolated: bool) -> Result<()> {
+    check_ifname(host_ifname)?;
+    let mut nl = Netlink::open()?;
+    nl.set_bridge_port(host_ifname, vec![sys::InfoBridgePort::Isolated(isolated)])
+        .map_err(|e| nl_err(format!("set isolated={isolated} on {host_ifname}"), e))
 }
 
 /// Whether a link of that name exists (in the current namespace).
@@ -283,7 +316,8 @@ pub(crate) mod sys {
     };
     use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
     use netlink_packet_route::link::{
-        InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+        InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags,
+        LinkInfo, LinkMessage,
     };
     use netlink_packet_route::route::{
         RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
@@ -291,6 +325,8 @@ pub(crate) mod sys {
     };
     use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
     use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+    pub(crate) use netlink_packet_route::link::InfoBridgePort;
 
     use super::LinkStats;
     use crate::{NetError, Result};
@@ -405,6 +441,18 @@ pub(crate) mod sys {
             Err(io::Error::from_raw_os_error(libc::ENODEV))
         }
 
+        /// The index of the link `name` when it is a bridge, None when it is something else.
+        pub(crate) fn bridge_index(&mut self, name: &str) -> io::Result<Option<u32>> {
+            let link = self.get_link(name)?;
+            let is_bridge = link.attributes.iter().any(|a| match a {
+                LinkAttribute::LinkInfo(infos) => infos
+                    .iter()
+                    .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge))),
+                _ => false,
+            });
+            Ok(is_bridge.then_some(link.header.index))
+        }
+
         pub(crate) fn index_of(&mut self, name: &str) -> io::Result<u32> {
             self.get_link(name).map(|l| l.header.index)
         }
@@ -473,10 +521,11 @@ pub(crate) mod sys {
             self.request(RouteNetlinkMessage::SetLink(m), 0)
         }
 
-        pub(crate) fn add_bridge(&mut self, name: &str, mtu: u32) -> io::Result<()> {
+        pub(crate) fn add_bridge(&mut self, name: &str, mtu: u32, mac: [u8; 6]) -> io::Result<()> {
             let mut m = LinkMessage::default();
             m.attributes.push(LinkAttribute::IfName(name.to_string()));
             m.attributes.push(LinkAttribute::Mtu(mtu));
+            m.attributes.push(LinkAttribute::Address(mac.to_vec()));
             m.attributes
                 .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
                     InfoKind::Bridge,
@@ -514,6 +563,23 @@ pub(crate) mod sys {
                 LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
             ]));
             self.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)
+        }
+
+        /// Bridge port flags of an enslaved link (`ip link set X type bridge_slave ...`).
+        /// Bridge port flags, the link named directly (the kernel looks a name up when the
+        /// index is 0), which saves a look-up round trip.
+        pub(crate) fn set_bridge_port(
+            &mut self,
+            name: &str,
+            flags: Vec<InfoBridgePort>,
+        ) -> io::Result<()> {
+            let mut m = LinkMessage::default();
+            m.attributes.push(LinkAttribute::IfName(name.to_string()));
+            m.attributes.push(LinkAttribute::LinkInfo(vec![
+                LinkInfo::PortKind(InfoPortKind::Bridge),
+                LinkInfo::PortData(InfoPortData::BridgePort(flags)),
+            ]));
+            self.request(RouteNetlinkMessage::NewLink(m), 0)
         }
 
         pub(crate) fn del_link_by_name(&mut self, name: &str) -> io::Result<()> {

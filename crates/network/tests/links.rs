@@ -81,7 +81,10 @@ fn bridge_and_veth_give_the_container_an_address_and_a_default_route() {
             assert!(!link::exists("br-nothere").await.unwrap());
             let br = run(&["ip", "-o", "addr", "show", "br-test"]);
             assert!(br.contains("10.77.0.1/24"), "{br}");
-            assert!(run(&["ip", "-o", "link", "show", "br-test"]).contains("mtu 1400"));
+            let brlink = run(&["ip", "-o", "link", "show", "br-test"]);
+            assert!(brlink.contains("mtu 1400"), "{brlink}");
+            // A fixed MAC from the gateway address, kept as ports come and go.
+            assert!(brlink.contains("02:42:0a:4d:00:01"), "{brlink}");
 
             let ns = Ns::new();
             let ep = endpoint(&ns, "vbtest1", "10.77.0.2/24", Some("10.77.0.1"));
@@ -150,6 +153,27 @@ fn bridge_and_veth_give_the_container_an_address_and_a_default_route() {
             link::detach("vbtest1").await.unwrap();
             let gone = run_in_ns(&ns.path, &["ip", "-o", "link", "show"]);
             assert!(!String::from_utf8_lossy(&gone.stdout).contains("eth0"));
+            let brlink = run(&["ip", "-o", "link", "show", "br-test"]);
+            assert!(brlink.contains("02:42:0a:4d:00:01"), "{brlink}");
+            // A link of the bridge's name that is not a bridge is not taken over.
+            run(&[
+                "ip",
+                "link",
+                "add",
+                "br-dummy",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "br-dummy-p",
+            ]);
+            let err = link::ensure_bridge(&BridgeConfig {
+                name: "br-dummy".into(),
+                ..bridge()
+            })
+            .await
+            .unwrap_err();
+            assert!(err.to_string().contains("not a bridge"), "{err}");
             link::delete_link("br-test").await.unwrap();
             assert!(!link::exists("br-test").await.unwrap());
         });
