@@ -100,6 +100,11 @@ fn published_port_answers_on_loopback_and_bridge_address() {
     assert!(host_get(&d, "http://127.0.0.1:8080/").starts_with("hello-from-"));
     let gw = gateway(&d, "bridge");
     assert!(host_get(&d, &format!("http://{gw}:8080/")).starts_with("hello-from-"));
+    let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "pub"]);
+    let prefix = gw.rsplit_once('.').unwrap().0;
+    assert!(ip.trim().starts_with(prefix), "{ip} not on the bridge {gw}");
+    let ps = d.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert!(ps.contains("0.0.0.0:8080->80/tcp"), "{ps}");
     let ports = d.ok(&["port", "pub"]);
     assert!(ports.contains("80/tcp -> 0.0.0.0:8080"), "{ports}");
 }

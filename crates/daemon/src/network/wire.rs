@@ -351,7 +351,25 @@ async fn setup_inner(d: &Arc<Daemon>, c: &Arc<Container>, rec: &ContainerRecord)
     if has_ports {
         sync_firewall(d).await?;
     }
+    for (n, _) in &eps {
+        emit(d, n, &rec.id, "connect");
+    }
     Ok(())
+}
+
+/// A network event about one container, as dockerd emits them at start, stop, connect and
+/// disconnect.
+pub fn emit(d: &Daemon, n: &NetworkRecord, cid: &str, action: &str) {
+    d.events.emit(
+        "network",
+        action,
+        &n.id,
+        HashMap::from([
+            ("container".to_string(), cid.to_string()),
+            ("name".to_string(), n.name.clone()),
+            ("type".to_string(), n.driver.clone()),
+        ]),
+    );
 }
 
 /// /etc/hosts and /etc/resolv.conf of a bridge-mode container, with its addresses.
@@ -443,6 +461,7 @@ pub async fn teardown(d: &Arc<Daemon>, c: &Container) {
         }
         if let Some(ep) = n.endpoints.get(&id) {
             links.push(ep.host_ifname.clone());
+            emit(d, &n, &id, "disconnect");
         }
         let r = d.networks.modify(&n.id, false, |n| {
             n.endpoints.remove(&id);

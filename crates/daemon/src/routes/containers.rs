@@ -404,10 +404,55 @@ async fn inspect(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
     q: Params,
+    v: Version,
 ) -> ApiResult<Response> {
     let c = d.find(&id)?;
     let rec = c.snapshot();
-    Ok(json(&inspect_of(&d, &rec, q.bool("size"))))
+    let out = inspect_of(&d, &rec, q.bool("size"));
+    if v.0 >= berth_api::version::ApiVersion(1, 52) {
+        return Ok(json(&out));
+    }
+    // Before API 1.52 NetworkSettings also carried the default bridge's endpoint at its top
+    // level (`{{.NetworkSettings.IPAddress}}` in scripts); the models no longer have the fields.
+    let mut val = serde_json::to_value(&out)
+        .map_err(|e| ApiError::internal(format!("encode inspect: {e}")))?;
+    if let Some(ns) = val
+        .get_mut("NetworkSettings")
+        .and_then(|n| n.as_object_mut())
+    {
+        let bridge = ns
+            .get("Networks")
+            .and_then(|n| n.get("bridge"))
+            .cloned()
+            .unwrap_or_default();
+        let s = |k: &str| {
+            bridge
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!(""))
+        };
+        ns.insert("IPAddress".into(), s("IPAddress"));
+        ns.insert("Gateway".into(), s("Gateway"));
+        ns.insert("MacAddress".into(), s("MacAddress"));
+        ns.insert("EndpointID".into(), s("EndpointID"));
+        ns.insert(
+            "IPPrefixLen".into(),
+            bridge
+                .get("IPPrefixLen")
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!(0)),
+        );
+        ns.insert("Bridge".into(), serde_json::json!(""));
+        ns.insert("HairpinMode".into(), serde_json::json!(false));
+        ns.insert("LinkLocalIPv6Address".into(), serde_json::json!(""));
+        ns.insert("LinkLocalIPv6PrefixLen".into(), serde_json::json!(0));
+        ns.insert("SecondaryIPAddresses".into(), serde_json::Value::Null);
+        ns.insert("SecondaryIPv6Addresses".into(), serde_json::Value::Null);
+        ns.insert("GlobalIPv6Address".into(), serde_json::json!(""));
+        ns.insert("GlobalIPv6PrefixLen".into(), serde_json::json!(0));
+        ns.insert("IPv6Gateway".into(), serde_json::json!(""));
+    }
+    Ok(json(&val))
 }
 
 async fn start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult<Response> {

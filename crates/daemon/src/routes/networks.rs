@@ -300,16 +300,7 @@ async fn disconnect(
 }
 
 fn emit_membership(d: &Daemon, n: &NetworkRecord, cid: &str, action: &str) {
-    d.events.emit(
-        "network",
-        action,
-        &n.id,
-        HashMap::from([
-            ("container".to_string(), cid.to_string()),
-            ("name".to_string(), n.name.clone()),
-            ("type".to_string(), n.driver.clone()),
-        ]),
-    );
+    wire::emit(d, n, cid, action);
 }
 
 async fn prune(State(d): State<Arc<Daemon>>, q: Params) -> ApiResult<Response> {
