@@ -770,3 +770,90 @@ impl Resolve for Resolver {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(name: &str, eps: &[(&str, &str, [u8; 4], &[&str])]) -> NetworkRecord {
+        NetworkRecord {
+            id: format!("{name:0>64}"),
+            name: name.into(),
+            driver: "bridge".into(),
+            created: String::new(),
+            internal: false,
+            attachable: false,
+            labels: HashMap::new(),
+            options: HashMap::new(),
+            user_subnet: false,
+            pool: None,
+            bridge: format!("br-{name}"),
+            mtu: 1500,
+            icc: true,
+            masquerade: true,
+            host_binding: None,
+            endpoints: eps
+                .iter()
+                .map(|(cid, cname, ip, aliases)| {
+                    (
+                        cid.to_string(),
+                        Endpoint {
+                            container_id: cid.to_string(),
+                            name: cname.to_string(),
+                            endpoint_id: String::new(),
+                            ip: Ipv4Addr::from(*ip),
+                            mac: String::new(),
+                            aliases: aliases.iter().map(|s| s.to_string()).collect(),
+                            host_ifname: String::new(),
+                            ifname: "eth0".into(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn resolver_answers_names_aliases_and_short_ids_on_shared_user_networks() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let c = "c".repeat(64);
+        let mut t = BTreeMap::new();
+        for n in [
+            net(
+                "app",
+                &[
+                    (&a, "web", [10, 0, 0, 2], &["www"]),
+                    (&b, "client", [10, 0, 0, 3], &[]),
+                ],
+            ),
+            net("other", &[(&c, "db", [10, 1, 0, 2], &[])]),
+            net(
+                "bridge",
+                &[
+                    (&b, "client", [172, 17, 0, 2], &[]),
+                    (&c, "db", [172, 17, 0, 3], &[]),
+                ],
+            ),
+        ] {
+            t.insert(n.id.clone(), n);
+        }
+        let r = Resolver {
+            table: Arc::new(Mutex::new(t)),
+            cid: b.clone(),
+        };
+        let ip = |s: &str| Some(vec![s.parse::<Ipv4Addr>().unwrap()]);
+        assert_eq!(r.lookup("web"), ip("10.0.0.2"));
+        assert_eq!(r.lookup("WWW."), ip("10.0.0.2"));
+        assert_eq!(r.lookup("web.app"), ip("10.0.0.2"));
+        assert_eq!(r.lookup(&a[..12]), ip("10.0.0.2"));
+        // db shares only the default bridge (no name resolution there) and another network.
+        assert_eq!(r.lookup("db"), None);
+        assert_eq!(r.lookup("example.com"), None);
+        assert_eq!(
+            r.reverse("10.0.0.2".parse().unwrap()).as_deref(),
+            Some("web.app")
+        );
+        assert_eq!(r.reverse("10.1.0.2".parse().unwrap()), None);
+    }
+}
