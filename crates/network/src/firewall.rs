@@ -394,8 +394,17 @@ mod tests {
             s.contains("iifname \"br-a\" oifname { \"berth0\", \"br-int\" } drop"),
             "{s}"
         );
+        // Order: established, internal drops, published ports, then isolation.
         let est = s.find("ct state established,related accept").unwrap();
-        assert!(est < s.find("iifname \"berth0\" oifname {").unwrap());
+        let internal = s
+            .find("iifname \"br-int\" oifname != \"br-int\" drop")
+            .unwrap();
+        let published = s.find("ct status dnat accept").unwrap();
+        let isolation = s.find("iifname \"berth0\" oifname {").unwrap();
+        assert!(
+            est < internal && internal < published && published < isolation,
+            "{s}"
+        );
     }
 
     #[test]

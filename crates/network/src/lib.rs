@@ -4,7 +4,9 @@
 //! work against the kernel and holds no global state of its own:
 //! - [`netns`]: persistent network namespaces (bind-mounted files) created before the container,
 //!   which the runtime then joins by path — so the network is ready before the process runs.
-//! - [`link`]: bridges and veth pairs through rtnetlink (no `ip` subprocesses).
+//! - [`link`]: bridges and veth pairs through rtnetlink (no `ip` subprocesses): synchronous
+//!   request/ack on a NETLINK_ROUTE socket opened in the namespace it acts on (`link::sys`), so
+//!   the work inside a container's namespace happens on one short [`netns::run_in`] thread.
 //! - [`ipam`]: subnet pools that skip routed host subnets, address leases.
 //! - [`firewall`]: berth's own nftables table, rendered whole from the daemon's state and applied
 //!   atomically (`nft -f`), so a restart sweeps stale rules by re-applying.

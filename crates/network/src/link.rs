@@ -115,6 +115,18 @@ pub fn ensure_bridge_sync(cfg: &BridgeConfig) -> Result<()> {
     };
     nl.set_link(index, Some(cfg.mtu), None, true)
         .map_err(|e| nl_err(format!("set mtu {} and up on {}", cfg.mtu, cfg.name), e))?;
+    // The bridge carries exactly the gateway address: one left from an earlier subnet would
+    // keep routing that subnet here.
+    let current = nl
+        .addresses_v4(index)
+        .map_err(|e| nl_err(format!("list addresses of {}", cfg.name), e))?;
+    for old in current.iter().filter(|a| **a != cfg.address) {
+        nl.del_address(index, *old)
+            .map_err(|e| nl_err(format!("remove stale address {old} from {}", cfg.name), e))?;
+    }
+    if current.contains(&cfg.address) {
+        return Ok(());
+    }
     match nl.add_address(index, cfg.address) {
         Ok(()) => Ok(()),
         Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
@@ -586,6 +598,39 @@ pub(crate) mod sys {
             let mut m = LinkMessage::default();
             m.attributes.push(LinkAttribute::IfName(name.to_string()));
             self.request(RouteNetlinkMessage::DelLink(m), 0)
+        }
+
+        /// The IPv4 addresses (with prefix) of the link `index`.
+        pub(crate) fn addresses_v4(&mut self, index: u32) -> io::Result<Vec<Ipv4Net>> {
+            let mut q = AddressMessage::default();
+            q.header.family = AddressFamily::Inet;
+            let mut out = Vec::new();
+            for reply in self.dump(RouteNetlinkMessage::GetAddress(q))? {
+                let RouteNetlinkMessage::NewAddress(a) = reply else {
+                    continue;
+                };
+                if a.header.index != index || a.header.family != AddressFamily::Inet {
+                    continue;
+                }
+                for attr in &a.attributes {
+                    if let AddressAttribute::Local(IpAddr::V4(ip)) = attr {
+                        if let Ok(net) = Ipv4Net::new(*ip, a.header.prefix_len) {
+                            out.push(net);
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        }
+
+        pub(crate) fn del_address(&mut self, index: u32, net: Ipv4Net) -> io::Result<()> {
+            let mut m = AddressMessage::default();
+            m.header.family = AddressFamily::Inet;
+            m.header.prefix_len = net.prefix_len();
+            m.header.index = index;
+            m.attributes
+                .push(AddressAttribute::Local(IpAddr::V4(net.addr())));
+            self.request(RouteNetlinkMessage::DelAddress(m), 0)
         }
 
         pub(crate) fn add_address(&mut self, index: u32, net: Ipv4Net) -> io::Result<()> {

@@ -77,6 +77,20 @@ fn bridge_and_veth_give_the_container_an_address_and_a_default_route() {
             link::ensure_bridge(&bridge()).await.unwrap();
             // Again: idempotent.
             link::ensure_bridge(&bridge()).await.unwrap();
+            // A new subnet replaces the old address instead of adding to it.
+            let moved = BridgeConfig {
+                address: "10.78.0.1/16".parse().unwrap(),
+                ..bridge()
+            };
+            link::ensure_bridge(&moved).await.unwrap();
+            let br = run(&["ip", "-o", "-4", "addr", "show", "br-test"]);
+            assert!(
+                br.contains("10.78.0.1/16") && !br.contains("10.77.0.1"),
+                "{br}"
+            );
+            link::ensure_bridge(&bridge()).await.unwrap();
+            let br = run(&["ip", "-o", "-4", "addr", "show", "br-test"]);
+            assert_eq!(br.lines().count(), 1, "{br}");
             assert!(link::exists("br-test").await.unwrap());
             assert!(!link::exists("br-nothere").await.unwrap());
             let br = run(&["ip", "-o", "addr", "show", "br-test"]);
@@ -94,6 +108,8 @@ fn bridge_and_veth_give_the_container_an_address_and_a_default_route() {
             let host = run(&["ip", "-o", "link", "show", "vbtest1"]);
             assert!(host.contains("master br-test"), "{host}");
             assert!(host.contains("mtu 1400"), "{host}");
+            let detail = run(&["ip", "-d", "link", "show", "vbtest1"]);
+            assert!(detail.contains("hairpin on"), "{detail}");
             assert_eq!(link::list_links_with_prefix("vb").unwrap(), vec!["vbtest1"]);
 
             // Inside: eth0 with MAC, MTU, address, default route.
@@ -237,5 +253,116 @@ fn routed_subnets_are_skipped_when_picking() {
             pool.gateway_net(),
             "172.18.0.1/16".parse::<Ipv4Net>().unwrap()
         );
+    });
+}
+
+/// The per-container lifecycle as the daemon runs it, on two networks, then torn down: nothing
+/// of it is left (no veth, no namespace file, no rule, no lease).
+#[test]
+fn a_container_on_two_networks_leaves_nothing_behind() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    in_private_netns(|| {
+        use berth_network::firewall::{self, NetworkRules, PortRule, Proto, Ruleset};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let nets = [("br-one", "10.60.0.0/24"), ("br-two", "10.61.0.0/24")];
+        let mut pools: Vec<Pool> = nets
+            .iter()
+            .map(|(_, s)| Pool::new(s.parse().unwrap(), None, None).unwrap())
+            .collect();
+        for ((br, _), pool) in nets.iter().zip(&pools) {
+            link::ensure_bridge_sync(&BridgeConfig {
+                name: br.to_string(),
+                address: pool.gateway_net(),
+                mtu: 1500,
+            })
+            .unwrap();
+        }
+        let ns = Ns::new();
+        let mut ips = Vec::new();
+        for (i, ((br, _), pool)) in nets.iter().zip(pools.iter_mut()).enumerate() {
+            let ip = pool.allocate("ep1", None).unwrap();
+            ips.push(ip);
+            link::attach_sync(&EndpointConfig {
+                bridge: br.to_string(),
+                host_ifname: format!("vblife{i}"),
+                container_ifname: format!("eth{i}"),
+                netns: ns.path.clone(),
+                address: pool.with_prefix(ip),
+                // Only the first network gives the default route.
+                gateway: (i == 0).then_some(pool.gateway),
+                mac: link::mac_for(ip),
+                mtu: 1500,
+            })
+            .unwrap();
+        }
+        let rules = Ruleset {
+            networks: nets
+                .iter()
+                .zip(&pools)
+                .map(|((br, _), p)| NetworkRules {
+                    bridge: br.to_string(),
+                    subnet: p.subnet,
+                    internal: false,
+                    masquerade: true,
+                    icc: true,
+                })
+                .collect(),
+            ports: vec![PortRule {
+                proto: Proto::Tcp,
+                host_ip: None,
+                host_port: 18081,
+                container_ip: ips[0],
+                container_port: 80,
+                bridge: "br-one".into(),
+            }],
+        };
+        let held = berth_network::ports::reserve(Proto::Tcp, None, 18081).unwrap();
+        firewall::apply("berth", &rules).unwrap();
+        let inside = run_in_ns(&ns.path, &["ip", "-o", "-4", "addr"]);
+        let inside = String::from_utf8_lossy(&inside.stdout).into_owned();
+        assert!(
+            inside.contains("eth0") && inside.contains("10.60.0.2/24"),
+            "{inside}"
+        );
+        assert!(
+            inside.contains("eth1") && inside.contains("10.61.0.2/24"),
+            "{inside}"
+        );
+        let routes = run_in_ns(&ns.path, &["ip", "-4", "route"]);
+        let routes = String::from_utf8_lossy(&routes.stdout).into_owned();
+        assert_eq!(routes.matches("default").count(), 1, "{routes}");
+
+        // Teardown, in the daemon's order.
+        firewall::apply(
+            "berth",
+            &Ruleset {
+                networks: rules.networks.clone(),
+                ports: vec![],
+            },
+        )
+        .unwrap();
+        drop(held);
+        rt.block_on(async {
+            link::detach("vblife0").await.unwrap();
+            link::detach("vblife1").await.unwrap();
+        });
+        netns::remove(&ns.path).unwrap();
+        for pool in &mut pools {
+            pool.release_owner("ep1");
+            assert!(pool.leases.is_empty());
+        }
+        assert!(link::list_links_with_prefix("vb").unwrap().is_empty());
+        assert!(!ns.path.exists());
+        let table = run(&["nft", "list", "table", "ip", "berth"]);
+        assert!(!table.contains("18081"), "{table}");
+        // The port is free again.
+        drop(berth_network::ports::reserve(Proto::Tcp, None, 18081).unwrap());
     });
 }
