@@ -801,6 +801,17 @@ pub fn rename(d: &Arc<Daemon>, c: &Arc<Container>, new: &str) -> ApiResult<()> {
         r.name = new.to_string();
         r.clone()
     })?;
+    // The embedded DNS answers the new name from now on.
+    for n in d.networks.all() {
+        if n.endpoints.contains_key(&rec.id) {
+            let _ = d.networks.modify(&n.id, false, |n| {
+                if let Some(ep) = n.endpoints.get_mut(&rec.id) {
+                    ep.name = rec.name.clone();
+                }
+                Ok(())
+            });
+        }
+    }
     let mut attrs = rec.event_attrs();
     attrs.insert("oldName".into(), format!("/{old}"));
     d.events.emit("container", "rename", &rec.id, attrs);

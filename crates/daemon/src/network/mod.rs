@@ -427,16 +427,10 @@ impl Networks {
                 return Err(ApiError::internal(format!("remove {}: {e}", p.display())));
             }
         }
-        lock(&self.table).remove(id);
-        if let Ok(mut b) = self.bridges_up.lock() {
-            b.retain(|_| true);
+        if let Some(n) = lock(&self.table).remove(id) {
+            lock(&self.bridges_up).remove(&n.bridge);
         }
         Ok(())
-    }
-
-    /// Whether the default bridge's subnet and the networks' are known (for tests/inspect).
-    pub fn default_bridge(&self) -> ApiResult<NetworkRecord> {
-        self.get("bridge")
     }
 }
 

@@ -95,11 +95,10 @@ pub fn to_api(d: &Daemon, n: &NetworkRecord, with_containers: bool) -> NetworkIn
 
 const LIST_FILTERS: &[&str] = &["dangling", "driver", "id", "label", "name", "scope", "type"];
 
-fn in_use(d: &Daemon, n: &NetworkRecord) -> bool {
+/// Active endpoints only, as dockerd: a stopped container still configured on the network does
+/// not keep it (its next start then fails with `network … not found`).
+fn in_use(_d: &Daemon, n: &NetworkRecord) -> bool {
     !n.endpoints.is_empty()
-        || d.all_containers()
-            .iter()
-            .any(|c| c.lock().networks.iter().any(|a| a.network_id == n.id))
 }
 
 async fn list(State(d): State<Arc<Daemon>>, q: Params) -> ApiResult<Response> {
@@ -224,9 +223,6 @@ async fn remove_one(d: &Arc<Daemon>, n: &NetworkRecord) -> ApiResult<()> {
         )));
     }
     d.networks.forget(&n.id)?;
-    if let Ok(mut b) = d.networks.bridges_up.lock() {
-        b.remove(&n.bridge);
-    }
     if let Err(e) = berth_network::link::delete_link(&n.bridge).await {
         tracing::warn!("delete bridge {}: {e}", n.bridge);
     }
