@@ -8,7 +8,7 @@
 # Usage: bench/network.sh   (root; builds berthd/berth-shim in release into $CARGO_TARGET_DIR)
 set -eu
 T=${CARGO_TARGET_DIR:-target}
-cargo build --release -q -p berth-daemon -p berth-shim -p berth-testutil --bins
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p berth-daemon -p berth-shim -p berth-testutil --bins
 BERTHD=$T/release/berthd
 export BERTH_SHIM=$T/release/berth-shim
 BB=$(command -v busybox)
