@@ -5,6 +5,8 @@
 #      one can start (else the reference figure 269 ms from issue 7); target <= 0.1x.
 #   2. bulk TCP host -> container through a published port, vs a raw veth pair.
 #   3. container -> container on one user network, vs a raw veth pair (target within 10%).
+# The throughput parts are a quick look with busybox nc (not yet checked against a byte count
+# on the receiving side); bench/netthroughput.sh (berth-network's example) is the careful one.
 # Usage: bench/network.sh   (root; builds berthd/berth-shim in release into $CARGO_TARGET_DIR)
 set -eu
 T=${CARGO_TARGET_DIR:-target}
@@ -73,7 +75,7 @@ echo "== bulk TCP host -> container through a published port (${MB} MiB)"
 docker run -d --name sink -p 9000:9000 busybox sh -c 'while true; do nc -l -p 9000 > /dev/null; done' >/dev/null
 sleep 0.5
 t0=$(date +%s.%N)
-$IN sh -c "head -c ${MB}M /dev/zero | $BB nc -w 2 127.0.0.1 9000" || true
+$IN sh -c "dd if=/dev/zero bs=1M count=$MB 2>/dev/null | $BB nc 127.0.0.1 9000"
 t1=$(date +%s.%N)
 PUB=$(python3 -c "print(round($MB*8/($t1-$t0)/1000,2))")
 echo "published port (127.0.0.1): ${PUB} Gbit/s"
@@ -83,7 +85,7 @@ docker network create benchnet >/dev/null
 docker run -d --name rx --network benchnet busybox sh -c 'while true; do nc -l -p 9001 > /dev/null; done' >/dev/null
 sleep 0.5
 t0=$(date +%s.%N)
-docker run --rm --network benchnet busybox sh -c "head -c ${MB}M /dev/zero | nc -w 2 rx 9001" || true
+docker run --rm --network benchnet busybox sh -c "dd if=/dev/zero bs=1M count=$MB 2>/dev/null | nc rx 9001"
 t1=$(date +%s.%N)
 C2C=$(python3 -c "print(round($MB*8/($t1-$t0)/1000,2))")
 echo "container -> container: ${C2C} Gbit/s"
@@ -98,7 +100,7 @@ nsenter --net="$B" sh -c 'ip addr add 10.99.0.2/24 dev vb0; ip link set vb0 up; 
 nsenter --net="$B" "$BB" nc -l -p 9002 > /dev/null &
 sleep 0.3
 t0=$(date +%s.%N)
-nsenter --net="$A" sh -c "head -c ${MB}M /dev/zero | $BB nc -w 2 10.99.0.2 9002" || true
+nsenter --net="$A" sh -c "dd if=/dev/zero bs=1M count=$MB 2>/dev/null | $BB nc 10.99.0.2 9002"
 t1=$(date +%s.%N)
 RAW=$(python3 -c "print(round($MB*8/($t1-$t0)/1000,2))")
 echo "raw veth: ${RAW} Gbit/s"
