@@ -125,6 +125,9 @@ pub enum Cmd {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCmd),
     /// Manage berth
     #[command(subcommand)]
     System(SystemCmd),
@@ -252,6 +255,99 @@ pub enum VolumeCmd {
     },
     /// Remove unused local volumes
     Prune(PruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCmd {
+    /// Create a network
+    Create(NetworkCreateArgs),
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Display detailed information on one or more networks
+    Inspect(InspectObjArgs),
+    /// Remove one or more networks
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// Do not error if the network does not exist
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Connect a container to a network
+    Connect {
+        /// IPv4 address (e.g., "172.30.100.104")
+        #[arg(long)]
+        ip: Option<String>,
+        /// Add network-scoped alias for the container
+        #[arg(long)]
+        alias: Vec<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network
+    Disconnect {
+        /// Force the container to disconnect from a network
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
+    /// Remove all unused networks
+    Prune {
+        /// Provide filter values (e.g. "until=<timestamp>")
+        #[arg(long)]
+        filter: Vec<String>,
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// Driver to manage the Network
+    #[arg(short, long, default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR format that represents a network segment
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// IPv4 Gateway for the master subnet
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Allocate container ip from a sub-range
+    #[arg(long = "ip-range")]
+    pub ip_range: Option<String>,
+    /// Restrict external access to the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Enable manual container attachment
+    #[arg(long)]
+    pub attachable: bool,
+    /// Set metadata on a network
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Set driver specific options
+    #[arg(short, long = "opt")]
+    pub opt: Vec<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkLsArgs {
+    /// Provide filter values (e.g. "driver=bridge")
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Do not truncate the output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Only display network IDs
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -397,6 +493,18 @@ pub struct RunArgs {
     /// Set custom DNS servers
     #[arg(long, value_name = "list")]
     pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search", value_name = "list")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", value_name = "list")]
+    pub dns_option: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long, value_name = "string")]
+    pub ip: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", value_name = "list")]
+    pub network_alias: Vec<String>,
     /// Restart policy to apply when a container exits
     #[arg(long, value_name = "string")]
     pub restart: Option<String>,

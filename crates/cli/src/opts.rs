@@ -669,7 +669,42 @@ pub fn create_spec(a: &RunArgs) -> Result<CreateSpec, OptError> {
         hc.insert("OomKillDisable".into(), json!(true));
     }
     config.insert("HostConfig".into(), Value::Object(hc));
-    config.insert("NetworkingConfig".into(), json!({"EndpointsConfig": {}}));
+    let mut endpoints = Map::new();
+    if let Some(net) = a.network.as_deref().filter(|n| {
+        !matches!(*n, "" | "default" | "bridge" | "host" | "none") && !n.starts_with("container:")
+    }) {
+        let mut ep = Map::new();
+        if !a.network_alias.is_empty() {
+            ep.insert("Aliases".into(), json!(a.network_alias));
+        }
+        if let Some(ip) = &a.ip {
+            ep.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
+        }
+        endpoints.insert(net.to_string(), Value::Object(ep));
+    } else if a.ip.is_some() || !a.network_alias.is_empty() {
+        let mut ep = Map::new();
+        if !a.network_alias.is_empty() {
+            ep.insert("Aliases".into(), json!(a.network_alias));
+        }
+        if let Some(ip) = &a.ip {
+            ep.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
+        }
+        endpoints.insert("bridge".into(), Value::Object(ep));
+    }
+    if !a.dns_search.is_empty() {
+        if let Some(Value::Object(hc)) = config.get_mut("HostConfig") {
+            hc.insert("DnsSearch".into(), json!(a.dns_search));
+        }
+    }
+    if !a.dns_option.is_empty() {
+        if let Some(Value::Object(hc)) = config.get_mut("HostConfig") {
+            hc.insert("DnsOptions".into(), json!(a.dns_option));
+        }
+    }
+    config.insert(
+        "NetworkingConfig".into(),
+        json!({"EndpointsConfig": Value::Object(endpoints)}),
+    );
     Ok(CreateSpec {
         body: Value::Object(config),
         name: a.name.clone(),

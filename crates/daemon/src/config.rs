@@ -121,6 +121,8 @@ pub struct FileConfig {
     pub log_driver: Option<String>,
     pub log_opts: Option<BTreeMap<String, String>>,
     pub storage_driver: Option<String>,
+    pub bridge: Option<String>,
+    pub iptables: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,6 +155,11 @@ pub struct Config {
     /// Allow plain TCP (loopback only) without TLS.
     pub insecure_tcp: bool,
     pub log_opts: BTreeMap<String, String>,
+    /// Containers without `--network` join the default bridge (`--bridge=none` turns it off:
+    /// they get a namespace with loopback only, as with `--network none`).
+    pub bridge: bool,
+    /// berthd manages its nftables table (`--iptables=false` leaves the firewall alone).
+    pub iptables: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +184,8 @@ impl Config {
             tls: None,
             insecure_tcp: false,
             log_opts: BTreeMap::new(),
+            bridge: true,
+            iptables: true,
         }
     }
 

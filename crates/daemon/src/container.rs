@@ -169,6 +169,25 @@ pub struct ContainerRecord {
     pub shim_pid: i32,
     #[serde(default)]
     pub log_path: PathBuf,
+    /// The networks the container is connected to, the primary (`NetworkMode`) first.
+    #[serde(default)]
+    pub networks: Vec<Attachment>,
+    /// Host ports bound for the current run.
+    #[serde(default)]
+    pub published: Vec<crate::network::ports::Published>,
+    /// The network namespace file berthd made for the current run (bridge networking).
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
+}
+
+/// A container's membership of a network, as configured (create, connect); the live endpoint
+/// (address, veth) is in the network's record while the container runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network_id: String,
+    pub aliases: Vec<String>,
+    /// `--ip`: asked for at every start.
+    pub ipv4: Option<std::net::Ipv4Addr>,
 }
 
 pub const RECORD_FILE: &str = "container.json";

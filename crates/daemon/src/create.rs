@@ -286,11 +286,13 @@ pub fn validate_host_config(hc: &HostConfig) -> ApiResult<()> {
             ));
         }
     }
-    match hc.network_mode.as_deref().unwrap_or("default") {
-        "" | "default" | "bridge" | "none" | "host" => {}
-        m if m.starts_with("container:") => {}
-        m => {
-            return Err(ApiError::not_found(format!("network {m} not found")));
+    // User network names are checked against the network table at create
+    // (network::wire::plan_attachments); here only what no network can be.
+    if let Some(m) = hc.network_mode.as_deref() {
+        if m == "container:" {
+            return Err(ApiError::invalid(
+                "--network container: needs a container name or id",
+            ));
         }
     }
     for (k, v) in [
@@ -743,6 +745,11 @@ pub async fn create(
         _ => None,
     };
     let _ = join;
+    let networks = crate::network::wire::plan_attachments(d, &hc, body.networking_config.as_ref())?;
+    {
+        let exposed = config.exposed_ports.clone().unwrap_or_default();
+        crate::network::ports::plan(&hc, &exposed)?;
+    }
 
     // Reserve the name and an id whose 12-char prefix is unique (the shim socket uses it).
     let id = loop {
@@ -777,7 +784,7 @@ pub async fn create(
         }
         r.insert(name.clone(), id.clone());
     }
-    let result = finish_create(d, &id, &name, &image_ref, img, config, hc, mounts).await;
+    let result = finish_create(d, &id, &name, &image_ref, img, config, hc, mounts, networks).await;
     if let Ok(mut r) = d.reserved_names.lock() {
         r.remove(&name);
     }
@@ -801,6 +808,7 @@ async fn finish_create(
     config: ContainerConfig,
     hc: HostConfig,
     mounts: Vec<MountRequest>,
+    networks: Vec<crate::container::Attachment>,
 ) -> ApiResult<()> {
     let dir = d.container_dir(id);
     std::fs::create_dir_all(&dir)
@@ -899,6 +907,9 @@ async fn finish_create(
         has_been_started: false,
         shim_pid: 0,
         log_path: dir.join(format!("{id}-json.log")),
+        networks,
+        published: Vec::new(),
+        netns: None,
     };
     write_etc_files(d, &rec)?;
     rec.save(&dir)?;
@@ -1067,10 +1078,10 @@ mod tests {
         assert!(validate_host_config(&hc).is_err());
         hc.memory_swap = Some(-1);
         assert!(validate_host_config(&hc).is_ok());
-        hc.network_mode = Some("nosuchnet".into());
+        hc.network_mode = Some("container:".into());
         assert_eq!(
             validate_host_config(&hc).unwrap_err().kind,
-            crate::error::Kind::NotFound
+            crate::error::Kind::InvalidInput
         );
     }
 

@@ -21,6 +21,7 @@ pub mod health;
 pub mod images;
 pub mod lifecycle;
 pub mod logs;
+pub mod network;
 pub mod routes;
 pub mod server;
 pub mod shim;

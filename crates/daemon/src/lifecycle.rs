@@ -116,7 +116,10 @@ fn prepare_bundle(d: &Daemon, rec: &ContainerRecord) -> ApiResult<std::path::Pat
         let join_netns = match rec.host_config.network_mode.as_deref() {
             Some(m) if m.starts_with("container:") => {
                 let other = d.find(&m["container:".len()..])?;
-                let pid = other.lock().state.pid;
+                let (pid, ns) = {
+                    let o = other.lock();
+                    (o.state.pid, o.netns.clone())
+                };
                 if !other.status().is_running() || pid <= 0 {
                     return Err(ApiError::conflict(format!(
                         "cannot join network namespace of a non running container: container {} is {}",
@@ -124,9 +127,13 @@ fn prepare_bundle(d: &Daemon, rec: &ContainerRecord) -> ApiResult<std::path::Pat
                         other.status().as_str()
                     )));
                 }
-                Some(format!("/proc/{pid}/ns/net"))
+                // A bridge-mode container's namespace file outlives its process's restarts.
+                Some(match ns {
+                    Some(p) => p.to_string_lossy().into_owned(),
+                    None => format!("/proc/{pid}/ns/net"),
+                })
             }
-            _ => None,
+            _ => rec.netns.as_ref().map(|p| p.to_string_lossy().into_owned()),
         };
         let init_path = d.config.data_root.join("bin").join("berth-init");
         let inputs = crate::spec::Inputs {
@@ -223,6 +230,11 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         _ => {}
     }
     let t0 = std::time::Instant::now();
+    if let Err(e) = crate::network::wire::setup(d, c).await {
+        let _ = c.update(|r| r.state.error = e.message.clone());
+        return Err(e);
+    }
+    let t_net = t0.elapsed();
     let rec = c.snapshot();
     let dd = d.clone();
     let r2 = rec.clone();
@@ -237,6 +249,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
     let bundle = match bundle {
         Ok(b) => b,
         Err(e) => {
+            crate::network::wire::teardown(d, c).await;
             let _ = c.update(|r| r.state.error = e.message.clone());
             return Err(e);
         }
@@ -279,6 +292,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
             let dd = d.clone();
             let id = rec.id.clone();
             let _ = tokio::task::spawn_blocking(move || teardown_bundle(&dd, &id)).await;
+            crate::network::wire::teardown(d, c).await;
             let code = if e.message.contains("permission denied") {
                 126
             } else {
@@ -314,6 +328,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         let dd = d.clone();
         let id = rec.id.clone();
         let _ = tokio::task::spawn_blocking(move || teardown_bundle(&dd, &id)).await;
+        crate::network::wire::teardown(d, c).await;
         let e = crate::shim::start_error(e.message);
         let _ = c.update(|r| r.state.error = e.message.clone());
         return Err(e);
@@ -347,8 +362,9 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         l.error = None;
     });
     tracing::debug!(
-        "start {}: bundle {:?}, shim ready {:?}, started {:?}",
+        "start {}: network {:?}, bundle {:?}, shim ready {:?}, started {:?}",
         c.short_id(),
+        t_net,
         t_bundle,
         t_shim,
         t0.elapsed()
@@ -393,6 +409,7 @@ async fn handle_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitInfo) {
         teardown_bundle(&dd, &id)
     })
     .await;
+    crate::network::wire::teardown(d, c).await;
     let rec = match c.update(|r| {
         r.state.status = Status::Exited;
         r.state.exit_code = i64::from(exit.code);
@@ -784,6 +801,17 @@ pub fn rename(d: &Arc<Daemon>, c: &Arc<Container>, new: &str) -> ApiResult<()> {
         r.name = new.to_string();
         r.clone()
     })?;
+    // The embedded DNS answers the new name from now on.
+    for n in d.networks.all() {
+        if n.endpoints.contains_key(&rec.id) {
+            let _ = d.networks.modify(&n.id, false, |n| {
+                if let Some(ep) = n.endpoints.get_mut(&rec.id) {
+                    ep.name = rec.name.clone();
+                }
+                Ok(())
+            });
+        }
+    }
     let mut attrs = rec.event_attrs();
     attrs.insert("oldName".into(), format!("/{old}"));
     d.events.emit("container", "rename", &rec.id, attrs);
@@ -1050,6 +1078,8 @@ pub async fn restore(d: &Arc<Daemon>) -> ApiResult<()> {
     if let Err(e) = d.images.set_users(&users) {
         tracing::warn!("reconcile image users: {e}");
     }
+    // Before any container is started again or torn down: the sweep must not race a start.
+    crate::network::wire::restore(d).await;
     for c in loaded {
         let st = c.status();
         match st {

@@ -62,6 +62,12 @@ struct Args {
     /// Enable debug mode (as --log-level debug).
     #[arg(short = 'D', long)]
     debug: bool,
+    /// The default bridge; `none` turns it off (containers without --network get loopback only).
+    #[arg(short = 'b', long)]
+    bridge: Option<String>,
+    /// Manage berth's nftables table (published ports, NAT, isolation).
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    iptables: Option<bool>,
 }
 
 fn build_config(a: Args) -> Result<(Config, String)> {
@@ -136,6 +142,8 @@ fn build_config(a: Args) -> Result<(Config, String)> {
         tls,
         insecure_tcp: a.insecure_tcp,
         log_opts: file.log_opts.clone().unwrap_or_default(),
+        bridge: a.bridge.or(file.bridge.clone()).is_none_or(|b| b != "none"),
+        iptables: a.iptables.or(file.iptables).unwrap_or(true),
     };
     cfg.validate().map_err(anyhow::Error::msg)?;
     Ok((cfg, level))

@@ -28,6 +28,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .merge(crate::routes::exec::router())
         .merge(crate::routes::images::router())
         .merge(crate::routes::volumes::router())
+        .merge(crate::routes::networks::router())
         .merge(crate::routes::archive::router())
         .merge(crate::routes::build::router())
         .fallback(not_found)

@@ -117,6 +117,7 @@ pub struct Daemon {
     pub execs: Mutex<HashMap<String, ExecRecord>>,
     pub events: Events,
     pub volumes: crate::volumes::Volumes,
+    pub networks: crate::network::Networks,
     /// Names being created, reserved so two creates cannot take the same one.
     pub reserved_names: Mutex<HashMap<String, String>>,
     pub started_at: std::time::Instant,
@@ -134,6 +135,7 @@ impl Daemon {
         let snapshots = Snapshotter::open(root)?;
         let images = ImageStore::open(root)?;
         let volumes = crate::volumes::Volumes::open(&root.join("volumes"))?;
+        let networks = crate::network::Networks::open(&root.join("network"))?;
         Ok(Daemon {
             content,
             snapshots,
@@ -143,6 +145,7 @@ impl Daemon {
             execs: Mutex::new(HashMap::new()),
             events: Events::default(),
             volumes,
+            networks,
             reserved_names: Mutex::new(HashMap::new()),
             started_at: std::time::Instant::now(),
             config,

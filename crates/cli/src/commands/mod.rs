@@ -7,6 +7,7 @@ mod exec;
 mod image;
 mod inspect;
 mod login;
+mod network;
 mod ps;
 mod run;
 mod stats;
@@ -16,7 +17,7 @@ mod volume;
 use anyhow::Result;
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Cmd, ContainerCmd, ImageCmd, SystemCmd, VolumeCmd};
+use crate::cli::{Cli, Cmd, ContainerCmd, ImageCmd, NetworkCmd, SystemCmd, VolumeCmd};
 use crate::client::Client;
 
 pub async fn dispatch(c: Client, cmd: Cmd) -> Result<()> {
@@ -124,6 +125,26 @@ pub async fn dispatch(c: Client, cmd: Cmd) -> Result<()> {
             }
             VolumeCmd::Rm { force, volumes } => volume::rm(&c, force, volumes).await,
             VolumeCmd::Prune(a) => volume::prune(&c, a).await,
+        },
+        Cmd::Network(n) => match n {
+            NetworkCmd::Create(a) => network::create(&c, a).await,
+            NetworkCmd::Ls(a) => network::ls(&c, a).await,
+            NetworkCmd::Inspect(a) => {
+                inspect::inspect(&c, a.names, a.format, Some("network".into()), false).await
+            }
+            NetworkCmd::Rm { force, networks } => network::rm(&c, force, networks).await,
+            NetworkCmd::Connect {
+                ip,
+                alias,
+                network,
+                container,
+            } => network::connect(&c, &network, &container, ip, alias).await,
+            NetworkCmd::Disconnect {
+                force,
+                network,
+                container,
+            } => network::disconnect(&c, &network, &container, force).await,
+            NetworkCmd::Prune { filter, force } => network::prune(&c, filter, force).await,
         },
         Cmd::System(s) => match s {
             SystemCmd::Df(a) => system::df(&c, a).await,

@@ -141,7 +141,25 @@ pub fn summary(d: &Daemon, rec: &ContainerRecord, size: bool) -> ContainerSummar
         image_id: Some(rec.image.clone()),
         command: Some(rec.command()),
         created: Some(crate::util::rfc3339_secs(&rec.created)),
-        ports: Some(Vec::new()),
+        ports: Some(
+            rec.published
+                .iter()
+                .map(|p| berth_api::models::PortSummary {
+                    ip: Some(
+                        p.host_ip
+                            .map(|i| i.to_string())
+                            .unwrap_or_else(|| "0.0.0.0".into()),
+                    ),
+                    private_port: p.container_port,
+                    public_port: Some(p.host_port),
+                    typ: match p.proto.as_str() {
+                        "udp" => Some(berth_api::models::PortSummaryTypeEnum::UDP),
+                        "sctp" => Some(berth_api::models::PortSummaryTypeEnum::SCTP),
+                        _ => Some(berth_api::models::PortSummaryTypeEnum::TCP),
+                    },
+                })
+                .collect(),
+        ),
         size_rw,
         size_root_fs: size_root,
         labels: Some(rec.labels()),
@@ -152,7 +170,7 @@ pub fn summary(d: &Daemon, rec: &ContainerRecord, size: bool) -> ContainerSummar
             annotations: None,
         }),
         network_settings: Some(ContainerSummaryNetworkSettings {
-            networks: Some(HashMap::new()),
+            networks: Some(crate::routes::networks::endpoint_settings(d, rec)),
         }),
         mounts: Some(rec.mounts.iter().map(|m| m.to_api()).collect()),
         ..Default::default()
@@ -252,9 +270,18 @@ pub fn inspect_of(d: &Daemon, rec: &ContainerRecord, size: bool) -> ContainerIns
         config: Some(rec.config.clone()),
         network_settings: Some(NetworkSettings {
             sandbox_id: Some(String::new()),
-            sandbox_key: Some(String::new()),
-            ports: Some(HashMap::new()),
-            networks: Some(HashMap::new()),
+            sandbox_key: Some(
+                rec.netns
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+            ports: Some(crate::network::ports::port_map(
+                &rec.host_config,
+                rec.config.exposed_ports.as_deref().unwrap_or_default(),
+                &rec.published,
+            )),
+            networks: Some(crate::routes::networks::endpoint_settings(d, rec)),
         }),
         ..Default::default()
     }
@@ -377,10 +404,55 @@ async fn inspect(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
     q: Params,
+    v: Version,
 ) -> ApiResult<Response> {
     let c = d.find(&id)?;
     let rec = c.snapshot();
-    Ok(json(&inspect_of(&d, &rec, q.bool("size"))))
+    let out = inspect_of(&d, &rec, q.bool("size"));
+    if v.0 >= berth_api::version::ApiVersion(1, 52) {
+        return Ok(json(&out));
+    }
+    // Before API 1.52 NetworkSettings also carried the default bridge's endpoint at its top
+    // level (`{{.NetworkSettings.IPAddress}}` in scripts); the models no longer have the fields.
+    let mut val = serde_json::to_value(&out)
+        .map_err(|e| ApiError::internal(format!("encode inspect: {e}")))?;
+    if let Some(ns) = val
+        .get_mut("NetworkSettings")
+        .and_then(|n| n.as_object_mut())
+    {
+        let bridge = ns
+            .get("Networks")
+            .and_then(|n| n.get("bridge"))
+            .cloned()
+            .unwrap_or_default();
+        let s = |k: &str| {
+            bridge
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!(""))
+        };
+        ns.insert("IPAddress".into(), s("IPAddress"));
+        ns.insert("Gateway".into(), s("Gateway"));
+        ns.insert("MacAddress".into(), s("MacAddress"));
+        ns.insert("EndpointID".into(), s("EndpointID"));
+        ns.insert(
+            "IPPrefixLen".into(),
+            bridge
+                .get("IPPrefixLen")
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!(0)),
+        );
+        ns.insert("Bridge".into(), serde_json::json!(""));
+        ns.insert("HairpinMode".into(), serde_json::json!(false));
+        ns.insert("LinkLocalIPv6Address".into(), serde_json::json!(""));
+        ns.insert("LinkLocalIPv6PrefixLen".into(), serde_json::json!(0));
+        ns.insert("SecondaryIPAddresses".into(), serde_json::Value::Null);
+        ns.insert("SecondaryIPv6Addresses".into(), serde_json::Value::Null);
+        ns.insert("GlobalIPv6Address".into(), serde_json::json!(""));
+        ns.insert("GlobalIPv6PrefixLen".into(), serde_json::json!(0));
+        ns.insert("IPv6Gateway".into(), serde_json::json!(""));
+    }
+    Ok(json(&val))
 }
 
 async fn start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult<Response> {

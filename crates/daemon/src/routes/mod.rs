@@ -6,5 +6,6 @@ pub mod build;
 pub mod containers;
 pub mod exec;
 pub mod images;
+pub mod networks;
 pub mod system;
 pub mod volumes;

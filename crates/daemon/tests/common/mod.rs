@@ -59,6 +59,10 @@ pub struct TestDaemon {
     /// berthd's stderr, appended across restarts.
     pub log: PathBuf,
     child: Option<Child>,
+    /// The private network namespace (a bind-mounted file under `root`) berthd runs in, for
+    /// tests that create bridges, veths and nftables rules; None = the host's namespace, with
+    /// the default bridge and the firewall turned off.
+    pub netns: Option<PathBuf>,
     /// Kept so the dir outlives the daemon; removed last in drop.
     _tmp: Option<tempfile::TempDir>,
 }
@@ -66,6 +70,17 @@ pub struct TestDaemon {
 impl TestDaemon {
     /// Seeds `busybox:latest` (CMD ["sh"]) into a fresh data root and starts berthd on it.
     pub fn start() -> TestDaemon {
+        Self::start_opts(false)
+    }
+
+    /// As [`TestDaemon::start`], berthd in a network namespace of its own with bridge
+    /// networking and the firewall on. The namespace outlives berthd (for restarts) and is
+    /// unmounted on drop.
+    pub fn start_in_netns() -> TestDaemon {
+        Self::start_opts(true)
+    }
+
+    fn start_opts(own_netns: bool) -> TestDaemon {
         let nuid = nix::unistd::geteuid();
         assert!(
             nuid.is_root(),
@@ -91,6 +106,7 @@ impl TestDaemon {
             log: root.join("berthd.log"),
             root,
             child: None,
+            netns: None,
             _tmp: Some(tmp),
         };
         std::fs::create_dir_all(&d.data_root).unwrap();
@@ -103,8 +119,45 @@ impl TestDaemon {
             &[r#"CMD ["sh"]"#.to_string()],
         );
         let mut d = d;
+        if own_netns {
+            let ns = d.root.join("net");
+            std::fs::write(&ns, b"").unwrap();
+            let mut c = Command::new("unshare");
+            c.arg(format!("--net={}", ns.display())).arg("true");
+            let out = run_with_timeout(c, Duration::from_secs(10), None);
+            assert!(
+                out.status.success(),
+                "unshare --net: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            d.netns = Some(ns);
+            let out = d.host(&["ip", "link", "set", "lo", "up"]);
+            assert!(
+                out.status.success(),
+                "lo up: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         d.spawn_with_shim(&shim);
         d
+    }
+
+    /// Runs a command in berthd's network namespace (the host's when it has none).
+    pub fn host(&self, args: &[&str]) -> Output {
+        let cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg("--");
+                c.args(args);
+                c
+            }
+            None => {
+                let mut c = Command::new(args[0]);
+                c.args(&args[1..]);
+                c
+            }
+        };
+        run_with_timeout(cmd, Duration::from_secs(30), None)
     }
 
     /// Starts berthd (again) on the same roots and waits until `/_ping` answers.
@@ -120,7 +173,21 @@ impl TestDaemon {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display()))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_berthd"));
+                c
+            }
+            None => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_berthd"));
+                c.arg("--bridge=none").arg("--iptables=false");
+                c
+            }
+        };
+        let child = cmd
             .arg("--data-root")
             .arg(&self.data_root)
             .arg("--exec-root")

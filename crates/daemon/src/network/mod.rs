@@ -1,0 +1,520 @@
+//! berthd's networks: the records (predefined `bridge`, `host`, `none` and user bridge networks,
+//! each with its address pool and the endpoints of its running containers), persisted one JSON
+//! file per network under `<data-root>/network/`, and the operations the API and the container
+//! lifecycle call. The kernel work is berth-network's; this module decides what to ask of it.
+//!
+//! - [`ports`]: published-port specs (`-p`, `-P`) parsed and validated into a plan.
+//! - [`wire`]: a container's start/stop path (netns, veths, reservations, firewall, DNS, etc
+//!   files) and the sweep/restore at daemon start.
+
+pub mod ports;
+pub mod wire;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use berth_network::ipam::{self, Pool};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult};
+
+pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
+pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
+pub const OPT_MASQ: &str = "com.docker.network.bridge.enable_ip_masquerade";
+pub const OPT_HOST_IP: &str = "com.docker.network.bridge.host_binding_ipv4";
+pub const OPT_DEFAULT_BRIDGE: &str = "com.docker.network.bridge.default_bridge";
+
+/// The default bridge's interface name.
+pub const DEFAULT_BRIDGE: &str = "berth0";
+
+/// One container's interface on one network, while the container runs (and the static address
+/// it asked for, kept between runs in its record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub container_id: String,
+    /// The container's name, without `/`.
+    pub name: String,
+    pub endpoint_id: String,
+    pub ip: Ipv4Addr,
+    pub mac: String,
+    pub aliases: Vec<String>,
+    /// The host end of the veth pair.
+    pub host_ifname: String,
+    /// The interface inside the container (eth0, eth1, ...).
+    pub ifname: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub id: String,
+    pub name: String,
+    /// "bridge", "host" or "null".
+    pub driver: String,
+    pub created: String,
+    pub internal: bool,
+    pub attachable: bool,
+    pub labels: HashMap<String, String>,
+    pub options: HashMap<String, String>,
+    /// The subnet was given by the user (a static `--ip` is allowed only then).
+    pub user_subnet: bool,
+    /// None for `host` and `none`.
+    pub pool: Option<Pool>,
+    pub bridge: String,
+    pub mtu: u32,
+    pub icc: bool,
+    pub masquerade: bool,
+    pub host_binding: Option<IpAddr>,
+    /// Container id → endpoint, for running containers.
+    pub endpoints: BTreeMap<String, Endpoint>,
+}
+
+impl NetworkRecord {
+    pub fn predefined(&self) -> bool {
+        matches!(self.name.as_str(), "bridge" | "host" | "none")
+    }
+
+    pub fn is_default_bridge(&self) -> bool {
+        self.name == "bridge"
+    }
+
+    pub fn subnet(&self) -> Option<Ipv4Net> {
+        self.pool.as_ref().map(|p| p.subnet)
+    }
+
+    pub fn firewall_rules(&self) -> Option<berth_network::firewall::NetworkRules> {
+        let p = self.pool.as_ref()?;
+        Some(berth_network::firewall::NetworkRules {
+            bridge: self.bridge.clone(),
+            subnet: p.subnet,
+            internal: self.internal,
+            masquerade: self.masquerade,
+            icc: self.icc,
+        })
+    }
+
+    pub fn bridge_config(&self) -> Option<berth_network::link::BridgeConfig> {
+        let p = self.pool.as_ref()?;
+        let address = Ipv4Net::new(p.gateway, p.subnet.prefix_len()).ok()?;
+        Some(berth_network::link::BridgeConfig {
+            name: self.bridge.clone(),
+            address,
+            mtu: self.mtu,
+        })
+    }
+}
+
+/// A validated `POST /networks/create`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub name: String,
+    pub driver: String,
+    pub internal: bool,
+    pub attachable: bool,
+    pub labels: HashMap<String, String>,
+    pub options: HashMap<String, String>,
+    pub subnet: Option<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    pub ip_range: Option<Ipv4Net>,
+}
+
+/// The network table and the live per-container network state.
+#[derive(Debug)]
+pub struct Networks {
+    dir: PathBuf,
+    /// Shared with the DNS resolvers of running containers.
+    table: Arc<Mutex<BTreeMap<String, NetworkRecord>>>,
+    /// Held host ports and DNS servers of running containers.
+    pub live: Mutex<HashMap<String, wire::Live>>,
+    /// Bridges known to exist (created or checked since the daemon started).
+    pub bridges_up: Mutex<HashSet<String>>,
+    /// The firewall as last applied, so a start that changes nothing skips `nft`.
+    pub applied: tokio::sync::Mutex<Option<berth_network::firewall::Ruleset>>,
+    /// Serialises create/remove/connect so names and subnets stay unique.
+    pub admin: tokio::sync::Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn is_network_id(id: &str) -> bool {
+    id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn parse_bool_opt(opts: &HashMap<String, String>, k: &str, default: bool) -> ApiResult<bool> {
+    match opts.get(k).map(|s| s.trim()) {
+        None | Some("") => Ok(default),
+        Some("true" | "1" | "TRUE" | "True") => Ok(true),
+        Some("false" | "0" | "FALSE" | "False") => Ok(false),
+        Some(v) => Err(ApiError::invalid(format!(
+            "failed to parse option {k}: invalid boolean {v:?}"
+        ))),
+    }
+}
+
+impl Networks {
+    /// Loads the records under `dir`, creating the predefined networks when missing.
+    pub fn open(dir: &Path) -> ApiResult<Networks> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ApiError::internal(format!("create {}: {e}", dir.display())))?;
+        let mut table = BTreeMap::new();
+        for e in std::fs::read_dir(dir)
+            .map_err(|e| ApiError::internal(format!("read {}: {e}", dir.display())))?
+            .flatten()
+        {
+            let p = e.path();
+            if p.extension().and_then(|x| x.to_str()) != Some("json") {
+                let _ = std::fs::remove_file(&p);
+                continue;
+            }
+            let loaded = std::fs::read(&p).map_err(|e| e.to_string()).and_then(|b| {
+                serde_json::from_slice::<NetworkRecord>(&b).map_err(|e| e.to_string())
+            });
+            match loaded {
+                Ok(n) if is_network_id(&n.id) && p.file_stem() == Some(n.id.as_ref()) => {
+                    table.insert(n.id.clone(), n);
+                }
+                Ok(_) => tracing::error!("skip network record {}: id mismatch", p.display()),
+                Err(e) => tracing::error!("skip network record {}: {e}", p.display()),
+            }
+        }
+        let n = Networks {
+            dir: dir.to_path_buf(),
+            table: Arc::new(Mutex::new(table)),
+            live: Mutex::new(HashMap::new()),
+            bridges_up: Mutex::new(HashSet::new()),
+            applied: tokio::sync::Mutex::new(None),
+            admin: tokio::sync::Mutex::new(()),
+        };
+        n.ensure_predefined()?;
+        Ok(n)
+    }
+
+    fn ensure_predefined(&self) -> ApiResult<()> {
+        for (name, driver) in [("host", "host"), ("none", "null"), ("bridge", "bridge")] {
+            if self.get(name).is_ok() {
+                continue;
+            }
+            let mut rec = NetworkRecord {
+                id: crate::util::new_id(),
+                name: name.into(),
+                driver: driver.into(),
+                created: crate::util::now_rfc3339(),
+                internal: false,
+                attachable: false,
+                labels: HashMap::new(),
+                options: HashMap::new(),
+                user_subnet: false,
+                pool: None,
+                bridge: String::new(),
+                mtu: 1500,
+                icc: true,
+                masquerade: true,
+                host_binding: None,
+                endpoints: BTreeMap::new(),
+            };
+            if name == "bridge" {
+                let subnet = self.pick_subnet()?;
+                let pool = Pool::new(subnet, None, None)
+                    .map_err(|e| ApiError::internal(format!("default bridge pool: {e}")))?;
+                rec.pool = Some(pool);
+                rec.bridge = DEFAULT_BRIDGE.into();
+                rec.options = HashMap::from([
+                    (OPT_DEFAULT_BRIDGE.to_string(), "true".to_string()),
+                    (OPT_ICC.to_string(), "true".to_string()),
+                    (OPT_MASQ.to_string(), "true".to_string()),
+                    (OPT_HOST_IP.to_string(), "0.0.0.0".to_string()),
+                    (OPT_BRIDGE_NAME.to_string(), DEFAULT_BRIDGE.to_string()),
+                    (OPT_MTU.to_string(), "1500".to_string()),
+                ]);
+            }
+            self.save(&rec, true)?;
+            lock(&self.table).insert(rec.id.clone(), rec);
+        }
+        Ok(())
+    }
+
+    /// A free subnet from Docker's default pools, skipping routed ones and other networks'.
+    fn pick_subnet(&self) -> ApiResult<Ipv4Net> {
+        let mut taken = ipam::routed_subnets().unwrap_or_else(|e| {
+            tracing::warn!("list routes: {e}");
+            Vec::new()
+        });
+        taken.extend(lock(&self.table).values().filter_map(|n| n.subnet()));
+        ipam::pick_subnet(&ipam::default_pools(), &taken).ok_or_else(|| {
+            ApiError::forbidden(
+                "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network",
+            )
+        })
+    }
+
+    fn save(&self, rec: &NetworkRecord, durable: bool) -> ApiResult<()> {
+        let bytes = serde_json::to_vec_pretty(rec)
+            .map_err(|e| ApiError::internal(format!("encode network {}: {e}", rec.name)))?;
+        crate::util::write_replace(&self.dir.join(format!("{}.json", rec.id)), &bytes, durable)
+            .map_err(|e| ApiError::internal(format!("save network {}: {e}", rec.name)))
+    }
+
+    pub fn table(&self) -> Arc<Mutex<BTreeMap<String, NetworkRecord>>> {
+        self.table.clone()
+    }
+
+    pub fn all(&self) -> Vec<NetworkRecord> {
+        lock(&self.table).values().cloned().collect()
+    }
+
+    /// By full id, exact name, or unique id prefix (Docker's order).
+    pub fn get(&self, key: &str) -> ApiResult<NetworkRecord> {
+        let t = lock(&self.table);
+        if key.is_empty() {
+            return Err(ApiError::not_found("network  not found"));
+        }
+        if let Some(n) = t.get(key) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = t.values().find(|n| n.name == key) {
+            return Ok(n.clone());
+        }
+        let hits: Vec<_> = t.values().filter(|n| n.id.starts_with(key)).collect();
+        match hits.len() {
+            1 => Ok(hits[0].clone()),
+            0 => Err(ApiError::not_found(format!("network {key} not found"))),
+            _ => Err(ApiError::invalid(format!(
+                "network {key} is ambiguous ({} matches found based on ID prefix)",
+                hits.len()
+            ))),
+        }
+    }
+
+    /// Changes a record in place and saves it (without fsync when `durable` is false: leases
+    /// and endpoints are reconciled from the container records at daemon start).
+    pub fn modify<T>(
+        &self,
+        id: &str,
+        durable: bool,
+        f: impl FnOnce(&mut NetworkRecord) -> ApiResult<T>,
+    ) -> ApiResult<T> {
+        let mut t = lock(&self.table);
+        let rec = t
+            .get_mut(id)
+            .ok_or_else(|| ApiError::not_found(format!("network {id} not found")))?;
+        let mut copy = rec.clone();
+        let out = f(&mut copy)?;
+        if copy != *rec {
+            self.save(&copy, durable)?;
+            *rec = copy;
+        }
+        Ok(out)
+    }
+
+    /// Validates and records a new bridge network.
+    pub fn create(&self, req: CreateRequest) -> ApiResult<NetworkRecord> {
+        if req.driver != "bridge" {
+            return Err(ApiError::not_found(format!(
+                "plugin \"{}\" not found",
+                req.driver
+            )));
+        }
+        if req.name.is_empty() {
+            return Err(ApiError::invalid("network name cannot be empty"));
+        }
+        if self.get(&req.name).is_ok_and(|n| n.name == req.name) {
+            return Err(ApiError::conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        let icc = parse_bool_opt(&req.options, OPT_ICC, true)?;
+        let masquerade = parse_bool_opt(&req.options, OPT_MASQ, true)?;
+        let mtu = match req.options.get(OPT_MTU).filter(|s| !s.is_empty()) {
+            None => 1500,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|m| (68..=65535).contains(m))
+                .ok_or_else(|| ApiError::invalid(format!("invalid MTU {v:?}")))?,
+        };
+        let host_binding =
+            match req.options.get(OPT_HOST_IP).filter(|s| !s.is_empty()) {
+                None => None,
+                Some(v) => Some(v.parse::<IpAddr>().map_err(|_| {
+                    ApiError::invalid(format!("invalid host binding address {v:?}"))
+                })?),
+            };
+        let id = crate::util::new_id();
+        let bridge = match req.options.get(OPT_BRIDGE_NAME).filter(|s| !s.is_empty()) {
+            Some(b) => {
+                if b.len() > 15 || b.contains(['/', ' ', '\0']) {
+                    return Err(ApiError::invalid(format!("invalid bridge name {b:?}")));
+                }
+                if lock(&self.table).values().any(|n| &n.bridge == b) {
+                    return Err(ApiError::forbidden(format!(
+                        "bridge name {b} is already used by another network"
+                    )));
+                }
+                b.clone()
+            }
+            None => format!("br-{}", &id[..12]),
+        };
+        let user_subnet = req.subnet.is_some();
+        let subnet = match req.subnet {
+            Some(s) => {
+                if s != s.trunc() {
+                    return Err(ApiError::invalid(format!(
+                        "invalid subnet {s}: it should be {}",
+                        s.trunc()
+                    )));
+                }
+                let overlap = lock(&self.table)
+                    .values()
+                    .filter_map(|n| n.subnet())
+                    .any(|o| o.contains(&s.network()) || s.contains(&o.network()));
+                if overlap {
+                    return Err(ApiError::forbidden(
+                        "Pool overlaps with other one on this address space",
+                    ));
+                }
+                s
+            }
+            None => {
+                if req.gateway.is_some() || req.ip_range.is_some() {
+                    return Err(ApiError::invalid(
+                        "gateway and ip-range need a subnet (--subnet)",
+                    ));
+                }
+                self.pick_subnet()?
+            }
+        };
+        let pool = Pool::new(subnet, req.gateway, req.ip_range)
+            .map_err(|e| ApiError::invalid(format!("invalid pool request: {e}")))?;
+        let rec = NetworkRecord {
+            id,
+            name: req.name,
+            driver: req.driver,
+            created: crate::util::now_rfc3339(),
+            internal: req.internal,
+            attachable: req.attachable,
+            labels: req.labels,
+            options: req.options,
+            user_subnet,
+            pool: Some(pool),
+            bridge,
+            mtu,
+            icc,
+            masquerade,
+            host_binding,
+            endpoints: BTreeMap::new(),
+        };
+        self.save(&rec, true)?;
+        lock(&self.table).insert(rec.id.clone(), rec.clone());
+        Ok(rec)
+    }
+
+    /// Drops a record (the caller checked it has no users).
+    pub fn forget(&self, id: &str) -> ApiResult<()> {
+        let p = self.dir.join(format!("{id}.json"));
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ApiError::internal(format!("remove {}: {e}", p.display())));
+            }
+        }
+        if let Some(n) = lock(&self.table).remove(id) {
+            lock(&self.bridges_up).remove(&n.bridge);
+        }
+        Ok(())
+    }
+}
+
+/// Parses the IPAM part of a create request into [`CreateRequest`] fields (400 on bad input).
+pub fn parse_ipam(
+    cfg: &[berth_api::models::IpamConfig],
+) -> ApiResult<(Option<Ipv4Net>, Option<Ipv4Addr>, Option<Ipv4Net>)> {
+    let mut v4 = cfg
+        .iter()
+        .filter(|c| c.subnet.as_deref().is_none_or(|s| !s.contains(':')));
+    let Some(c) = v4.next() else {
+        return Ok((None, None, None));
+    };
+    if v4.next().is_some() {
+        return Err(ApiError::invalid(
+            "berth supports one IPv4 IPAM configuration per network",
+        ));
+    }
+    let subnet =
+        match c.subnet.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(s.parse::<Ipv4Net>().map_err(|_| {
+                ApiError::invalid(format!("invalid subnet {s}: invalid CIDR address"))
+            })?),
+        };
+    let gateway = match c.gateway.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(g) => Some(
+            g.parse::<Ipv4Addr>()
+                .map_err(|_| ApiError::invalid(format!("invalid gateway address {g}")))?,
+        ),
+    };
+    let range = match c.ip_range.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(r) => Some(r.parse::<Ipv4Net>().map_err(|_| {
+            ApiError::invalid(format!("invalid ip-range {r}: invalid CIDR address"))
+        })?),
+    };
+    if let (Some(s), Some(g)) = (subnet, gateway) {
+        if !s.contains(&g) {
+            return Err(ApiError::invalid(format!(
+                "invalid gateway {g}: it is not in subnet {s}"
+            )));
+        }
+    }
+    if let (Some(s), Some(r)) = (subnet, range) {
+        if !s.contains(&r) {
+            return Err(ApiError::invalid(format!(
+                "invalid ip-range {r}: it is not in subnet {s}"
+            )));
+        }
+    }
+    Ok((subnet, gateway, range))
+}
+
+pub fn mac_string(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::models::IpamConfig;
+
+    #[test]
+    fn ipam_config_parsing() {
+        let c = |s: &str, g: &str, r: &str| IpamConfig {
+            subnet: Some(s.into()),
+            gateway: Some(g.into()),
+            ip_range: Some(r.into()),
+            auxiliary_addresses: None,
+        };
+        let (s, g, r) = parse_ipam(&[c("10.5.0.0/16", "10.5.0.254", "10.5.1.0/24")]).unwrap();
+        assert_eq!(s.unwrap().to_string(), "10.5.0.0/16");
+        assert_eq!(g.unwrap().to_string(), "10.5.0.254");
+        assert_eq!(r.unwrap().to_string(), "10.5.1.0/24");
+        assert!(parse_ipam(&[c("10.5.0.0/33", "", "")]).is_err());
+        assert!(parse_ipam(&[c("10.5.0.0/16", "10.6.0.1", "")]).is_err());
+        assert!(parse_ipam(&[c("10.5.0.0/16", "", "10.6.0.0/24")]).is_err());
+        assert!(parse_ipam(&[c("10.5.0.0/16", "x", "")]).is_err());
+        assert_eq!(parse_ipam(&[]).unwrap(), (None, None, None));
+        assert_eq!(mac_string([2, 0x42, 10, 5, 0, 2]), "02:42:0a:05:00:02");
+    }
+}

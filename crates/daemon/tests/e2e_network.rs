@@ -1,0 +1,486 @@
+//! Networking end to end: each test runs its own berthd inside a private network namespace
+//! (TestDaemon::start_in_netns), so bridges, veths and nftables rules never touch the host;
+//! host-side checks run in that namespace (`d.host`). Debian's static busybox wget crashes
+//! with `-T`, so every fetch runs under `timeout` instead.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::process::Output;
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(20);
+const HTTPD: &str =
+    "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www";
+
+fn busybox() -> &'static str {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if std::path::Path::new(p).exists() {
+            return p;
+        }
+    }
+    panic!("busybox not found on the host: install busybox-static");
+}
+
+fn out_str(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Fetches a URL from berthd's namespace (the "host" side), retrying while the server starts.
+fn host_get(d: &TestDaemon, url: &str) -> String {
+    wait_until(&format!("{url} to answer"), T, || {
+        let o = d.host(&[busybox(), "timeout", "5", busybox(), "wget", "-qO-", url]);
+        o.status.success().then(|| out_str(&o))
+    })
+}
+
+fn httpd(d: &TestDaemon, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "sh", "-c", HTTPD]);
+    d.ok(&args)
+}
+
+/// `wget` from a fresh container on `net`, retried while A's server comes up.
+fn fetch_from(d: &TestDaemon, net: &str, url: &str) -> String {
+    wait_until(&format!("{url} from {net}"), T, || {
+        let o = d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            "busybox",
+            "timeout",
+            "5",
+            "wget",
+            "-qO-",
+            url,
+        ]);
+        o.status.success().then(|| out_str(&o))
+    })
+}
+
+fn gateway(d: &TestDaemon, net: &str) -> String {
+    d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        net,
+    ])
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn user_network_resolves_names_and_aliases() {
+    let d = TestDaemon::start_in_netns();
+    d.ok(&["network", "create", "--subnet", "10.77.0.0/24", "appnet"]);
+    httpd(&d, "a", &["--network", "appnet", "--network-alias", "web"]);
+    assert!(fetch_from(&d, "appnet", "http://a/").starts_with("hello-from-"));
+    assert!(fetch_from(&d, "appnet", "http://web/").starts_with("hello-from-"));
+    let ip = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.appnet.IPAddress}}",
+        "a",
+    ]);
+    assert!(ip.trim().starts_with("10.77.0."), "{ip}");
+    let members = d.ok(&["network", "inspect", "-f", "{{len .Containers}}", "appnet"]);
+    assert_eq!(members.trim(), "1");
+}
+
+#[test]
+fn published_port_answers_on_loopback_and_bridge_address() {
+    let d = TestDaemon::start_in_netns();
+    httpd(&d, "pub", &["-p", "8080:80"]);
+    assert!(host_get(&d, "http://127.0.0.1:8080/").starts_with("hello-from-"));
+    let gw = gateway(&d, "bridge");
+    assert!(host_get(&d, &format!("http://{gw}:8080/")).starts_with("hello-from-"));
+    let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "pub"]);
+    let prefix = gw.rsplit_once('.').unwrap().0;
+    assert!(ip.trim().starts_with(prefix), "{ip} not on the bridge {gw}");
+    let ps = d.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert!(ps.contains("0.0.0.0:8080->80/tcp"), "{ps}");
+    let ports = d.ok(&["port", "pub"]);
+    assert!(ports.contains("80/tcp -> 0.0.0.0:8080"), "{ports}");
+}
+
+#[test]
+fn publish_all_allocates_and_port_reports() {
+    let d = TestDaemon::start_in_netns();
+    httpd(&d, "p", &["--expose", "80", "-P"]);
+    let line = d.ok(&["port", "p", "80"]);
+    let port: u16 = line
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("docker port: {line}"));
+    assert!(port > 0);
+    assert!(host_get(&d, &format!("http://127.0.0.1:{port}/")).starts_with("hello-from-"));
+}
+
+#[test]
+fn container_mode_shares_loopback() {
+    let d = TestDaemon::start_in_netns();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo lo-ok > /www/index.html && exec httpd -f -p 127.0.0.1:81 -h /www",
+    ]);
+    let got = wait_until("loopback of a from b", T, || {
+        let o = d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:a",
+            "busybox",
+            "timeout",
+            "5",
+            "wget",
+            "-qO-",
+            "http://127.0.0.1:81/",
+        ]);
+        o.status.success().then(|| out_str(&o))
+    });
+    assert_eq!(got, "lo-ok");
+}
+
+#[test]
+fn internal_network_has_no_way_out() {
+    let d = TestDaemon::start_in_netns();
+    httpd(&d, "out", &["-p", "8081:80"]);
+    host_get(&d, "http://127.0.0.1:8081/");
+    d.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.78.0.0/24",
+        "closed",
+    ]);
+    let routes = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "closed",
+        "busybox",
+        "ip",
+        "route",
+    ]);
+    assert!(!routes.contains("default"), "{routes}");
+    let gw = gateway(&d, "bridge");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "closed",
+        "busybox",
+        "timeout",
+        "5",
+        "wget",
+        "-qO-",
+        &format!("http://{gw}:8081/"),
+    ]);
+    assert!(
+        !o.status.success(),
+        "internal network reached out: {}",
+        out_str(&o)
+    );
+}
+
+#[test]
+fn disconnect_removes_reachability() {
+    let d = TestDaemon::start_in_netns();
+    d.ok(&["network", "create", "n1"]);
+    httpd(&d, "srv", &["--network", "n1"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--network",
+        "n1",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let ip = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.n1.IPAddress}}",
+        "srv",
+    ]);
+    let url = format!("http://{}/", ip.trim());
+    wait_until("srv from cli", T, || {
+        d.docker(&["exec", "cli", "timeout", "5", "wget", "-qO-", &url])
+            .status
+            .success()
+            .then_some(())
+    });
+    d.ok(&["network", "disconnect", "n1", "srv"]);
+    let o = d.docker(&["exec", "cli", "timeout", "5", "wget", "-qO-", &url]);
+    assert!(!o.status.success(), "still reachable after disconnect");
+    let links = d.ok(&["exec", "srv", "ip", "-o", "link"]);
+    assert!(!links.contains("eth0"), "{links}");
+    d.ok(&["network", "connect", "--alias", "again", "n1", "srv"]);
+    wait_until("srv reconnected", T, || {
+        d.docker(&[
+            "exec",
+            "cli",
+            "timeout",
+            "5",
+            "wget",
+            "-qO-",
+            "http://again/",
+        ])
+        .status
+        .success()
+        .then_some(())
+    });
+}
+
+#[test]
+fn sigkill_restart_keeps_networking() {
+    let mut d = TestDaemon::start_in_netns();
+    d.ok(&["network", "create", "keep"]);
+    httpd(&d, "k", &["--network", "keep", "-p", "8082:80"]);
+    host_get(&d, "http://127.0.0.1:8082/");
+    d.kill9();
+    d.spawn();
+    assert!(host_get(&d, "http://127.0.0.1:8082/").starts_with("hello-from-"));
+    assert!(fetch_from(&d, "keep", "http://k/").starts_with("hello-from-"));
+    // The port is held again: a second container cannot take it.
+    let o = d.docker(&["run", "-d", "-p", "8082:80", "busybox", "sleep", "60"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn rm_leaves_nothing_behind() {
+    let d = TestDaemon::start_in_netns();
+    d.ok(&["network", "create", "--subnet", "10.79.0.0/24", "tmpnet"]);
+    httpd(&d, "gone", &["--network", "tmpnet", "-p", "8083:80"]);
+    host_get(&d, "http://127.0.0.1:8083/");
+    let links = out_str(&d.host(&["ip", "-o", "link"]));
+    assert!(links.contains(": vb"), "{links}");
+    d.ok(&["rm", "-f", "gone"]);
+    let links = out_str(&d.host(&["ip", "-o", "link"]));
+    assert!(!links.contains(": vb"), "veth left: {links}");
+    let addrs = out_str(&d.host(&["ip", "-o", "addr"]));
+    assert!(!addrs.contains("10.79.0.2/"), "{addrs}");
+    let rules = out_str(&d.host(&["nft", "list", "ruleset"]));
+    assert!(!rules.contains("8083"), "rule left: {rules}");
+    let members = d.ok(&["network", "inspect", "-f", "{{len .Containers}}", "tmpnet"]);
+    assert_eq!(members.trim(), "0");
+    let id = d.ok(&["network", "inspect", "-f", "{{.ID}}", "tmpnet"]);
+    let rec = std::fs::read_to_string(
+        d.data_root
+            .join("network")
+            .join(format!("{}.json", id.trim())),
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&rec).unwrap();
+    assert_eq!(v["pool"]["leases"], serde_json::json!({}), "{rec}");
+    assert!(std::fs::read_dir(d.exec_root.join("netns"))
+        .unwrap()
+        .next()
+        .is_none());
+}
+
+#[test]
+fn bad_input_is_refused_cleanly() {
+    let d = TestDaemon::start_in_netns();
+    d.ok(&["network", "create", "--subnet", "10.80.0.0/16", "big"]);
+    let o = d.fails(&["network", "create", "--subnet", "10.80.5.0/24", "small"]);
+    assert!(
+        o.err()
+            .contains("Pool overlaps with other one on this address space"),
+        "{}",
+        o.err()
+    );
+    let o = d.fails(&["network", "create", "big"]);
+    assert!(
+        o.err().contains("network with name big already exists"),
+        "{}",
+        o.err()
+    );
+    let o = d.fails(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.81.0.0/24",
+        "--gateway",
+        "10.82.0.1",
+        "badgw",
+    ]);
+    assert!(!o.err().is_empty());
+    let o = d.fails(&["network", "create", "-d", "overlay", "ov"]);
+    assert!(
+        o.err().contains("plugin \"overlay\" not found"),
+        "{}",
+        o.err()
+    );
+
+    d.ok(&[
+        "run", "-d", "--name", "holder", "-p", "8090:80", "busybox", "sleep", "600",
+    ]);
+    let o = d.fails(&[
+        "run", "-d", "--name", "second", "-p", "8090:80", "busybox", "sleep", "600",
+    ]);
+    assert!(
+        o.err()
+            .contains("Bind for 0.0.0.0:8090 failed: port is already allocated"),
+        "{}",
+        o.err()
+    );
+    assert!(
+        o.err()
+            .contains("driver failed programming external connectivity"),
+        "{}",
+        o.err()
+    );
+    // Not half-wired: one veth (holder's), no endpoint for `second`.
+    let links = out_str(&d.host(&["ip", "-o", "link"]));
+    assert_eq!(links.matches(": vb").count(), 1, "{links}");
+    assert_eq!(
+        d.ok(&["network", "inspect", "-f", "{{len .Containers}}", "bridge"])
+            .trim(),
+        "1"
+    );
+
+    let r = d.http(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"busybox","HostConfig":{"PortBindings":{"abc/tcp":[{"HostPort":"1"}]}}}"#),
+    );
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let o = d.fails(&["run", "-p", "80:99999", "busybox", "true"]);
+    assert!(!o.err().is_empty());
+
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "member",
+        "--network",
+        "big",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let o = d.fails(&["network", "rm", "big"]);
+    assert!(o.err().contains("has active endpoints"), "{}", o.err());
+    let o = d.fails(&["network", "rm", "bridge"]);
+    assert!(
+        o.err()
+            .contains("pre-defined network and cannot be removed"),
+        "{}",
+        o.err()
+    );
+    let o = d.fails(&["network", "connect", "nosuchnet", "member"]);
+    assert!(
+        o.err().contains("network nosuchnet not found"),
+        "{}",
+        o.err()
+    );
+    // Through the API: on any 404 from create the docker CLI tries to pull the image, which
+    // needs a registry these tests do not have.
+    let r = d.http(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"busybox","HostConfig":{"NetworkMode":"nosuchnet"}}"#),
+    );
+    assert_eq!(r.status, 404);
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("network nosuchnet not found"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let o = d.fails(&["run", "--ip", "172.30.0.9", "busybox", "true"]);
+    assert!(
+        o.err().contains("user defined networks only")
+            || o.err().contains("user configured subnets"),
+        "{}",
+        o.err()
+    );
+}
+
+#[test]
+fn network_ls_filters_and_prune() {
+    let d = TestDaemon::start_in_netns();
+    d.ok(&["network", "create", "--label", "k=v", "lab"]);
+    d.ok(&["network", "create", "plain"]);
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    for n in ["bridge", "host", "none", "lab", "plain"] {
+        assert!(ls.lines().any(|l| l == n), "{ls}");
+    }
+    let f = d.ok(&["network", "ls", "-q", "--filter", "label=k=v"]);
+    assert_eq!(f.lines().count(), 1);
+    let f = d.ok(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}}",
+        "--filter",
+        "type=custom",
+    ]);
+    assert_eq!(f.lines().count(), 2, "{f}");
+    let p = d.ok(&["network", "prune", "-f", "--filter", "label=k=v"]);
+    assert!(p.contains("lab"), "{p}");
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!ls.contains("lab") && ls.contains("plain"), "{ls}");
+}
+
+#[test]
+fn compose_v1_two_services_by_name() {
+    let d = TestDaemon::start_in_netns();
+    let dir = d.root.join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("docker-compose.yml"),
+        "version: '2.4'\nservices:\n  web:\n    image: busybox\n    command: [\"sh\", \"-c\", \"mkdir -p /www && echo compose-ok > /www/index.html && exec httpd -f -p 80 -h /www\"]\n  client:\n    image: busybox\n    command: [\"sh\", \"-c\", \"for i in 1 2 3 4 5 6 7 8 9 10; do timeout 5 wget -qO- http://web/ && exit 0; sleep 1; done; exit 1\"]\n    depends_on: [web]\n",
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let mut c = std::process::Command::new("docker-compose");
+        c.args(["-p", "proj", "-f"])
+            .arg(dir.join("docker-compose.yml"))
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", d.socket.display()))
+            .env("DOCKER_CONFIG", &d.docker_config);
+        run_with_timeout(c, Duration::from_secs(120), None)
+    };
+    let o = compose(&["up", "-d", "web"]);
+    assert!(
+        o.status.success(),
+        "up: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        d.log_tail()
+    );
+    let o = compose(&["run", "--rm", "client"]);
+    assert!(
+        o.status.success(),
+        "client: {}{}",
+        out_str(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out_str(&o).contains("compose-ok"), "{}", out_str(&o));
+    let o = compose(&["down"]);
+    assert!(
+        o.status.success(),
+        "down: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!ls.contains("proj_default"), "{ls}");
+}
