@@ -4,6 +4,7 @@
 mod cli;
 mod client;
 mod commands;
+mod context;
 mod format;
 mod opts;
 mod stream;
