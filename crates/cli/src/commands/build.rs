@@ -240,6 +240,12 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<()> {
         let code = u8::try_from(code).ok().filter(|c| *c != 0).unwrap_or(1);
         return Err(Exit::msg(code, msg).into());
     }
+    // With q=1 the daemon says nothing but the image ID, as a stream line (dockerd sends no aux
+    // then).
+    let id = id.or_else(|| {
+        let t = view.log.trim();
+        (a.quiet && !t.is_empty()).then(|| t.to_string())
+    });
     let Some(id) = id else {
         return Err(Exit::msg(1, "the daemon ended the build without an image ID").into());
     };
@@ -264,6 +270,8 @@ struct View {
     pending: String,
     /// Pull progress lines already shown, per layer.
     last_status: BTreeMap<String, String>,
+    /// "Successfully built/tagged" lines the live view prints at the end.
+    summary: Vec<String>,
 }
 
 impl std::fmt::Debug for View {
@@ -290,6 +298,7 @@ impl View {
             log: String::new(),
             pending: String::new(),
             last_status: BTreeMap::new(),
+            summary: Vec::new(),
         }
     }
 
@@ -311,7 +320,8 @@ impl View {
                 b.set_prefix(line.to_string());
                 b.set_message("");
             } else if line.starts_with("Successfully ") {
-                b.println(line);
+                // Printed after the live view is cleared (and even when it cannot draw).
+                self.summary.push(line.to_string());
             } else if !line.trim().is_empty() && !line.starts_with(" ---> ") {
                 b.set_message(line.to_string());
             }
@@ -346,6 +356,9 @@ impl View {
             if failed {
                 // The live view hid the output; the failure needs it.
                 print!("{}", self.log);
+            }
+            for l in &self.summary {
+                println!("{l}");
             }
         } else if self.quiet && failed {
             eprint!("{}", self.log);
