@@ -30,11 +30,11 @@ pub enum ContextError {
     Dockerfile { path: String, reason: String },
     #[error("unable to prepare context: the Dockerfile ({0}) cannot be a directory")]
     DockerfileDir(String),
-    #[error("error checking context: 'can't stat '{0}''.")]
+    #[error("error checking context: can't stat '{0}'")]
     Stat(String),
-    #[error("error checking context: 'no permission to read from '{0}''.")]
+    #[error("error checking context: no permission to read from '{0}'")]
     Unreadable(String),
-    #[error("error checking context: '{path}: {source}'.")]
+    #[error("error checking context: {path}: {source}")]
     Walk {
         path: String,
         source: std::io::Error,
@@ -94,6 +94,19 @@ fn io_reason(e: &std::io::Error) -> String {
             }
         }
     }
+}
+
+/// The first ancestor of `p` (or `p` itself) that does not exist: the path Go's EvalSymlinks
+/// names in its lstat error.
+fn first_missing(p: &Path) -> PathBuf {
+    let mut acc = PathBuf::new();
+    for c in p.components() {
+        acc.push(c);
+        if acc.symlink_metadata().is_err() {
+            return acc;
+        }
+    }
+    p.to_path_buf()
 }
 
 /// Twenty random hex digits, for the name of an added Dockerfile.
@@ -162,7 +175,7 @@ impl DirContext {
                     }
                 };
                 let real = std::fs::canonicalize(&path).map_err(|e| ContextError::Dockerfile {
-                    path: path.display().to_string(),
+                    path: first_missing(&path).display().to_string(),
                     reason: io_reason(&e),
                 })?;
                 if real.is_dir() {

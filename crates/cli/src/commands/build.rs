@@ -177,8 +177,19 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<()> {
         .opt("platform", a.platform.as_deref())
         .add("networkmode", &a.network)
         .add("version", "1");
-    if !a.build_args.is_empty() {
-        q = q.add("buildargs", build_args_json(&a.build_args));
+    let mut build_args = a.build_args.clone();
+    // As buildx does: SOURCE_DATE_EPOCH in the environment becomes the build arg that makes
+    // file times and history deterministic, unless one is given explicitly.
+    if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
+        let given = build_args
+            .iter()
+            .any(|b| b.split('=').next() == Some("SOURCE_DATE_EPOCH"));
+        if !epoch.is_empty() && !given {
+            build_args.push(format!("SOURCE_DATE_EPOCH={epoch}"));
+        }
+    }
+    if !build_args.is_empty() {
+        q = q.add("buildargs", build_args_json(&build_args));
     }
     if !a.labels.is_empty() {
         q = q.add("labels", labels_json(&a.labels));
