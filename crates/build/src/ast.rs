@@ -167,6 +167,12 @@ pub struct RunMount {
     pub gid: Option<u32>,
     /// tmpfs size in bytes.
     pub size: Option<u64>,
+    /// secret/ssh `required`: fail when the secret or agent is missing.
+    #[serde(default)]
+    pub required: bool,
+    /// secret `env=NAME`: expose the secret as an environment variable too.
+    #[serde(default)]
+    pub env: Option<String>,
 }
 
 /// COPY and ADD.
@@ -187,6 +193,9 @@ pub struct Copy {
     pub link: bool,
     /// ADD `--keep-git-dir`, `--checksum=` (ADD of URLs) kept for completeness.
     pub checksum: Option<String>,
+    /// ADD `--keep-git-dir` (git URLs keep their `.git`).
+    #[serde(default)]
+    pub keep_git_dir: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
