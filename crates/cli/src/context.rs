@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use berth_build::ignore::DockerIgnore;
+use berth_build::ignore::{DockerIgnore, IgnoreError};
 use bytes::Bytes;
 
 /// Size of the chunks handed to the request body.
@@ -39,6 +39,9 @@ pub enum ContextError {
         path: String,
         source: std::io::Error,
     },
+    /// A `.dockerignore` docker would refuse (the message is docker's, whole).
+    #[error("{0}")]
+    Ignore(String),
     #[error("read {path}: {source}")]
     Read {
         path: String,
@@ -153,9 +156,15 @@ impl DirContext {
                 })
             }
         };
-        let ignore = DockerIgnore::parse(&String::from_utf8_lossy(
+        let ignore = DockerIgnore::try_parse(&String::from_utf8_lossy(
             ignore_text.as_deref().unwrap_or_default(),
-        ));
+        ))
+        .map_err(|e| match e {
+            IgnoreError::IllegalExclusion => ContextError::Ignore(e.to_string()),
+            IgnoreError::BadPattern { .. } => {
+                ContextError::Ignore(format!("error checking context: {e}"))
+            }
+        })?;
 
         // The Dockerfile: inside the context it is sent under its relative name; from stdin or
         // outside, under a random one.
@@ -194,8 +203,11 @@ impl DirContext {
             }
         };
 
+        // The Dockerfile and .dockerignore are always sent (docker's TrimBuildFilesFromExcludes):
+        // the daemon reads both, then drops them if they were excluded.
+        let ignore = ignore.with_build_files(dockerfile_rel.as_deref().unwrap_or(".dockerignore"));
         let mut entries = Vec::new();
-        walk(&root, "", &ignore, dockerfile_rel.as_deref(), &mut entries)?;
+        walk(&root, "", &ignore, &mut entries)?;
 
         let extra_dockerfile = extra.map(|t| (format!(".dockerfile.{}", random_hex()), t));
         let mut dockerignore = ignore_text;
@@ -300,12 +312,15 @@ impl DirContext {
     }
 }
 
-/// Walks `dir` (relative name `rel`) in lexical order, as Go's filepath.Walk does.
+/// Walks `dir` (relative name `rel`) in lexical order, as Go's filepath.Walk does, with
+/// berth-build's .dockerignore rules (an excluded directory is entered only when an exception
+/// may re-include something below it, and is not sent itself), checking that each file to send
+/// can be read. berth_build::ignore::walk lists the same paths, but the CLI needs docker's
+/// error messages, the read check and a Dockerfile not named `Dockerfile` on the way.
 fn walk(
     dir: &Path,
     rel: &str,
     ignore: &DockerIgnore,
-    dockerfile: Option<&str>,
     out: &mut Vec<Entry>,
 ) -> Result<(), ContextError> {
     let rd = std::fs::read_dir(dir).map_err(|e| match e.kind() {
@@ -339,28 +354,19 @@ fn walk(
                 source: e,
             },
         })?;
-        let always = r == ".dockerignore" || Some(r.as_str()) == dockerfile;
-        let excluded = !always && ignore.is_excluded(&r);
+        let excluded = ignore.is_excluded(&r);
         let ft = meta.file_type();
         if ft.is_dir() {
-            if excluded && !ignore.may_include_below(&r) {
-                continue;
-            }
-            let keep_dockerfile_parent =
-                dockerfile.is_some_and(|d| d.starts_with(&format!("{r}/")));
-            if excluded && !keep_dockerfile_parent {
-                // Walked for re-included paths below, but not sent itself.
-                walk(&abs, &r, ignore, dockerfile, out)?;
-                continue;
-            }
             if !excluded {
                 out.push(Entry {
                     rel: r.clone(),
                     abs: abs.clone(),
                     meta,
                 });
+                walk(&abs, &r, ignore, out)?;
+            } else if ignore.may_include_below(&r) {
+                walk(&abs, &r, ignore, out)?;
             }
-            walk(&abs, &r, ignore, dockerfile, out)?;
             continue;
         }
         if excluded {
@@ -549,6 +555,58 @@ mod tests {
         std::fs::write(d.join("file"), "").unwrap();
         let e = DirContext::prepare(d.join("file").to_str().unwrap(), None, None).unwrap_err();
         assert!(e.to_string().contains("context must be a directory"), "{e}");
+    }
+
+    #[test]
+    fn dockerignore_applied_build_files_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        for f in [
+            "keep.log",
+            "x.log",
+            "logs/a.log",
+            "logs/important.log",
+            "build/o",
+            "Dockerfile",
+            "sub/Dockerfile",
+        ] {
+            let p = d.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, f).unwrap();
+        }
+        std::fs::write(
+            d.join(".dockerignore"),
+            "**/*.log\n!keep.log\n!logs/important.log\nbuild\nDockerfile\n.dockerignore\nsub\n",
+        )
+        .unwrap();
+        let c = DirContext::prepare(d.to_str().unwrap(), None, None).unwrap();
+        assert_eq!(
+            c.names(),
+            vec![
+                "Dockerfile",
+                "keep.log",
+                "logs",
+                "logs/important.log",
+                ".dockerignore"
+            ]
+        );
+        // -f names a Dockerfile below an excluded directory: it is sent, its directory is not.
+        let df = d.join("sub/Dockerfile");
+        let c = DirContext::prepare(d.to_str().unwrap(), df.to_str(), None).unwrap();
+        assert_eq!(c.dockerfile, "sub/Dockerfile");
+        assert_eq!(
+            c.names(),
+            vec![
+                "keep.log",
+                "logs",
+                "logs/important.log",
+                "sub/Dockerfile",
+                ".dockerignore"
+            ]
+        );
+        std::fs::write(d.join(".dockerignore"), "!\n").unwrap();
+        let e = DirContext::prepare(d.to_str().unwrap(), None, None).unwrap_err();
+        assert_eq!(e.to_string(), "illegal exclusion pattern: \"!\"");
     }
 
     #[test]
