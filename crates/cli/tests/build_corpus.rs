@@ -900,6 +900,7 @@ fn bad_input_and_context_variants_as_docker() {
         vec!["build", "--bogus", c],
         vec!["build"],
         vec!["build", "--network", "none", c],
+        vec!["build", "-q", "--network", "none", c],
     ];
     let mut failures = Vec::new();
     for args in &cases {
@@ -907,7 +908,11 @@ fn bad_input_and_context_variants_as_docker() {
         let b = run_with_timeout(dockerd.berth_cmd(args), BUILD_TIMEOUT, None);
         let (dc, bc) = (d.status.code(), b.status.code());
         let (d1, d2) = message_ends(&d.err());
-        let dm = format!("{d1} | {d2}").replace("docker", "berth");
+        // berth says "berth daemon" where docker says "Docker daemon"; docker's progress line
+        // ends in a carriage return.
+        let dm = format!("{} | {}", d1.trim_end(), d2.trim_end())
+            .replace("docker", "berth")
+            .replace("Docker daemon", "berth daemon");
         let (b1, b2) = message_ends(&b.err());
         let bm = format!("{b1} | {b2}");
         if dc != bc || dm != bm {
@@ -1024,6 +1029,35 @@ fn bad_input_and_context_variants_as_docker() {
         o.out().contains("Step 3/3 : LABEL via=outside"),
         "{}",
         o.out()
+    );
+
+    // On a terminal, --progress tty shows the steps live and leaves only the summary.
+    let runner = tmp.path().join("run.Dockerfile");
+    std::fs::write(
+        &runner,
+        "FROM busybox\nRUN echo from-run && sleep 1\nLABEL done=1\n",
+    )
+    .unwrap();
+    let mut pty = PtyProcess::spawn(dockerd.berth_cmd(&[
+        "build",
+        "--progress",
+        "tty",
+        "--network",
+        "none",
+        "-f",
+        runner.to_str().unwrap(),
+        c,
+    ]));
+    pty.expect("Successfully built", BUILD_TIMEOUT);
+    assert_eq!(pty.wait(BUILD_TIMEOUT), 0, "{}", pty.transcript());
+    let shown = pty.transcript();
+    assert!(
+        shown.contains("Step 2/3 : RUN echo from-run && sleep 1"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("Removing intermediate container"),
+        "{shown}"
     );
 
     assert!(failures.is_empty(), "{}", failures.join("\n"));

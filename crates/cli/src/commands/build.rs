@@ -208,16 +208,14 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<()> {
         Ok(Ok(r)) => r,
         _ => Err(std::io::Error::other("the context writer panicked")),
     };
-    let resp = match (resp, sent) {
-        (Ok(r), Ok(n)) => {
-            if !a.quiet {
-                println!(
-                    "Sending build context to berth daemon  {}",
-                    crate::format::human_size(i64::try_from(n).unwrap_or(i64::MAX))
-                );
-            }
-            r
-        }
+    let (resp, sending) = match (resp, sent) {
+        (Ok(r), Ok(n)) => (
+            r,
+            format!(
+                "Sending build context to berth daemon  {}\n",
+                crate::format::human_size(i64::try_from(n).unwrap_or(i64::MAX))
+            ),
+        ),
         // A daemon error explains more than our broken pipe.
         (Err(e), _) => return Err(e.into()),
         (Ok(_), Err(e)) => {
@@ -231,6 +229,8 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<()> {
         _ => std::io::stdout().is_terminal(),
     };
     let mut view = View::new(a.quiet, tty);
+    // Quiet keeps it for a failure, as docker does with its progress output.
+    view.prelude(&sending);
     let mut lines = JsonLines::new(resp, &path);
     let mut id: Option<String> = None;
     let mut failure: Option<(String, i64)> = None;
@@ -277,6 +277,8 @@ struct View {
     bar: Option<indicatif::ProgressBar>,
     /// Everything the daemon said, kept for `-q` and the live view to show on failure.
     log: String,
+    /// What the CLI itself said before the build started ("Sending build context").
+    prelude: String,
     /// Partial line of output not yet shown in the live view.
     pending: String,
     /// Pull progress lines already shown, per layer.
@@ -307,9 +309,24 @@ impl View {
             quiet,
             bar,
             log: String::new(),
+            prelude: String::new(),
             pending: String::new(),
             last_status: BTreeMap::new(),
             summary: Vec::new(),
+        }
+    }
+
+    fn prelude(&mut self, s: &str) {
+        self.prelude.push_str(s);
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(b) => b.println(s.trim_end()),
+            None => {
+                print!("{s}");
+                let _ = std::io::stdout().flush();
+            }
         }
     }
 
@@ -333,7 +350,10 @@ impl View {
             } else if line.starts_with("Successfully ") {
                 // Printed after the live view is cleared (and even when it cannot draw).
                 self.summary.push(line.to_string());
-            } else if !line.trim().is_empty() && !line.starts_with(" ---> ") {
+            } else if !line.trim().is_empty()
+                && !line.starts_with(" ---> ")
+                && !line.starts_with("Removing intermediate container")
+            {
                 b.set_message(line.to_string());
             }
         }
@@ -372,7 +392,7 @@ impl View {
                 println!("{l}");
             }
         } else if self.quiet && failed {
-            eprint!("{}", self.log);
+            eprint!("{}{}", self.prelude, self.log);
         }
         let _ = std::io::stdout().flush();
     }
