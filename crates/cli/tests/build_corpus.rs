@@ -1060,6 +1060,54 @@ fn bad_input_and_context_variants_as_docker() {
         "{shown}"
     );
 
+    // The context is streamed: berth's peak RSS stays far below the context's size.
+    let big = tmp.path().join("big");
+    std::fs::create_dir(&big).unwrap();
+    std::fs::write(big.join("Dockerfile"), "FROM busybox\nLABEL big=1\n").unwrap();
+    {
+        let f = std::fs::File::create(big.join("blob")).unwrap();
+        f.set_len(0).unwrap();
+        let mut w = std::io::BufWriter::new(f);
+        let chunk: Vec<u8> = (0..1u32 << 20)
+            .map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()[2])
+            .collect();
+        for _ in 0..128 {
+            std::io::Write::write_all(&mut w, &chunk).unwrap();
+        }
+    }
+    let mut cmd = dockerd.berth_cmd(&["build", "-q", big.to_str().unwrap()]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    let deadline = Instant::now() + BUILD_TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("berth build of a 128 MiB context did not finish within {BUILD_TIMEOUT:?}");
+        }
+        if let Ok(s) = std::fs::read_to_string(&status_path) {
+            if let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak_kb = peak_kb.max(kb);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "berth build of the big context failed");
+    assert!(peak_kb > 0, "no RSS sample of berth build");
+    eprintln!("berth build, 128 MiB context: peak RSS {peak_kb} kB");
+    assert!(
+        peak_kb < 64 * 1024,
+        "berth build peaked at {peak_kb} kB for a 128 MiB context: it is not streamed"
+    );
+
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
