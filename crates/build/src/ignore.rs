@@ -408,6 +408,17 @@ impl DockerIgnore {
             .any(|p| p.exclusion && p.may_match_below(&dir_slash))
     }
 
+    /// Whether the docker CLI walks into the excluded directory `dir` when it sends a context:
+    /// only when an exception pattern, as written, starts with `dir/` (so `!dir/keep` does, but
+    /// `!**/keep` does not). Narrower than [`DockerIgnore::may_include_below`]; [`walk`] uses
+    /// this one so the context holds exactly what `docker build` would send.
+    pub fn cli_descends_into(&self, dir: &str) -> bool {
+        let dir_slash = format!("{}/", rel(dir));
+        self.patterns
+            .iter()
+            .any(|p| p.exclusion && format!("{}/", p.text).starts_with(&dir_slash))
+    }
+
     /// The patterns plus exceptions for `.dockerignore` and `dockerfile` when they are excluded:
     /// the docker CLI always sends them, the daemon needs them.
     pub fn with_build_files(&self, dockerfile: &str) -> DockerIgnore {
@@ -456,8 +467,9 @@ fn read_lines(text: &str) -> Vec<(bool, String)> {
 /// The paths of `context` to send, relative, `/`-separated: sorted by name within each
 /// directory, each directory before its contents, symlinks listed but not followed. Excluded
 /// paths are left out, except `Dockerfile` and `.dockerignore` which are always sent; an
-/// excluded directory is still walked when an exception may re-include something below it
-/// (the directory itself is not listed then, as with Docker).
+/// excluded directory is still walked when an exception names a path below it (the docker
+/// CLI's rule, see [`DockerIgnore::cli_descends_into`]); the directory itself is not listed
+/// then, as with Docker.
 pub fn walk(context: &Path, ignore: &DockerIgnore) -> io::Result<Vec<PathBuf>> {
     let ignore = ignore.with_build_files("Dockerfile");
     let mut out = Vec::new();
@@ -498,7 +510,7 @@ fn walk_dir(
             if !excluded {
                 out.push(PathBuf::from(&relpath));
                 walk_dir(root, &relpath, ignore, out)?;
-            } else if ignore.may_include_below(&relpath) {
+            } else if ignore.cli_descends_into(&relpath) {
                 walk_dir(root, &relpath, ignore, out)?;
             }
         } else if !excluded {
@@ -779,6 +791,94 @@ mod tests {
                 "src",
                 "src/gen.o",
                 "src/main.rs"
+            ]
+        );
+    }
+
+    #[test]
+    fn walk_descends_like_the_docker_cli() {
+        let dir = tree(&[
+            "Dockerfile",
+            "main.go",
+            "dir/x.go",
+            "dir/y.txt",
+            "keep/a/b.go",
+        ]);
+        // `!**/*.go` could match below `dir`, but the CLI only descends for exceptions that
+        // start with the directory's path.
+        assert_eq!(
+            walked(dir.path(), "*\n!**/*.go\n!keep/a\n"),
+            ["Dockerfile", "keep/a", "keep/a/b.go", "main.go"]
+        );
+        let ig = DockerIgnore::parse("*\n!**/*.go\n!keep/a\n");
+        assert!(ig.may_include_below("dir"));
+        assert!(!ig.cli_descends_into("dir"));
+        assert!(ig.cli_descends_into("keep"));
+        assert!(ig.cli_descends_into("keep/a"));
+        assert!(!ig.cli_descends_into("kee"));
+    }
+
+    /// Both expectations were recorded from `DOCKER_BUILDKIT=0 docker build` (docker CLI 28,
+    /// dockerd 20.10) of `FROM scratch` + `COPY . /ctx/` on this tree, then `docker export`
+    /// (dockerd then drops the excluded Dockerfile/.dockerignore it was sent, which is the
+    /// builder's job, not the walker's).
+    #[test]
+    fn walk_matches_docker_cli_context() {
+        let files = [
+            "Dockerfile",
+            "main.go",
+            "dir/x.go",
+            "dir/y.txt",
+            "keep/a/b.go",
+            "keep/c.txt",
+            "docs/README.md",
+            "docs/other.md",
+            "docs/img/a.png",
+            "src/main.rs",
+            "src/gen.o",
+            "target/debug/x",
+            "secret.env",
+            "a b.txt",
+            "#hash",
+            "ab",
+            "abc",
+            "x.md",
+            "sub/x.md",
+        ];
+        let dir = tree(&files);
+        let ignore = "# comment\n*.env\ntarget\n**/*.o\ndocs\n!docs/README.md\n # spaced\nkeep\n!keep/a\ndir/*.txt\nab?\n/x.md\nDockerfile\n";
+        std::fs::write(dir.path().join(".dockerignore"), ignore).expect("write");
+        assert_eq!(
+            walked(dir.path(), ignore),
+            [
+                "#hash",
+                ".dockerignore",
+                "Dockerfile",
+                "a b.txt",
+                "ab",
+                "dir",
+                "dir/x.go",
+                "docs/README.md",
+                "keep/a",
+                "keep/a/b.go",
+                "main.go",
+                "src",
+                "src/main.rs",
+                "sub",
+                "sub/x.md"
+            ]
+        );
+        let ignore = "*\n!**/*.go\n!sub\nsub/*.md\n!a?b*\n![ab]b\n!\\#hash\n!**.txt\n";
+        assert_eq!(
+            walked(dir.path(), ignore),
+            [
+                "#hash",
+                ".dockerignore",
+                "Dockerfile",
+                "a b.txt",
+                "ab",
+                "main.go",
+                "sub"
             ]
         );
     }

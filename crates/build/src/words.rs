@@ -34,9 +34,10 @@ pub fn expand_words(
     Ok(words)
 }
 
-/// Expands the body of a here-document whose delimiter was not quoted (`COPY <<EOF`): only `$`
-/// substitutions; quotes stay as written; the escape char only escapes `$`, itself and a
-/// newline (which it removes), as in a shell here-document.
+/// Expands the body of a here-document whose delimiter was not quoted (`COPY <<EOF`) the way
+/// BuildKit does: `$` substitutions, quotes stay as written, and the escape char still escapes
+/// the next char and is dropped (`\$HOME` gives `$HOME`, but `\n` gives `n` too, unlike sh).
+/// BuildKit uses `\` here whatever the `# escape=` directive says: pass `'\\'` to match it.
 pub fn expand_heredoc(
     body: &str,
     escape: char,
@@ -180,18 +181,6 @@ impl<'a> Lexer<'a> {
                 }
                 c if c == self.escape => {
                     self.pos += 1;
-                    if self.mode == Mode::Heredoc {
-                        match self.next() {
-                            None => result.push(c),
-                            Some('\n') => {}
-                            Some(n) if n == '$' || n == self.escape => result.push(n),
-                            Some(n) => {
-                                result.push(c);
-                                result.push(n);
-                            }
-                        }
-                        continue;
-                    }
                     if self.raw_escapes {
                         words.add_raw_char(c);
                         result.push(c);
@@ -474,67 +463,107 @@ fn compile_pattern(pattern: &str) -> Result<Vec<PatTok>, WordError> {
     Ok(out)
 }
 
-/// End of a match of `pat` starting exactly at `i`, stars greedy (longest first), as a
-/// backtracking regex engine would pick it.
-fn match_at(pat: &[PatTok], s: &[char], i: usize, greedy: bool) -> Option<usize> {
-    match pat.split_first() {
-        None => Some(i),
-        Some((PatTok::Lit(c), rest)) => {
-            (s.get(i) == Some(c)).then_some(())?;
-            match_at(rest, s, i + 1, greedy)
-        }
-        Some((PatTok::One, rest)) => {
-            (i < s.len()).then_some(())?;
-            match_at(rest, s, i + 1, greedy)
-        }
-        Some((PatTok::Star, rest)) => {
-            if greedy {
-                (i..=s.len())
-                    .rev()
-                    .find_map(|j| match_at(rest, s, j, greedy))
-            } else {
-                (i..=s.len()).find_map(|j| match_at(rest, s, j, greedy))
-            }
+/// Memo of (pattern position, text position) states known to fail: a state fails the same
+/// way whatever led to it, so remembering failures keeps backtracking polynomial even for
+/// patterns like `*a*a*a*b`.
+struct Failed {
+    width: usize,
+    seen: Vec<bool>,
+}
+
+impl Failed {
+    fn new(pat: &[PatTok], s: &[char]) -> Failed {
+        Failed {
+            width: s.len() + 1,
+            seen: vec![false; (pat.len() + 1) * (s.len() + 1)],
         }
     }
+    fn get(&self, p: usize, i: usize) -> bool {
+        self.seen[p * self.width + i]
+    }
+    fn set(&mut self, p: usize, i: usize) {
+        self.seen[p * self.width + i] = true;
+    }
+}
+
+/// End of a match of `pat[p..]` starting exactly at `i`, stars greedy (longest first), as a
+/// backtracking regex engine would pick it.
+fn match_at(pat: &[PatTok], p: usize, s: &[char], i: usize, failed: &mut Failed) -> Option<usize> {
+    if failed.get(p, i) {
+        return None;
+    }
+    let found = match pat.get(p) {
+        None => Some(i),
+        Some(PatTok::Lit(c)) if s.get(i) == Some(c) => match_at(pat, p + 1, s, i + 1, failed),
+        Some(PatTok::One) if i < s.len() => match_at(pat, p + 1, s, i + 1, failed),
+        Some(PatTok::Lit(_) | PatTok::One) => None,
+        Some(PatTok::Star) => (i..=s.len())
+            .rev()
+            .find_map(|j| match_at(pat, p + 1, s, j, failed)),
+    };
+    if found.is_none() {
+        failed.set(p, i);
+    }
+    found
 }
 
 /// Leftmost match at or after `from`.
 fn find(pat: &[PatTok], s: &[char], from: usize) -> Option<(usize, usize)> {
-    (from..=s.len()).find_map(|i| match_at(pat, s, i, true).map(|end| (i, end)))
+    let mut failed = Failed::new(pat, s);
+    (from..=s.len()).find_map(|i| match_at(pat, 0, s, i, &mut failed).map(|end| (i, end)))
 }
 
 /// `${v#pat}` / `${v##pat}` / `${v%pat}` / `${v%%pat}`: removes the shortest or longest prefix
-/// (or suffix) matching the pattern.
+/// (or suffix) matching the pattern. A suffix is a prefix of the reversed value for the
+/// reversed pattern.
 fn trim_pattern(value: &str, pat: &[PatTok], prefix: bool, longest: bool) -> String {
-    let chars: Vec<char> = value.chars().collect();
-    let n = chars.len();
-    let fits = |part: &[char]| full_match(pat, part);
-    let lens: Vec<usize> = if longest {
-        (0..=n).rev().collect()
-    } else {
-        (0..=n).collect()
-    };
-    for len in lens {
-        let (part, rest) = if prefix {
-            (&chars[..len], &chars[len..])
-        } else {
-            (&chars[n - len..], &chars[..n - len])
-        };
-        if fits(part) {
-            return rest.iter().collect();
-        }
+    let mut chars: Vec<char> = value.chars().collect();
+    let mut pat = pat.to_vec();
+    if !prefix {
+        chars.reverse();
+        pat.reverse();
     }
-    value.to_string()
+    let ends = prefix_match_ends(&pat, &chars);
+    let cut = if longest {
+        ends.iter().rposition(|&e| e)
+    } else {
+        ends.iter().position(|&e| e)
+    };
+    let Some(cut) = cut else {
+        return value.to_string();
+    };
+    let mut rest: Vec<char> = chars[cut..].to_vec();
+    if !prefix {
+        rest.reverse();
+    }
+    rest.into_iter().collect()
 }
 
-fn full_match(pat: &[PatTok], s: &[char]) -> bool {
-    match pat.split_first() {
-        None => s.is_empty(),
-        Some((PatTok::Star, rest)) => (0..=s.len()).any(|i| full_match(rest, &s[i..])),
-        Some((PatTok::One, rest)) => !s.is_empty() && full_match(rest, &s[1..]),
-        Some((PatTok::Lit(c), rest)) => s.first() == Some(c) && full_match(rest, &s[1..]),
+/// For each length `l`, whether `pat` matches exactly `s[..l]` (a set-of-states simulation,
+/// linear in pattern × text).
+fn prefix_match_ends(pat: &[PatTok], s: &[char]) -> Vec<bool> {
+    let mut at = vec![false; s.len() + 1];
+    at[0] = true;
+    for tok in pat {
+        let mut next = vec![false; s.len() + 1];
+        match tok {
+            PatTok::Star => {
+                if let Some(first) = at.iter().position(|&b| b) {
+                    next[first..].iter_mut().for_each(|b| *b = true);
+                }
+            }
+            PatTok::One => {
+                next[1..].copy_from_slice(&at[..s.len()]);
+            }
+            PatTok::Lit(c) => {
+                for i in 0..s.len() {
+                    next[i + 1] = at[i] && s[i] == *c;
+                }
+            }
+        }
+        at = next;
     }
+    at
 }
 
 #[cfg(test)]
@@ -685,6 +714,19 @@ mod tests {
     }
 
     #[test]
+    fn patterns_do_not_backtrack_exponentially() {
+        let long = "a".repeat(400);
+        let lookup = |n: &str| (n == "L").then(|| long.clone());
+        let stars = "*a".repeat(12);
+        let got = expand(&format!("${{L/{stars}b/x}}"), '\\', &lookup).expect("expand");
+        assert_eq!(got, long);
+        let got = expand(&format!("${{L%%{stars}b}}"), '\\', &lookup).expect("expand");
+        assert_eq!(got, long);
+        let got = expand(&format!("${{L##{stars}}}"), '\\', &lookup).expect("expand");
+        assert_eq!(got, "");
+    }
+
+    #[test]
     fn backtick_escape() {
         let e = |w: &str| expand(w, '`', &env);
         assert_eq!(e("C:\\dir").as_deref(), Ok("C:\\dir"));
@@ -729,12 +771,14 @@ mod tests {
             ("'$A' \"$A\"\n", "'a' \"a\"\n"),
             ("\\$A\n", "$A\n"),
             ("a\\\\b\n", "a\\b\n"),
-            ("a\\nb\n", "a\\nb\n"),
-            ("line \\\njoined\n", "line joined\n"),
+            // BuildKit drops the escape before any char, newline included.
+            ("a\\nb\n", "anb\n"),
+            ("line \\\njoined\n", "line \njoined\n"),
+            ("\"$A\" '\\$A'\n", "\"a\" '$A'\n"),
             ("${UNSET:-dflt}\n", "dflt\n"),
             ("$ alone $\n", "$ alone $\n"),
             ("it's fine\n", "it's fine\n"),
-            ("end\\", "end\\"),
+            ("end\\", "end"),
         ];
         for (input, want) in cases {
             assert_eq!(
