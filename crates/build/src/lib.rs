@@ -5,6 +5,8 @@
 //! `.dockerignore` patterns.
 
 pub mod ast;
+#[cfg(feature = "engine")]
+pub mod engine;
 pub mod ignore;
 pub mod parser;
 pub mod words;

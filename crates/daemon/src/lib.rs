@@ -9,6 +9,7 @@
 //! containers ([`lifecycle::restore`]).
 
 pub mod attach;
+pub mod build;
 pub mod config;
 pub mod container;
 pub mod create;

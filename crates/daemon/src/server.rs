@@ -29,6 +29,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .merge(crate::routes::images::router())
         .merge(crate::routes::volumes::router())
         .merge(crate::routes::archive::router())
+        .merge(crate::routes::build::router())
         .fallback(not_found)
         .with_state(d)
 }

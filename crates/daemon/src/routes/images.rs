@@ -54,7 +54,7 @@ where
 }
 
 /// A streamed JSON-lines reply and the sender that feeds it; headers go out at once.
-fn line_stream() -> (Lines, Response) {
+pub(crate) fn line_stream() -> (Lines, Response) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let s = futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx).map(|o| o.map(Ok::<_, io::Error>))
@@ -80,12 +80,12 @@ fn lines_response(lines: &[serde_json::Value]) -> Response {
 }
 
 /// The request body as a blocking reader, for tar streams handled in `spawn_blocking`.
-struct BodyReader {
+pub(crate) struct BodyReader {
     rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
     cur: Bytes,
 }
 
-fn body_reader(mut body: Body) -> BodyReader {
+pub(crate) fn body_reader(mut body: Body) -> BodyReader {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move {
         loop {

@@ -2,6 +2,7 @@
 //! daemon's services and the result into Docker's JSON.
 
 pub mod archive;
+pub mod build;
 pub mod containers;
 pub mod exec;
 pub mod images;

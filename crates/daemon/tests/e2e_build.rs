@@ -1,0 +1,386 @@
+//! `docker build` (the classic builder, DOCKER_BUILDKIT=0) against berthd, end to end: the
+//! docker CLI sends the context, berthd builds with berth-build, the result runs.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::*;
+
+/// berth-runtime runs the RUN steps; cargo builds it only when asked.
+fn require_runtime() {
+    let berthd = PathBuf::from(env!("CARGO_BIN_EXE_berthd"));
+    let rt = berthd.parent().unwrap().join("berth-runtime");
+    assert!(
+        rt.is_file(),
+        "{} is missing: build it first: cargo build -p berth-runtime",
+        rt.display()
+    );
+}
+
+fn start() -> TestDaemon {
+    require_runtime();
+    TestDaemon::start()
+}
+
+/// A context directory with these files (path, contents).
+fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (p, c) in files {
+        let p = d.path().join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, c).unwrap();
+    }
+    d
+}
+
+fn build(d: &TestDaemon, ctx: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["build"];
+    args.extend_from_slice(extra);
+    let c = ctx.to_str().unwrap();
+    args.push(c);
+    let mut cmd = d.docker_cmd(&args);
+    cmd.env("DOCKER_BUILDKIT", "0");
+    run_with_timeout(cmd, std::time::Duration::from_secs(120), None)
+}
+
+#[track_caller]
+fn build_ok(d: &TestDaemon, ctx: &Path, extra: &[&str]) -> String {
+    let o = build(d, ctx, extra);
+    assert!(
+        o.status.success(),
+        "docker build failed ({}):\nstdout: {}\nstderr: {}\n{}",
+        o.status,
+        o.out(),
+        o.err(),
+        d.log_tail()
+    );
+    o.out()
+}
+
+fn run_out(d: &TestDaemon, image: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", image];
+    args.extend_from_slice(cmd);
+    d.ok(&args)
+}
+
+/// Nothing but the cache is left under the build dir; no mounts under the data root; no
+/// runtime state.
+#[track_caller]
+fn assert_clean(d: &TestDaemon) {
+    let build = d.data_root.join("build");
+    for sub in ["tmp", "mnt"] {
+        let p = build.join(sub);
+        let left: Vec<_> = std::fs::read_dir(&p)
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "left behind in {}: {left:?}", p.display());
+    }
+    let mounts = mounts_under(&d.data_root);
+    assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+    let rt = d.exec_root.join("build-runtime");
+    let left: Vec<_> = std::fs::read_dir(&rt)
+        .map(|r| r.flatten().map(|e| e.file_name()).filter(|n| n != "seccomp").collect())
+        .unwrap_or_default();
+    assert!(left.iter().all(|n| !n.to_string_lossy().chars().all(|c| c.is_ascii_hexdigit())), "runtime state left: {left:?}");
+    let snaps = std::fs::read_to_string(d.data_root.join("snapshots/index.json")).unwrap_or_default();
+    assert!(!snaps.contains("\"build-"), "build snapshot left: {snaps}");
+}
+
+#[test]
+fn multi_stage_copy_from_args_env_workdir_user() {
+    let d = start();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            r#"ARG BASE=busybox
+FROM $BASE AS builder
+ARG GREETING=hello
+ENV TARGET=world
+WORKDIR /src
+RUN echo "$GREETING $TARGET" > out.txt && echo app:x:1234:1234::/home/app:/bin/sh >> /etc/passwd && echo app:x:1234: >> /etc/group
+COPY --chown=app:app --chmod=640 data.txt /src/data.txt
+
+FROM busybox
+COPY --from=builder /src/out.txt /src/data.txt /app/
+COPY --from=builder /etc/passwd /etc/passwd
+USER app
+WORKDIR /home/work
+EXPOSE 8080 53/udp
+LABEL org.example.k="v 1"
+CMD ["cat", "/app/out.txt"]
+"#,
+        ),
+        ("data.txt", "data\n"),
+    ]);
+    let out = build_ok(&d, ctx.path(), &["-t", "ms:1"]);
+    assert!(out.contains("Step 1/15 : ARG BASE=busybox"), "{out}");
+    assert!(out.contains(" ---> Running in "), "{out}");
+    assert!(out.contains("Step 2/15 : FROM $BASE AS builder"), "{out}");
+    assert!(out.contains("Successfully built "), "{out}");
+    assert!(out.contains("Successfully tagged ms:1"), "{out}");
+    assert_eq!(run_out(&d, "ms:1", &[]), "hello world");
+    // COPY --chown by name and --chmod in the first stage, carried by COPY --from.
+    let ls = run_out(&d, "ms:1", &["ls", "-ln", "/app/data.txt"]);
+    assert!(ls.starts_with("-rw-r-----"), "{ls}");
+    assert!(ls.contains(" 0 ") , "COPY --from without --chown is root-owned: {ls}");
+    assert_eq!(run_out(&d, "ms:1", &["id", "-u"]), "1234");
+    assert_eq!(run_out(&d, "ms:1", &["pwd"]), "/home/work");
+    let cfg = d.inspect("ms:1");
+    let c = &cfg["Config"];
+    assert_eq!(c["User"], "app");
+    assert_eq!(c["WorkingDir"], "/home/work");
+    assert_eq!(c["Labels"]["org.example.k"], "v 1");
+    assert!(c["ExposedPorts"].get("8080/tcp").is_some(), "{c}");
+    assert!(c["ExposedPorts"].get("53/udp").is_some(), "{c}");
+    assert_eq!(c["Cmd"], serde_json::json!(["cat", "/app/out.txt"]));
+    // History as the classic builder writes it.
+    let hist = d.ok(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "ms:1"]);
+    assert!(hist.contains(r#"/bin/sh -c #(nop)  CMD ["cat" "/app/out.txt"]"#), "{hist}");
+    assert!(hist.contains("/bin/sh -c #(nop) WORKDIR /home/work"), "{hist}");
+    assert_clean(&d);
+}
+
+#[test]
+fn rebuild_hits_the_cache_and_content_changes_miss() {
+    let d = start();
+    let ctx = context(&[
+        ("Dockerfile", "FROM busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\n"),
+        ("a.txt", "one\n"),
+    ]);
+    let first = build_ok(&d, ctx.path(), &["-t", "c:1"]);
+    assert!(!first.contains("Using cache"), "{first}");
+    let id1 = d.ok(&["image", "inspect", "-f", "{{.Id}}", "c:1"]);
+    let second = build_ok(&d, ctx.path(), &["-t", "c:2"]);
+    assert_eq!(second.matches("Using cache").count(), 2, "{second}");
+    let id2 = d.ok(&["image", "inspect", "-f", "{{.Id}}", "c:2"]);
+    assert_eq!(id1, id2);
+    // Same size, new content (and an old mtime): a miss, found by content.
+    std::fs::write(ctx.path().join("a.txt"), "two\n").unwrap();
+    let third = build_ok(&d, ctx.path(), &["-t", "c:3"]);
+    assert!(!third.contains("Using cache"), "{third}");
+    assert_eq!(run_out(&d, "c:3", &["cat", "/b.txt"]), "two");
+    // --no-cache runs everything again.
+    let fourth = build_ok(&d, ctx.path(), &["--no-cache", "-t", "c:4"]);
+    assert!(!fourth.contains("Using cache"), "{fourth}");
+    assert!(fourth.contains("Running in"), "{fourth}");
+    // The cache survives a daemon restart.
+    let mut d = d;
+    d.terminate();
+    d.spawn();
+    let fifth = build_ok(&d, ctx.path(), &["-t", "c:5"]);
+    assert_eq!(fifth.matches("Using cache").count(), 2, "{fifth}");
+    // builder prune empties it.
+    let r = d.http("POST", "/build/prune", None);
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert!(!v["CachesDeleted"].as_array().unwrap().is_empty(), "{v}");
+    let sixth = build_ok(&d, ctx.path(), &["-t", "c:6"]);
+    assert!(!sixth.contains("Using cache"), "{sixth}");
+    assert_clean(&d);
+}
+
+#[test]
+fn source_date_epoch_gives_the_same_digest_twice() {
+    let d = start();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nARG SOURCE_DATE_EPOCH\nCOPY f /f\nRUN echo built > /g\nENV X=1\n",
+        ),
+        ("f", "x\n"),
+    ]);
+    let args = ["--no-cache", "--build-arg", "SOURCE_DATE_EPOCH=1700000000", "-t", "r:1"];
+    build_ok(&d, ctx.path(), &args);
+    let a = d.ok(&["image", "inspect", "-f", "{{.Id}}", "r:1"]);
+    build_ok(&d, ctx.path(), &args);
+    let b = d.ok(&["image", "inspect", "-f", "{{.Id}}", "r:1"]);
+    assert_eq!(a, b);
+    let created = d.ok(&["image", "inspect", "-f", "{{.Created}}", "r:1"]);
+    assert!(created.starts_with("2023-11-14T22:13:20"), "{created}");
+}
+
+#[test]
+fn shell_heredocs_onbuild_healthcheck_add_tar() {
+    let d = start();
+    // A tar for ADD to unpack.
+    let tar_path = tempfile::NamedTempFile::new().unwrap();
+    {
+        let f = std::fs::File::create(tar_path.path()).unwrap();
+        let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        let mut b = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o755);
+        h.set_uid(7);
+        h.set_gid(8);
+        h.set_mtime(1);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, "pkg/bin.sh", &b"abc"[..]).unwrap();
+        b.into_inner().unwrap().finish().unwrap();
+    }
+    let ctx = context(&[(
+        "Dockerfile",
+        r#"FROM busybox
+SHELL ["/bin/sh", "-e", "-c"]
+RUN <<EOF
+echo one > /h1
+echo two >> /h1
+EOF
+COPY <<EOF /etc/conf.txt
+name=${NAME:-dflt}
+EOF
+ADD pkg.tgz /opt/
+HEALTHCHECK --interval=5s --retries=2 CMD true
+ONBUILD RUN echo triggered > /onbuild.txt
+STOPSIGNAL SIGINT
+"#,
+    )]);
+    std::fs::copy(tar_path.path(), ctx.path().join("pkg.tgz")).unwrap();
+    build_ok(&d, ctx.path(), &["-t", "feat:1"]);
+    assert_eq!(run_out(&d, "feat:1", &["cat", "/h1"]), "one\ntwo");
+    assert_eq!(run_out(&d, "feat:1", &["cat", "/etc/conf.txt"]), "name=dflt");
+    let ls = run_out(&d, "feat:1", &["ls", "-ln", "/opt/pkg/bin.sh"]);
+    assert!(ls.starts_with("-rwxr-xr-x"), "{ls}");
+    assert!(ls.contains(" 7 ") && ls.contains(" 8 "), "ADD keeps the tar's owners: {ls}");
+    let cfg = d.inspect("feat:1");
+    let c = &cfg["Config"];
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-e", "-c"]));
+    assert_eq!(c["Healthcheck"]["Test"], serde_json::json!(["CMD", "true"]));
+    assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000i64);
+    assert_eq!(c["Healthcheck"]["Retries"], 2);
+    assert_eq!(c["OnBuild"], serde_json::json!(["RUN echo triggered > /onbuild.txt"]));
+    assert_eq!(c["StopSignal"], "SIGINT");
+    // A child image runs the trigger and does not keep it.
+    let child = context(&[("Dockerfile", "FROM feat:1\nRUN true\n")]);
+    let out = build_ok(&d, child.path(), &["-t", "child:1"]);
+    assert!(out.contains("Executing 1 build trigger"), "{out}");
+    assert_eq!(run_out(&d, "child:1", &["cat", "/onbuild.txt"]), "triggered");
+    let c = d.inspect("child:1");
+    assert!(c["Config"]["OnBuild"].as_array().is_none_or(|a| a.is_empty()), "{}", c["Config"]);
+}
+
+#[test]
+fn failing_run_reports_code_and_output_and_leaves_nothing() {
+    let d = start();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo before-fail && exit 3\nRUN echo never\n",
+    )]);
+    let o = build(&d, ctx.path(), &["-t", "bad:1"]);
+    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(3), "the CLI exits with errorDetail.code");
+    let all = format!("{}{}", o.out(), o.err());
+    assert!(all.contains("before-fail"), "{all}");
+    assert!(
+        all.contains("The command '/bin/sh -c echo before-fail && exit 3' returned a non-zero code: 3"),
+        "{all}"
+    );
+    assert!(!all.contains("never"), "{all}");
+    assert!(d.docker(&["image", "inspect", "bad:1"]).status.code() != Some(0));
+    assert_clean(&d);
+}
+
+#[test]
+fn bad_input_is_reported_clearly() {
+    let d = start();
+    let cases: &[(&[(&str, &str)], &[&str], &str)] = &[
+        (
+            &[("Dockerfile", "FROM busybox\nCOPY missing.txt /x\n")],
+            &[],
+            "file not found in build context or excluded by .dockerignore: stat missing.txt",
+        ),
+        (
+            &[("Dockerfile", "FROM busybox\nCOPY ../../etc/passwd /x\n")],
+            &[],
+            "file not found in build context",
+        ),
+        (
+            &[("Dockerfile", "ARG IMG\nFROM $IMG\n")],
+            &[],
+            "base name ($IMG) should not be blank",
+        ),
+        (
+            &[("Dockerfile", "FROM busybox\nRUN true\nFOO bar\n")],
+            &[],
+            "Dockerfile:3",
+        ),
+        (
+            &[("Dockerfile", "FROM busybox\nCOPY a b /notadir\n"), ("a", "1"), ("b", "2")],
+            &[],
+            "the destination must be a directory and end with a /",
+        ),
+        (
+            &[("Dockerfile", "FROM busybox\n")],
+            &["--target", "nosuch"],
+            "nosuch",
+        ),
+    ];
+    for (files, extra, want) in cases {
+        let ctx = context(files);
+        let o = build(&d, ctx.path(), extra);
+        let all = format!("{}{}", o.out(), o.err());
+        assert!(!o.status.success(), "{files:?} built:\n{all}");
+        assert!(all.contains(want), "{files:?}: want {want:?} in:\n{all}");
+    }
+    // A symlink pointing out of the context: followed inside the context only.
+    let ctx = context(&[("Dockerfile", "FROM busybox\nCOPY link /x\n")]);
+    std::os::unix::fs::symlink("/etc/hostname", ctx.path().join("link")).unwrap();
+    let o = build(&d, ctx.path(), &[]);
+    let all = format!("{}{}", o.out(), o.err());
+    assert!(!o.status.success(), "{all}");
+    assert!(all.contains("file not found in build context"), "{all}");
+    assert_clean(&d);
+}
+
+#[test]
+fn dockerignore_is_honoured_by_the_daemon() {
+    let d = start();
+    // The docker CLI applies .dockerignore itself; send a raw context so the daemon's own
+    // filtering is what is tested.
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("Dockerfile", "FROM busybox\nCOPY . /ctx/\n"),
+        (".dockerignore", "*.log\nsecret/\n"),
+        ("a.log", "x"),
+        ("keep.txt", "k"),
+        ("secret/key", "s"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data.as_bytes()).unwrap();
+    }
+    let body = b.into_inner().unwrap();
+    let r = http_request_bytes(&d, "/build?t=ign:1", &body);
+    assert!(r.contains("Successfully built"), "{r}");
+    let ls = run_out(&d, "ign:1", &["ls", "-a", "/ctx"]);
+    let names: Vec<&str> = ls.split_whitespace().collect();
+    assert!(names.contains(&"keep.txt"), "{ls}");
+    assert!(!names.contains(&"a.log"), "{ls}");
+    assert!(!names.contains(&"secret"), "{ls}");
+    assert_clean(&d);
+}
+
+/// POST with a binary body over the daemon's socket; the raw reply text.
+fn http_request_bytes(d: &TestDaemon, path: &str, body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
