@@ -618,6 +618,20 @@ impl Drop for Dockerd {
     }
 }
 
+/// berthd runs RUN steps with the berth-runtime binary next to it.
+fn berthd_with_runtime() -> TestDaemon {
+    let rt = Path::new(BERTH)
+        .parent()
+        .map(|d| d.join("berth-runtime"))
+        .unwrap();
+    assert!(
+        rt.is_file(),
+        "{} is missing: berthd runs RUN with it; build it first: cargo build -p berth-runtime",
+        rt.display()
+    );
+    TestDaemon::start()
+}
+
 fn busybox_tar() -> PathBuf {
     busybox_rootfs_tar(Path::new(env!("CARGO_TARGET_TMPDIR")))
 }
@@ -723,7 +737,7 @@ fn expected_copy_chmod() -> Vec<(&'static str, Node)> {
 /// Builds the corpus on berthd (docker CLI and berth CLI) and on dockerd, and compares.
 #[test]
 fn corpus_matches_docker_build() {
-    let berthd = TestDaemon::start();
+    let berthd = berthd_with_runtime();
     let dockerd = Dockerd::start();
     let base_b = berthd.image("busybox:latest");
     let base_d = dockerd.image("busybox:latest");
@@ -1114,7 +1128,7 @@ fn bad_input_and_context_variants_as_docker() {
 /// Two builds with SOURCE_DATE_EPOCH (and no cache) give the same image ID.
 #[test]
 fn source_date_epoch_builds_are_reproducible() {
-    let berthd = TestDaemon::start();
+    let berthd = berthd_with_runtime();
     let mut ids = Vec::new();
     for _ in 0..2 {
         let mut cmd = berthd.berth_cmd(&[
