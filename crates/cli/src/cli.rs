@@ -112,6 +112,8 @@ pub enum Cmd {
     Import(ImportArgs),
     /// Show the history of an image
     History(HistoryArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Log in to a registry
     Login(LoginArgs),
     /// Log out from a registry
@@ -163,6 +165,8 @@ pub enum ImageCmd {
     Import(ImportArgs),
     /// Show the history of an image
     History(HistoryArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Display detailed information on one or more images
     Inspect(InspectObjArgs),
     /// Remove unused images
@@ -931,6 +935,56 @@ pub struct SaveArgs {
     pub output: Option<String>,
     #[arg(required = true)]
     pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long = "tag", value_name = "list", value_parser = crate::opts::parse_tag)]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile")
+    #[arg(short = 'f', long = "file", value_name = "string")]
+    pub file: Option<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg", value_name = "list", value_parser = crate::opts::parse_build_arg)]
+    pub build_args: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long, value_name = "string")]
+    pub target: Option<String>,
+    /// Set metadata for an image
+    #[arg(long = "label", value_name = "list", value_parser = crate::opts::parse_build_label)]
+    pub labels: Vec<String>,
+    /// Suppress the build output and print image ID on success
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "string")]
+    pub iidfile: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long, value_name = "string", default_value = "default")]
+    pub network: String,
+    /// Type of progress output: auto, plain (docker's classic builder lines) or tty (a compact
+    /// live view)
+    #[arg(long, value_name = "string", default_value = "auto", value_parser = ["auto", "plain", "tty"])]
+    pub progress: String,
+    /// Remove intermediate containers after a successful build
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub rm: bool,
+    /// Always remove intermediate containers
+    #[arg(long = "force-rm")]
+    pub force_rm: bool,
+    /// The build context: a directory, or - for a tar (or a Dockerfile) on stdin
+    #[arg(value_name = "PATH | -")]
+    pub context: String,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 mod cli;
 mod client;
 mod commands;
+mod context;
 mod format;
 mod opts;
 mod stream;
@@ -293,6 +294,14 @@ fn clap_error(e: clap::Error) -> ExitCode {
                 .filter(|a| a.is_required_set())
                 .map(|a| a.get_num_args().map(|r| r.min_values()).unwrap_or(1).max(1))
                 .sum();
+            // build takes exactly one argument, and docker words that error differently.
+            if path.ends_with(" build") {
+                eprintln!(
+                    "berth: '{path}' requires 1 argument\n\n{}\n\nRun '{path} --help' for more information",
+                    usage_of(&path)
+                );
+                return ExitCode::from(1);
+            }
             let what = if n == 1 {
                 "at least 1 argument".to_string()
             } else {

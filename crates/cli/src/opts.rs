@@ -739,6 +739,120 @@ pub fn detach_keys(spec: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// `--build-arg`: `k=v`, or `k` alone, which takes `k`'s value from the environment when it is
+/// set there (and is sent without a value otherwise, so the Dockerfile's default applies), as
+/// docker's ValidateEnv does.
+pub fn parse_build_arg(s: &str) -> Result<String, String> {
+    let (k, v) = match s.split_once('=') {
+        Some((k, v)) => (k, Some(v)),
+        None => (s, None),
+    };
+    if k.is_empty() {
+        return Err(format!("invalid environment variable: {s}"));
+    }
+    if v.is_some() {
+        return Ok(s.to_string());
+    }
+    match std::env::var_os(k) {
+        Some(val) => Ok(format!("{k}={}", val.to_string_lossy())),
+        None => Ok(s.to_string()),
+    }
+}
+
+/// `--label` of build: `k=v` or `k` (an empty value); the name must not be empty.
+pub fn parse_build_label(s: &str) -> Result<String, String> {
+    let k = s.split('=').next().unwrap_or("");
+    if k.trim_start().is_empty() {
+        return Err(format!("invalid label '{s}': empty name"));
+    }
+    Ok(s.to_string())
+}
+
+/// `-t`: a reference as docker's reference grammar accepts it (`[domain/]path[:tag]`, the path
+/// lowercase), with docker's messages.
+pub fn parse_tag(s: &str) -> Result<String, String> {
+    const BAD: &str = "invalid reference format";
+    if s.is_empty() || s.contains('@') {
+        return Err(BAD.into());
+    }
+    let (name, tag) = {
+        let slash = s.rfind('/').map(|i| i + 1).unwrap_or(0);
+        match s[slash..].rfind(':') {
+            Some(i) => (&s[..slash + i], Some(&s[slash + i + 1..])),
+            None => (s, None),
+        }
+    };
+    if let Some(t) = tag {
+        let ok = !t.is_empty()
+            && t.len() <= 128
+            && t.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !ok {
+            return Err(BAD.into());
+        }
+    }
+    // A first component with a dot, a colon or "localhost" is a registry host.
+    let (domain, path) = match name.split_once('/') {
+        Some((d, p)) if d.contains('.') || d.contains(':') || d == "localhost" => (Some(d), p),
+        _ => (None, name),
+    };
+    if let Some(d) = domain {
+        if !d
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+        {
+            return Err(BAD.into());
+        }
+    }
+    let component_ok = |c: &str| {
+        let b = c.as_bytes();
+        let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+        if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+            return false;
+        }
+        // Separators: one '.', one or two '_', or any number of '-', between alphanumerics.
+        let mut i = 0;
+        while i < b.len() {
+            if alnum(b[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < b.len() && !alnum(b[i]) {
+                i += 1;
+            }
+            let sep = &c[start..i];
+            let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+            if !ok {
+                return false;
+            }
+        }
+        true
+    };
+    if path.is_empty() {
+        return Err(BAD.into());
+    }
+    let mut upper = false;
+    for comp in path.split('/') {
+        if !component_ok(&comp.to_ascii_lowercase()) {
+            return Err(BAD.into());
+        }
+        upper |= comp.chars().any(|c| c.is_ascii_uppercase());
+    }
+    if upper {
+        let full = if domain.is_none() && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path.to_string()
+        };
+        return Err(format!("{BAD}: repository name ({full}) must be lowercase"));
+    }
+    Ok(s.to_string())
+}
+
 /// Splits `name[:tag][@digest]` into repository and tag (or digest); no tag means latest.
 pub fn split_ref(r: &str) -> (String, String) {
     if let Some((repo, digest)) = r.split_once('@') {
@@ -793,6 +907,57 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("must be absolute"));
+    }
+
+    #[test]
+    fn build_flags() {
+        assert_eq!(parse_build_arg("A=1=2"), Ok("A=1=2".into()));
+        assert_eq!(
+            parse_build_arg("=v"),
+            Err("invalid environment variable: =v".into())
+        );
+        // PATH is set in any test environment; a name nobody sets stays bare.
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(parse_build_arg("PATH"), Ok(format!("PATH={path}")));
+        assert_eq!(
+            parse_build_arg("BERTH_SURELY_UNSET_ARG"),
+            Ok("BERTH_SURELY_UNSET_ARG".into())
+        );
+        assert_eq!(parse_build_label("a"), Ok("a".into()));
+        assert_eq!(
+            parse_build_label("=x"),
+            Err("invalid label '=x': empty name".into())
+        );
+        for ok in [
+            "a",
+            "a:1",
+            "localhost:5000/a/b:v1.0",
+            "my-app__x.y",
+            "x.io/Ab/c",
+        ] {
+            let r = parse_tag(ok);
+            if ok == "x.io/Ab/c" {
+                assert_eq!(
+                    r,
+                    Err(
+                        "invalid reference format: repository name (Ab/c) must be lowercase".into()
+                    )
+                );
+            } else {
+                assert_eq!(r, Ok(ok.to_string()), "{ok}");
+            }
+        }
+        assert_eq!(
+            parse_tag("Bad:Tag"),
+            Err("invalid reference format: repository name (library/Bad) must be lowercase".into())
+        );
+        for bad in ["", "a:", "a:-x", "-a", "a//b", "a@sha256:00", "a b", "a..b"] {
+            assert_eq!(
+                parse_tag(bad),
+                Err("invalid reference format".into()),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

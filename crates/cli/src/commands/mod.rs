@@ -2,6 +2,7 @@
 //! as docker does.
 
 mod archive;
+mod build;
 mod container;
 mod exec;
 mod image;
@@ -61,6 +62,7 @@ pub async fn dispatch(c: Client, cmd: Cmd) -> Result<()> {
         Cmd::Load(a) => archive::load(&c, a).await,
         Cmd::Import(a) => archive::import(&c, a).await,
         Cmd::History(a) => image::history(&c, a).await,
+        Cmd::Build(a) => build::build(&c, a).await,
         Cmd::Login(a) => login::login(&c, a).await,
         Cmd::Logout { server } => login::logout(server),
         Cmd::Image(i) => match i {
@@ -73,6 +75,7 @@ pub async fn dispatch(c: Client, cmd: Cmd) -> Result<()> {
             ImageCmd::Load(a) => archive::load(&c, a).await,
             ImageCmd::Import(a) => archive::import(&c, a).await,
             ImageCmd::History(a) => image::history(&c, a).await,
+            ImageCmd::Build(a) => build::build(&c, a).await,
             ImageCmd::Inspect(a) => {
                 inspect::inspect(&c, a.names, a.format, Some("image".into()), false).await
             }
