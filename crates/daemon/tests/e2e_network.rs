@@ -273,8 +273,11 @@ fn rm_leaves_nothing_behind() {
     let links = out_str(&d.host(&["ip", "-o", "link"]));
     assert!(links.contains(": vb"), "{links}");
     d.ok(&["rm", "-f", "gone"]);
-    let links = out_str(&d.host(&["ip", "-o", "link"]));
-    assert!(!links.contains(": vb"), "veth left: {links}");
+    // The kernel destroys the veth with the namespace, after rm has answered.
+    wait_until("the veth to go", Duration::from_secs(5), || {
+        let links = out_str(&d.host(&["ip", "-o", "link"]));
+        (!links.contains(": vb")).then_some(())
+    });
     let addrs = out_str(&d.host(&["ip", "-o", "addr"]));
     assert!(!addrs.contains("10.79.0.2/"), "{addrs}");
     let rules = out_str(&d.host(&["nft", "list", "ruleset"]));

@@ -474,11 +474,6 @@ pub async fn teardown(d: &Arc<Daemon>, c: &Container) {
             tracing::warn!("release {} on network {}: {e}", c.short_id(), n.name);
         }
     }
-    for l in links {
-        if let Err(e) = link::delete_link(&l).await {
-            tracing::warn!("delete {l}: {e}");
-        }
-    }
     let ns = netns_path(d, &id);
     let _ = tokio::task::spawn_blocking(move || {
         if let Err(e) = netns::remove(&ns) {
@@ -486,6 +481,19 @@ pub async fn teardown(d: &Arc<Daemon>, c: &Container) {
         }
     })
     .await;
+    // Deleting a veth waits for the kernel's RCU grace periods (20-40 ms here), and the exit
+    // path of `run --rm` would wait for it. The names are unique per start (from the endpoint
+    // id), so nothing can reuse them meanwhile: delete in the background. Usually the kernel
+    // has already taken both ends with the namespace, and the delete finds nothing.
+    if !links.is_empty() {
+        tokio::spawn(async move {
+            for l in links {
+                if let Err(e) = link::delete_link(&l).await {
+                    tracing::warn!("delete {l}: {e}");
+                }
+            }
+        });
+    }
     if c.lock().netns.is_some() {
         let _ = c.update(|r| r.netns = None);
     }
