@@ -23,7 +23,7 @@ COPY f4.bin /data/f4.bin
 RUN cat /data/*.bin | wc -c > /size
 DF
 $BIN/berthd --data-root $R/d --exec-root $R/x -H unix://$R/s.sock --pidfile $R/pid \
-  --config-file $R/none.json > $R/log 2>&1 &
+  --config-file $R/none.json --bridge=none --iptables=false > $R/log 2>&1 &
 echo $! > $R/berthd.pid
 export DOCKER_HOST=unix://$R/s.sock DOCKER_BUILDKIT=0 DOCKER_CONFIG=$R/cfg
 for i in $(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.1; done

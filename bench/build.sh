@@ -62,7 +62,7 @@ BERTHD_PID=
 start_berthd() {
   remove_tree "$RUN/bd"
   "$BERTHD" --data-root "$RUN/bd/data" --exec-root "$RUN/bd/x" -H "unix://$RUN/b.sock" \
-    --pidfile "$RUN/berthd.pid" --config-file "$WORK/none.json" --log-level warn \
+    --pidfile "$RUN/berthd.pid" --config-file "$WORK/none.json" --log-level warn --bridge=none --iptables=false \
     >>"$WORK/berthd.log" 2>&1 &
   BERTHD_PID=$!
   add_cleanup "stop_pid $BERTHD_PID 20"

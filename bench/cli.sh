@@ -50,7 +50,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$BERTHD" --data-root "$WORK/d" --exec-root "$WORK/x" -H "unix://$WORK/s.sock" \
-  --pidfile "$WORK/pid" --config-file "$WORK/none.json" >"$WORK/berthd.log" 2>&1 &
+  --pidfile "$WORK/pid" --config-file "$WORK/none.json" --bridge=none --iptables=false >"$WORK/berthd.log" 2>&1 &
 BERTHD_PID=$!
 for _ in $(seq 300); do
   [ -S "$WORK/s.sock" ] && curl -sf --unix-socket "$WORK/s.sock" http://d/_ping >/dev/null 2>&1 && break

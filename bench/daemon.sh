@@ -144,7 +144,7 @@ pss_kb() { awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || ech
 
 # --- berthd ---
 "$BERTHD" --data-root "$WORK/bd" --exec-root "$WORK/bx" -H "unix://$WORK/berth.sock" \
-  --pidfile "$WORK/berthd.pid" --config-file "$WORK/none.json" --log-level warn \
+  --pidfile "$WORK/berthd.pid" --config-file "$WORK/none.json" --log-level warn --bridge=none --iptables=false \
   >"$WORK/berthd.log" 2>&1 &
 BERTHD_PID=$!
 wait_socket "$WORK/berth.sock" berthd "$BERTHD_PID"

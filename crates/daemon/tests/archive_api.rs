@@ -58,6 +58,8 @@ impl Daemon {
         let child = Command::new(&berthd)
             .arg("--data-root")
             .arg(&data)
+            // No bridge or nftables table in the host namespace from a test daemon.
+            .args(["--bridge=none", "--iptables=false"])
             .arg("--exec-root")
             .arg(&exec)
             .arg("-H")

@@ -131,6 +131,8 @@ fn berthd(root: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_berthd"));
     c.arg("--data-root")
         .arg(root.join("d"))
+        // No bridge or nftables table in the host namespace from a test daemon.
+        .args(["--bridge=none", "--iptables=false"])
         .arg("--exec-root")
         .arg(root.join("x"))
         .arg("--pidfile")

@@ -53,6 +53,8 @@ impl Berthd {
         let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
             .arg("--data-root")
             .arg(dir.path().join("data"))
+            // No bridge or nftables table in the host namespace from a test daemon.
+            .args(["--bridge=none", "--iptables=false"])
             .arg("--exec-root")
             .arg(dir.path().join("exec"))
             .arg("-H")

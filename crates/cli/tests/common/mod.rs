@@ -147,6 +147,10 @@ impl TestDaemon {
             .arg(self.root.join("no-daemon.json"))
             .arg("--log-level")
             .arg("debug")
+            // No bridge or nftables table in the host's namespace from a test daemon; the
+            // network tests run berthd in a private namespace (crates/daemon e2e_network).
+            .arg("--bridge=none")
+            .arg("--iptables=false")
             .env("BERTH_SHIM", shim)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
