@@ -144,6 +144,8 @@ pub async fn pump(conn: Hijacked, tty: bool, stdin: bool, detach_keys: Vec<u8>) 
                 let mut buf = [0u8; 8192];
                 loop {
                     match s.read(&mut buf) {
+                        // A signal (SIGWINCH on a resize) landing on this thread is no EOF.
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
                             if tx.blocking_send(buf[..n].to_vec()).is_err() {
