@@ -146,7 +146,7 @@ impl Cache {
                 }
             }
         }
-        for extra in ["files.json", "mounts"] {
+        for extra in ["files.json", "mounts", super::context::KEPT] {
             let p = build_root.join(extra);
             if p.is_dir() {
                 bytes += du(&p);
