@@ -223,7 +223,7 @@ fn build(
     std::fs::create_dir(&ctx).map_err(|e| BuildError::io("create", &ctx, e))?;
     let _ctx_guard = TempDir(ctx.clone());
     // Files unchanged since the last build are linked from its kept context, not written.
-    let sealed = engine::context::extract_reusing(body, &ctx, &p.dockerfile, &root)?;
+    engine::context::extract_reusing(body, &ctx, &p.dockerfile, &root)?;
 
     let name = if p.dockerfile.is_empty() {
         "Dockerfile"
@@ -268,7 +268,7 @@ fn build(
     };
     let res = eng.build(&req, cancel, &out);
     // Kept rather than removed: cheaper now (a rename) and the next build links from it.
-    engine::context::keep(&root, &ctx, sealed);
+    engine::context::keep(&root, &ctx);
     res
 }
 
