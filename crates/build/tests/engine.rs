@@ -288,3 +288,118 @@ fn errors_name_what_was_wrong() {
         .to_string()
         .contains("no source files were specified"));
 }
+
+/// Path → (mode, uid, gid, contents) of the files the build's layers (past the base's) hold;
+/// later layers win.
+fn built_files(
+    s: &Stores,
+    rec: &ImageRecord,
+    base_layers: usize,
+) -> BTreeMap<String, (u32, u64, u64, String)> {
+    use std::io::Read;
+    let mut out = BTreeMap::new();
+    for l in &rec.layers[base_layers..] {
+        let mut ar = tar::Archive::new(s.content.open_blob(&l.digest).unwrap());
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let p = e
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_end_matches('/')
+                .to_string();
+            let h = e.header().clone();
+            let mut body = String::new();
+            if h.entry_type().is_file() {
+                e.read_to_string(&mut body).unwrap();
+            }
+            out.insert(
+                p,
+                (
+                    h.mode().unwrap() & 0o7777,
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    body,
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// The rules the corpus against dockerd 20.10 (and BuildKit for --chmod and heredocs) showed:
+/// the default PATH of a base without one, EXPOSE ranges, RUN's supplementary groups, --chmod on
+/// a copied directory, heredoc file modes.
+#[test]
+fn docker_rules_path_expose_groups_chmod_heredoc() {
+    let s = stores();
+    let df = "FROM busybox\n\
+        ENV PATH=/opt/bin:$PATH\n\
+        EXPOSE 9000-9002 53/udp\n\
+        USER user\n\
+        RUN echo $PATH > /home/user/path.txt && id > /home/user/id.txt\n\
+        USER 1000:65534\n\
+        RUN id > /home/user/id2.txt\n\
+        USER root\n\
+        COPY --chmod=0750 d /d/\n\
+        COPY d /plain/\n\
+        COPY <<EOT /hd.txt\n\
+        hello\n\
+        EOT\n\
+        COPY --chmod=0600 <<EOT /hd600.txt\n\
+        x\n\
+        EOT\n";
+    let (r, log) = build(&s, &[("Dockerfile", df), ("d/f", "f\n")], &[]);
+    let rec = r.unwrap_or_else(|e| panic!("{e}\n{log}"));
+    let cfg = config(&s, &rec);
+    assert_eq!(
+        cfg["config"]["Env"],
+        serde_json::json!([
+            "PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        ])
+    );
+    let ports: Vec<&String> = cfg["config"]["ExposedPorts"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(ports, vec!["53/udp", "9000/tcp", "9001/tcp", "9002/tcp"]);
+    let hist: Vec<&str> = cfg["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["created_by"].as_str().unwrap())
+        .collect();
+    assert!(
+        hist.contains(&"/bin/sh -c #(nop)  EXPOSE 9000-9002 53/udp"),
+        "{hist:?}"
+    );
+    let files = built_files(&s, &rec, 1);
+    let body = |p: &str| {
+        files
+            .get(p)
+            .unwrap_or_else(|| panic!("{p}: {files:?}"))
+            .3
+            .clone()
+    };
+    assert_eq!(
+        body("home/user/path.txt"),
+        "/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    );
+    assert_eq!(
+        body("home/user/id.txt"),
+        "uid=1000(user) gid=1000(user) groups=1000(user)\n"
+    );
+    assert_eq!(
+        body("home/user/id2.txt"),
+        "uid=1000(user) gid=65534(nogroup) groups=65534(nogroup)\n"
+    );
+    let mode = |p: &str| files.get(p).unwrap_or_else(|| panic!("{p}: {files:?}")).0;
+    assert_eq!(mode("d"), 0o750);
+    assert_eq!(mode("d/f"), 0o750);
+    assert_eq!(mode("plain"), 0o755);
+    assert_eq!(mode("plain/f"), 0o644);
+    assert_eq!(mode("hd.txt"), 0o664);
+    assert_eq!(body("hd.txt"), "hello\n");
+    assert_eq!(mode("hd600.txt"), 0o600);
+}

@@ -222,7 +222,8 @@ fn build(
     let ctx = tmp.join(format!("ctx-{}", &engine::rootfs::random_id()[..16]));
     std::fs::create_dir(&ctx).map_err(|e| BuildError::io("create", &ctx, e))?;
     let _ctx_guard = TempDir(ctx.clone());
-    engine::context::extract(body, &ctx, &p.dockerfile)?;
+    // Files unchanged since the last build are linked from its kept context, not written.
+    engine::context::extract_reusing(body, &ctx, &p.dockerfile, &root)?;
 
     let name = if p.dockerfile.is_empty() {
         "Dockerfile"
@@ -248,7 +249,7 @@ fn build(
         snapshots: &d.snapshots,
         images: &d.images,
         host: &host,
-        build_root: root,
+        build_root: root.clone(),
         runtime_root: d.config.exec_root.join("build-runtime"),
         runtime_bin: engine::run::runtime_binary(),
     };
@@ -265,7 +266,10 @@ fn build(
             .ok()
             .and_then(|v| v.trim().parse().ok()),
     };
-    eng.build(&req, cancel, &out)
+    let res = eng.build(&req, cancel, &out);
+    // Kept rather than removed: cheaper now (a rename) and the next build links from it.
+    engine::context::keep(&root, &ctx);
+    res
 }
 
 /// The Dockerfile inside the context (never outside it); `dockerfile` as Docker's fallback

@@ -146,7 +146,7 @@ impl Cache {
                 }
             }
         }
-        for extra in ["files.json", "mounts"] {
+        for extra in ["files.json", "mounts", super::context::KEPT] {
             let p = build_root.join(extra);
             if p.is_dir() {
                 bytes += du(&p);
@@ -243,10 +243,15 @@ mod tests {
         let mut b = KeyBuilder::new("p");
         b.add("a").add("bc");
         assert_ne!(a.finish(), b.finish());
+        // The context kept for the next build goes with the cache.
+        let kept = d.path().join(super::super::context::KEPT);
+        std::fs::create_dir_all(kept.join("sub")).unwrap();
+        std::fs::write(kept.join("sub/f"), vec![0u8; 5000]).unwrap();
         let (removed, bytes) = Cache::prune(d.path()).unwrap();
         assert_eq!(removed, vec![key.to_string()]);
-        assert!(bytes > 0);
+        assert!(bytes >= 5000, "{bytes}");
         assert!(c.get(&key).is_none());
+        assert!(!kept.exists());
     }
 
     #[test]

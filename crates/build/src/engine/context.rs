@@ -75,9 +75,18 @@ fn tempfile_at(spool: &Path) -> Result<File, BuildError> {
 /// what `.dockerignore` excludes (the Dockerfile and .dockerignore themselves stay, as Docker
 /// keeps them).
 pub fn extract(r: impl Read, dest: &Path, dockerfile: &str) -> Result<(), BuildError> {
+    extract_with(r, dest, dockerfile, None)
+}
+
+fn extract_with(
+    r: impl Read,
+    dest: &Path,
+    dockerfile: &str,
+    reuse: Option<&Reuse>,
+) -> Result<(), BuildError> {
     let spool = dest.with_extension("xz-spool");
     let r = decompress(r, &spool)?;
-    unpack(r, dest, true, false)?;
+    unpack_with(r, dest, true, false, reuse)?;
     let ignore_path = dest.join(".dockerignore");
     if let Ok(md) = std::fs::symlink_metadata(&ignore_path) {
         if md.is_file() {
@@ -136,9 +145,165 @@ fn prune(root: &Path, rel: &str, ig: &DockerIgnore, keep: &[String]) -> Result<(
     Ok(())
 }
 
+/// Where the last build's context stays for the next one (the unpacked tree).
+pub const KEPT: &str = "context-kept";
+
+/// The context a build unpacked, kept for the next build: a file of the new context whose
+/// bytes and attributes equal the kept file's at the same path is hard-linked from it instead
+/// of written, so a rebuild of a large unchanged context writes no file data (reading the
+/// kept file from the page cache and comparing costs a fraction of writing it).
+///
+/// Bytes are compared, not tar headers: two different contexts commonly have files of the
+/// same path, size, mode and one-second mtime (one checkout, generated files).
+#[derive(Debug)]
+pub struct Reuse {
+    /// The taken directory, removed once the new context is unpacked.
+    tree: std::path::PathBuf,
+}
+
+impl Reuse {
+    /// Takes the kept context of `build_root` (a rename, so concurrent builds never share one)
+    /// into `<dest>.prev`; None when there is none.
+    pub fn take(build_root: &Path, dest: &Path) -> Option<Reuse> {
+        let tree = dest.with_extension("prev");
+        std::fs::rename(build_root.join(KEPT), &tree).ok()?;
+        Some(Reuse { tree })
+    }
+
+    /// Unpacks the file entry `e` at `rel` under `dest` by linking the kept file when it is the
+    /// same; Ok(false) when the kept tree has no such file or a symlink is on the way (the
+    /// caller unpacks as usual, nothing of the entry read).
+    fn unpack_file(
+        &self,
+        dest: &Path,
+        rel: &Path,
+        e: &mut tar::Entry<'_, impl Read>,
+    ) -> Result<bool, BuildError> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(rel_s) = rel.to_str() else {
+            return Ok(false);
+        };
+        let src = self.tree.join(rel);
+        let dst = dest.join(rel);
+        // No symlink may be crossed on either side: a kept tree's link to outside must not
+        // lend a host file to the new context, nor may the new file land outside `dest`.
+        let plain = |root: &Path, p: &Path| {
+            super::fsutil::secure_join(root, rel_s, false).is_ok_and(|r| r == p)
+        };
+        if !plain(&self.tree, &src) || !plain(dest, &dst) {
+            return Ok(false);
+        }
+        let h = e.header();
+        let (Ok(size), Ok(mode), Ok(mtime)) = (h.size(), h.mode(), h.mtime()) else {
+            return Ok(false);
+        };
+        // What unpack_in gives a file: the header's mode, its mtime in whole seconds (0 as 1).
+        let mode = mode & 0o7777;
+        let mtime = i64::try_from(mtime.max(1)).unwrap_or(i64::MAX);
+        let Ok(md) = std::fs::symlink_metadata(&src) else {
+            return Ok(false);
+        };
+        if !md.is_file() || md.len() != size {
+            return Ok(false);
+        }
+        let Some(parent) = dst.parent() else {
+            return Ok(false);
+        };
+        // Missing parents are made as unpack_in makes them (no symlink is on the way: checked).
+        if !parent.is_dir() && std::fs::create_dir_all(parent).is_err() {
+            return Ok(false);
+        }
+        let Ok(mut kept) = File::open(&src) else {
+            return Ok(false);
+        };
+        match std::fs::symlink_metadata(&dst) {
+            Ok(m) if m.is_dir() => return Ok(false),
+            Ok(_) => std::fs::remove_file(&dst).map_err(|e| BuildError::io("remove", &dst, e))?,
+            Err(_) => {}
+        }
+        let name = rel.display().to_string();
+        let rd = |e: io::Error| BuildError::Invalid(format!("read context tar: {name}: {e}"));
+        // Compare chunk by chunk; at the first difference the file is written: the equal
+        // prefix from the kept file, then the rest from the stream.
+        let mut a = vec![0u8; 1 << 16];
+        let mut b = vec![0u8; 1 << 16];
+        let mut same_upto: u64 = 0;
+        let mut differ: Option<usize> = None;
+        loop {
+            let n = e.read(&mut a).map_err(rd)?;
+            if n == 0 {
+                break;
+            }
+            if kept.read_exact(&mut b[..n]).is_err() || a[..n] != b[..n] {
+                differ = Some(n);
+                break;
+            }
+            same_upto += n as u64;
+        }
+        let same_meta = md.mode() & 0o7777 == mode && md.mtime() == mtime && md.mtime_nsec() == 0;
+        if differ.is_none() && same_upto == size && same_meta {
+            std::fs::hard_link(&src, &dst).map_err(|e| BuildError::io("link", &dst, e))?;
+            return Ok(true);
+        }
+        let mut f = File::create(&dst).map_err(|e| BuildError::io("create", &dst, e))?;
+        let w = |e: io::Error| BuildError::io("write", &dst, e);
+        let mut kept = File::open(&src).map_err(|e| BuildError::io("open", &src, e))?;
+        io::copy(&mut (&mut kept).take(same_upto), &mut f).map_err(w)?;
+        if let Some(n) = differ {
+            f.write_all(&a[..n]).map_err(w)?;
+        }
+        io::copy(e, &mut f).map_err(rd)?;
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| BuildError::io("chmod", &dst, e))?;
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.unsigned_abs());
+        f.set_times(std::fs::FileTimes::new().set_accessed(t).set_modified(t))
+            .map_err(|e| BuildError::io("set mtime", &dst, e))?;
+        Ok(true)
+    }
+
+    fn finish(self) {
+        let _ = std::fs::remove_dir_all(&self.tree);
+    }
+}
+
+/// Keeps the unpacked context `tree` for the next build; a context kept meanwhile by a
+/// concurrent build wins and `tree` is removed.
+pub fn keep(build_root: &Path, tree: &Path) {
+    if std::fs::rename(tree, build_root.join(KEPT)).is_err() {
+        let _ = std::fs::remove_dir_all(tree);
+    }
+}
+
+/// [`extract`] with the kept context of `build_root` reused where it can be; [`keep`] the
+/// result once the build is over.
+pub fn extract_reusing(
+    r: impl Read,
+    dest: &Path,
+    dockerfile: &str,
+    build_root: &Path,
+) -> Result<(), BuildError> {
+    let reuse = Reuse::take(build_root, dest);
+    let res = extract_with(r, dest, dockerfile, reuse.as_ref());
+    if let Some(r) = reuse {
+        r.finish();
+    }
+    res
+}
+
 /// Unpacks a tar stream into `dest`, each entry checked; `strict` refuses device nodes.
 /// `owners` keeps the archive's uid/gid (ADD), else files belong to the daemon's user.
 pub fn unpack(r: impl Read, dest: &Path, strict: bool, owners: bool) -> Result<(), BuildError> {
+    unpack_with(r, dest, strict, owners, None)
+}
+
+fn unpack_with(
+    r: impl Read,
+    dest: &Path,
+    strict: bool,
+    owners: bool,
+    reuse: Option<&Reuse>,
+) -> Result<(), BuildError> {
     let mut ar = tar::Archive::new(r);
     ar.set_preserve_permissions(true);
     ar.set_preserve_mtime(true);
@@ -169,6 +334,11 @@ pub fn unpack(r: impl Read, dest: &Path, strict: bool, owners: bool) -> Result<(
                 .unwrap_or_default();
             if target.is_absolute() || target.components().any(|c| c == Component::ParentDir) {
                 return Err(bad("hard link leaves the archive's root"));
+            }
+        }
+        if let Some(r) = reuse {
+            if kind.is_file() && r.unpack_file(dest, &path, &mut entry)? {
+                continue;
             }
         }
         // unpack_in refuses names that would resolve through a symlink to outside `dest`.
@@ -343,6 +513,72 @@ mod tests {
         std::fs::create_dir(&dest).unwrap();
         assert!(unpack(&t[..], &dest, true, false).is_err());
         assert!(!outside.path().join("pwned").exists());
+    }
+
+    #[test]
+    fn unchanged_files_are_linked_from_the_kept_context() {
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().unwrap();
+        let br = root.path();
+        let t = tar_with(&[("Dockerfile", b"FROM scratch\n"), ("a/big", b"content-1")]);
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        let fresh = |n: &str| {
+            let d = br.join(n);
+            std::fs::create_dir(&d).unwrap();
+            d
+        };
+
+        // First build: nothing kept, everything written; then kept.
+        let d1 = fresh("ctx1");
+        extract_reusing(&t[..], &d1, "Dockerfile", br).unwrap();
+        let first = ino(&d1.join("a/big"));
+        keep(br, &d1);
+        assert!(!d1.exists() && br.join(KEPT).join("a/big").is_file());
+
+        // Same context again: the file is the kept inode, and the kept tree is gone.
+        let d2 = fresh("ctx2");
+        extract_reusing(&t[..], &d2, "Dockerfile", br).unwrap();
+        assert_eq!(ino(&d2.join("a/big")), first);
+        assert!(!br.join(KEPT).exists() && !br.join("ctx2.prev").exists());
+        keep(br, &d2);
+
+        // Another context whose file has the same path, size, mode and mtime but other bytes
+        // (the common case of two checkouts): written from the stream, with the header's
+        // attributes. The difference in the middle and at the start both count.
+        for other in [&b"content-2"[..], b"Xontent-1"] {
+            let t2 = tar_with(&[("Dockerfile", b"FROM scratch\n"), ("a/big", other)]);
+            let d = fresh("ctx3");
+            extract_reusing(&t2[..], &d, "Dockerfile", br).unwrap();
+            assert_eq!(std::fs::read(d.join("a/big")).unwrap(), other);
+            let md = std::fs::metadata(d.join("a/big")).unwrap();
+            assert_eq!((md.mode() & 0o7777, md.mtime()), (0o644, 1));
+            keep(br, &d);
+        }
+        // A kept file with other attributes but the same bytes: written, attributes from the
+        // header.
+        std::fs::set_permissions(
+            br.join(KEPT).join("a/big"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let t3 = tar_with(&[("a/big", b"Xontent-1")]);
+        let d = fresh("ctx4");
+        extract_reusing(&t3[..], &d, "Dockerfile", br).unwrap();
+        let md = std::fs::metadata(d.join("a/big")).unwrap();
+        assert_eq!(md.mode() & 0o7777, 0o644);
+        assert_eq!(std::fs::read(d.join("a/big")).unwrap(), b"Xontent-1");
+        std::fs::remove_dir_all(&d).unwrap();
+
+        // A kept tree whose directory is a symlink to outside lends nothing from there.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("big"), b"content-1").unwrap();
+        std::fs::create_dir_all(br.join(KEPT)).unwrap();
+        std::os::unix::fs::symlink(outside.path(), br.join(KEPT).join("a")).unwrap();
+        let d5 = fresh("ctx5");
+        extract_reusing(&t[..], &d5, "Dockerfile", br).unwrap();
+        assert_eq!(std::fs::read(d5.join("a/big")).unwrap(), b"content-1");
+        assert_ne!(ino(&d5.join("a/big")), ino(&outside.path().join("big")));
+        assert!(outside.path().join("big").exists());
     }
 
     #[test]

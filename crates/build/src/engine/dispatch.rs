@@ -18,6 +18,9 @@ use crate::ast::{self, Command, Healthcheck, Instruction, MountType, Spanned};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Bumped when a rule that decides a step's result changes (see the stage key).
+const BUILDER_RULES: &str = "rules-2";
+
 fn short(d: &str) -> String {
     let h = d.strip_prefix("sha256:").unwrap_or(d);
     h.chars().take(12).collect()
@@ -214,8 +217,15 @@ impl Run<'_> {
                 cmd_set: false,
             }
         };
+        // The classic builder's beginStage (setDefaultPath): a stage whose base has no PATH
+        // gets the default one appended to its Env, which RUN sees and `$PATH` expands to.
+        set_default_path(&mut st);
         let mut k = KeyBuilder::new(&st.key);
-        k.add("epoch").add(&format!("{:?}", self.epoch));
+        // The version names the builder's rules: entries an older builder cached with other
+        // results for the same instructions are not reused.
+        k.add("epoch")
+            .add(&format!("{:?}", self.epoch))
+            .add(BUILDER_RULES);
         st.key = k.finish().to_string();
         self.say_id(&st);
 
@@ -354,20 +364,16 @@ impl Run<'_> {
                 })
             }
             Instruction::Expose(words) => {
+                let mut specs = Vec::new();
                 let mut ports = Vec::new();
                 for w in words {
                     for p in self.expand(st, w)?.split_whitespace() {
-                        let p = p.to_ascii_lowercase();
-                        let (num, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
-                        if num.is_empty() || !num.split('-').all(|n| n.parse::<u16>().is_ok()) {
-                            return Err(BuildError::Invalid(format!(
-                                "invalid containerPort: {num}"
-                            )));
-                        }
-                        ports.push(format!("{num}/{proto}"));
+                        ports.extend(parse_port_spec(p)?);
+                        specs.push(p.to_string());
                     }
                 }
-                self.meta(st, format!("EXPOSE {}", ports.join(" ")), |st| {
+                // History has the words as written (after expansion), as the classic builder's.
+                self.meta(st, format!("EXPOSE {}", specs.join(" ")), |st| {
                     let e = st.cfg().entry("ExposedPorts").or_insert_with(|| json!({}));
                     if !e.is_object() {
                         *e = json!({});
@@ -988,7 +994,14 @@ impl Run<'_> {
                         make_dest_dir(&dest)?;
                         super::context::extract_archive(path, &dest)?;
                     } else if md.is_dir() {
+                        let created = !dest.is_dir();
                         make_dest_dir(&dest)?;
+                        // BuildKit's copier gives a directory it creates for a directory
+                        // source the --chmod mode too (an existing one keeps its own).
+                        if let (true, Some(m)) = (created, chmod) {
+                            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(m))
+                                .map_err(|e| BuildError::io("chmod", &dest, e))?;
+                        }
                         let mut names: Vec<_> = std::fs::read_dir(path)
                             .map_err(|e| BuildError::io("read directory", path, e))?
                             .filter_map(|e| e.ok().map(|e| e.file_name()))
@@ -1008,10 +1021,11 @@ impl Run<'_> {
                 }
                 Item::Heredoc { name, content } => {
                     let t = file_target(name)?;
+                    // BuildKit writes inline files 0664.
                     write_file(
                         &t,
                         content.as_bytes(),
-                        chmod.unwrap_or(0o644),
+                        chmod.unwrap_or(0o664),
                         owner,
                         self.epoch,
                     )?;
@@ -1129,6 +1143,48 @@ fn collect(
         }
     }
     Ok(())
+}
+
+/// One EXPOSE word as nat.ParsePortSpec reads it: `[[ip:]hostPort:]port[-end][/proto]`, a
+/// range giving one port per number; the result is `port/proto`, protocol lower-cased.
+fn parse_port_spec(raw: &str) -> Result<Vec<String>, BuildError> {
+    let bad = |what: &str| BuildError::Invalid(format!("invalid {what}: {raw}"));
+    let (port, proto) = match raw.split_once('/') {
+        None => (raw, "tcp".to_string()),
+        Some((p, "")) => (p, "tcp".to_string()),
+        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
+    };
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(BuildError::Invalid(format!("invalid proto: {proto}")));
+    }
+    // The container port is the last `:` part (the others are a host address and port).
+    let container = port.rsplit(':').next().unwrap_or(port);
+    if container.is_empty() {
+        return Err(BuildError::Invalid(format!(
+            "no port specified: {raw}<empty>"
+        )));
+    }
+    let (start, end) = match container.split_once('-') {
+        Some((a, b)) => (a, b),
+        None => (container, container),
+    };
+    let start: u16 = start.parse().map_err(|_| bad("containerPort"))?;
+    let end: u16 = end.parse().map_err(|_| bad("containerPort"))?;
+    if end < start {
+        return Err(BuildError::Invalid(format!(
+            "invalid range specified for container port: {container}"
+        )));
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// Appends Docker's default PATH to the Env when there is no PATH in it.
+fn set_default_path(st: &mut State) {
+    if !st.env().iter().any(|e| e.split('=').next() == Some("PATH")) {
+        let mut env = st.env();
+        env.push(DEFAULT_PATH.to_string());
+        st.cfg().insert("Env".into(), json!(env));
+    }
 }
 
 fn set_env(st: &mut State, k: &str, v: &str) {
@@ -1250,5 +1306,48 @@ mod tests {
             "cat <<EOF > /f\necho a\necho b\nEOF\n"
         );
         assert_eq!(heredoc_script("true", &[]), "true");
+    }
+
+    #[test]
+    fn expose_specs_as_nat_parses_them() {
+        assert_eq!(parse_port_spec("80").unwrap(), vec!["80/tcp"]);
+        assert_eq!(parse_port_spec("53/UDP").unwrap(), vec!["53/udp"]);
+        assert_eq!(
+            parse_port_spec("9000-9002").unwrap(),
+            vec!["9000/tcp", "9001/tcp", "9002/tcp"]
+        );
+        assert_eq!(
+            parse_port_spec("7000-7001/udp").unwrap(),
+            vec!["7000/udp", "7001/udp"]
+        );
+        assert_eq!(parse_port_spec("8080/").unwrap(), vec!["8080/tcp"]);
+        assert_eq!(
+            parse_port_spec("127.0.0.1:8000:80").unwrap(),
+            vec!["80/tcp"]
+        );
+        for bad in ["", "x", "70000", "9002-9000", "80/icmp", "1-x"] {
+            let e = parse_port_spec(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid") || e.contains("no port"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn default_path_only_when_the_base_has_none() {
+        let mut st = State {
+            config: json!({"config": {"Env": ["A=1"]}}),
+            layers: Vec::new(),
+            key: String::new(),
+            args: BTreeMap::new(),
+            size: 0,
+            cmd_set: false,
+        };
+        set_default_path(&mut st);
+        assert_eq!(st.env(), vec!["A=1".to_string(), DEFAULT_PATH.to_string()]);
+        st.config = json!({"config": {"Env": ["PATH=/x", "B=2"]}});
+        set_default_path(&mut st);
+        assert_eq!(st.env(), vec!["PATH=/x", "B=2"]);
+        st.config = json!({"config": {}});
+        set_default_path(&mut st);
+        assert_eq!(st.env(), vec![DEFAULT_PATH]);
     }
 }

@@ -395,9 +395,9 @@ pub fn resolve_user(spec: &str, root: &Path, with_groups: bool) -> Result<User, 
         .map(|l| l.split(':').collect::<Vec<_>>())
         .filter(|f| f.len() >= 3)
         .collect();
-    let (uid, mut gid, name) = if u.is_empty() {
-        (0, 0, Some("root".to_string()))
-    } else if let Ok(n) = u.parse::<u32>() {
+    // No user is uid 0, looked up like any number (runc's GetExecUser).
+    let u = if u.is_empty() { "0" } else { u };
+    let (uid, mut gid, name) = if let Ok(n) = u.parse::<u32>() {
         match pw.iter().find(|f| f[2] == u) {
             Some(f) => (n, f[3].parse().unwrap_or(0), Some(f[0].to_string())),
             None => (n, 0, None),
@@ -413,7 +413,8 @@ pub fn resolve_user(spec: &str, root: &Path, with_groups: bool) -> Result<User, 
             .map_err(|_| BuildError::Invalid(format!("invalid uid {:?} for user {u}", f[2])))?;
         (uid, f[3].parse().unwrap_or(0), Some(u.to_string()))
     };
-    if let Some(g) = g.filter(|g| !g.is_empty()) {
+    let g = g.filter(|g| !g.is_empty());
+    if let Some(g) = g {
         gid = match g.parse::<u32>() {
             Ok(n) => n,
             Err(_) => gr
@@ -427,17 +428,19 @@ pub fn resolve_user(spec: &str, root: &Path, with_groups: bool) -> Result<User, 
                 })?,
         };
     }
-    let mut additional: Vec<u32> = match (&name, with_groups) {
-        (Some(n), true) => gr
-            .iter()
-            .filter(|f| f.len() >= 4 && f[3].split(',').any(|m| m == n))
-            .filter_map(|f| f[2].parse().ok())
-            .collect(),
-        _ => Vec::new(),
-    };
-    additional.retain(|x| *x != gid);
-    additional.sort_unstable();
-    additional.dedup();
+    // Docker's getUser: the primary group first, then (only when no group was given and the
+    // user has a passwd entry) the groups that list the user as a member, in file order.
+    let mut additional = Vec::new();
+    if with_groups {
+        additional.push(gid);
+        if let (Some(n), None) = (&name, g) {
+            additional.extend(
+                gr.iter()
+                    .filter(|f| f.len() >= 4 && f[3].split(',').any(|m| m == n))
+                    .filter_map(|f| f[2].parse::<u32>().ok()),
+            );
+        }
+    }
     Ok(User {
         uid,
         gid,
@@ -506,10 +509,27 @@ mod tests {
         )
         .unwrap();
         let u = resolve_user("app", d.path(), true).unwrap();
-        assert_eq!((u.uid, u.gid, u.additional_gids), (1000, 1001, vec![2000]));
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids),
+            (1000, 1001, vec![1001, 2000])
+        );
+        // A numeric user with a passwd entry gets its groups as a named one does.
+        let u = resolve_user("1000", d.path(), true).unwrap();
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids),
+            (1000, 1001, vec![1001, 2000])
+        );
+        // An explicit group: only the primary group.
+        let u = resolve_user("app:extra", d.path(), true).unwrap();
+        assert_eq!((u.uid, u.gid, u.additional_gids), (1000, 2000, vec![2000]));
         let u = resolve_user("app:extra", d.path(), false).unwrap();
-        assert_eq!((u.uid, u.gid), (1000, 2000));
-        assert_eq!(resolve_user("5:6", d.path(), true).unwrap().uid, 5);
+        assert_eq!((u.uid, u.gid, u.additional_gids), (1000, 2000, vec![]));
+        let u = resolve_user("5:6", d.path(), true).unwrap();
+        assert_eq!((u.uid, u.gid, u.additional_gids), (5, 6, vec![6]));
+        let u = resolve_user("7", d.path(), true).unwrap();
+        assert_eq!((u.uid, u.gid, u.additional_gids), (7, 0, vec![0]));
+        let u = resolve_user("", d.path(), true).unwrap();
+        assert_eq!((u.uid, u.gid, u.additional_gids), (0, 0, vec![0]));
         let e = resolve_user("nobody", d.path(), true)
             .unwrap_err()
             .to_string();
