@@ -4,8 +4,8 @@
 //! temp file renamed into place, so a crash leaves the old entry or the new one.
 //!
 //! File content digests of the build context are cached too (`files.json`), keyed by the path,
-//! size, mtime and mode a context entry arrives with: a rebuild of an unchanged context then
-//! hashes nothing. The same trade-off as make or git's index: a file rewritten with the same
+//! size, mtime and mode a context entry arrives with and the inode it was extracted to: a
+//! rebuild of an unchanged context (its files linked from the kept context) then hashes nothing. The same trade-off as make or git's index: a file rewritten with the same
 //! size and mtime (to the nanosecond) is taken as unchanged.
 
 use std::collections::HashMap;
@@ -76,12 +76,18 @@ impl Cache {
     /// The content digest of a context file, from the digest cache when its identity matches.
     pub fn file_digest(&self, rel: &str, path: &Path) -> Result<String, BuildError> {
         let md = std::fs::symlink_metadata(path).map_err(|e| BuildError::io("stat", path, e))?;
+        // The inode of the extracted file is part of the identity: a context extracted anew gets
+        // new files, so a different file that merely shares path, size, one-second mtime and
+        // mode (two projects' Dockerfiles, say) is hashed, not taken from the cache; unchanged
+        // files linked from the kept context keep their inode and hit.
         let ident = format!(
-            "{rel}\0{}\0{}.{}\0{:o}",
+            "{rel}\0{}\0{}.{}\0{:o}\0{}:{}",
             md.size(),
             md.mtime(),
             md.mtime_nsec(),
-            md.mode()
+            md.mode(),
+            md.dev(),
+            md.ino()
         );
         if let Ok(f) = self.files.lock() {
             if let Some(d) = f.get(&ident) {
