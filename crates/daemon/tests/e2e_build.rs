@@ -462,7 +462,16 @@ fn http_request_bytes(d: &TestDaemon, path: &str, body: &[u8]) -> String {
 #[test]
 fn client_going_away_cancels_the_build_and_leaves_nothing() {
     let d = start();
-    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo started && sleep 60\n")]);
+    // A sleep length of this attempt's own, so the check below finds this build's process and
+    // no other's (a retried attempt, another test binary).
+    let secs = 600
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_micros();
+    let sleep = format!("sleep {secs}");
+    let dockerfile = format!("FROM busybox\nRUN echo started && {sleep}\n");
+    let ctx = context(&[("Dockerfile", dockerfile.as_str())]);
     let mut cmd = d.docker_cmd(&["build", ctx.path().to_str().unwrap()]);
     cmd.env("DOCKER_BUILDKIT", "0")
         .stdout(std::process::Stdio::piped())
@@ -500,17 +509,28 @@ fn client_going_away_cancels_the_build_and_leaves_nothing() {
         },
     );
     let ps = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 60"])
+        .args(["-f", &sleep])
         .output()
         .unwrap();
-    let ours: Vec<&str> = std::str::from_utf8(&ps.stdout).unwrap().lines().collect();
-    for pid in ours {
-        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-        assert!(
-            !cg.contains("berth-build"),
-            "the RUN's process {pid} still runs"
-        );
+    let leaked: Vec<&str> = std::str::from_utf8(&ps.stdout)
+        .unwrap()
+        .lines()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .unwrap_or_default()
+                .contains("berth-build")
+        })
+        .collect();
+    // The test's own leftovers go before the verdict, so a failure leaves nothing running.
+    for pid in &leaked {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", pid])
+            .status();
     }
+    assert!(
+        leaked.is_empty(),
+        "the RUN's processes {leaked:?} still ran"
+    );
     assert_clean(&d);
 }
 
