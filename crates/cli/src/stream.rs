@@ -135,6 +135,11 @@ pub fn spawn_sig_proxy(client: Client, container: String) {
 pub async fn pump(conn: Hijacked, tty: bool, stdin: bool, detach_keys: Vec<u8>) -> End {
     let (mut rd, mut wr) = tokio::io::split(conn);
     let (det_tx, mut det_rx) = tokio::sync::oneshot::channel::<()>();
+    // Set before the detach keys are sent: berthd closes the stream as soon as it reads them, so
+    // the end of the output can be seen before `det_rx` fires, and must not be taken for the
+    // container's end (the CLI would then wait for an exit that never comes).
+    let saw_keys = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let saw_keys_in = saw_keys.clone();
     let input = tokio::spawn(async move {
         if stdin {
             let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
@@ -172,6 +177,9 @@ pub async fn pump(conn: Hijacked, tty: bool, stdin: bool, detach_keys: Vec<u8>) 
                             matched = usize::from(*b == detach_keys[0]);
                         }
                     }
+                }
+                if seen {
+                    saw_keys_in.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 if wr.write_all(&chunk).await.is_err() {
                     return;
@@ -225,5 +233,8 @@ pub async fn pump(conn: Hijacked, tty: bool, stdin: bool, detach_keys: Vec<u8>) 
         Ok(()) = &mut det_rx => End::Detached,
     };
     input.abort();
+    if end == End::Eof && saw_keys.load(std::sync::atomic::Ordering::SeqCst) {
+        return End::Detached;
+    }
     end
 }
