@@ -52,6 +52,29 @@ impl OutputExt for Output {
     }
 }
 
+/// SIGTERMs `child` (a daemon the test started) and reaps it, SIGKILLing it when it has not
+/// exited within `grace`, so a daemon's shutdown path runs but a hung one cannot hang the test.
+pub fn terminate_child(child: &mut Child, grace: Duration) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let deadline = Instant::now() + grace;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Runs `cmd` to completion with a deadline; a command still running then is killed (SIGKILL,
 /// by its pid) and the test fails naming it.
 pub fn run_with_timeout(mut cmd: Command, timeout: Duration, input: Option<&[u8]>) -> Output {

@@ -17,7 +17,7 @@ pub use berth_testutil::harness::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The docker CLI the tests drive.
 pub const DOCKER: &str = "/usr/local/bin/docker";
@@ -192,20 +192,7 @@ impl TestDaemon {
     /// SIGTERMs berthd and waits for it to exit (SIGKILL after 20 s).
     pub fn terminate(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap());
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            terminate_child(&mut c, Duration::from_secs(20));
         }
     }
 
