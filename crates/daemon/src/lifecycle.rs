@@ -206,6 +206,20 @@ pub async fn start(d: &Arc<Daemon>, c: &Arc<Container>) -> ApiResult<()> {
     r
 }
 
+/// Undoes a start that failed before the process ran: the shim's container (when it was
+/// created), the bundle and the network; records the error.
+async fn abort_start(d: &Arc<Daemon>, c: &Arc<Container>, shim_created: bool, error: &str) {
+    if shim_created {
+        let socket = d.shim_socket(&c.id);
+        let _ = crate::shim::request(&socket, &Request::Delete { force: true }).await;
+    }
+    let dd = d.clone();
+    let id = c.id.clone();
+    let _ = tokio::task::spawn_blocking(move || teardown_bundle(&dd, &id)).await;
+    crate::network::wire::teardown(d, c).await;
+    let _ = c.update(|r| r.state.error = error.to_string());
+}
+
 async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> ApiResult<()> {
     let st = c.status();
     match st {
@@ -230,7 +244,11 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         _ => {}
     }
     let t0 = std::time::Instant::now();
-    if let Err(e) = crate::network::wire::setup(d, c).await {
+    let net = match crate::network::wire::prepare(d, c).await {
+        Ok(()) => crate::network::wire::setup(d, c).await,
+        e => e,
+    };
+    if let Err(e) = net {
         let _ = c.update(|r| r.state.error = e.message.clone());
         return Err(e);
     }
@@ -249,8 +267,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
     let bundle = match bundle {
         Ok(b) => b,
         Err(e) => {
-            crate::network::wire::teardown(d, c).await;
-            let _ = c.update(|r| r.state.error = e.message.clone());
+            abort_start(d, c, false, &e.message).await;
             return Err(e);
         }
     };
@@ -264,12 +281,18 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         .as_ref()
         .and_then(|l| l.typ.clone())
         .is_none_or(|t| t != "none");
-    let (max_size, max_file) = crate::create::log_options(
+    let (max_size, max_file) = match crate::create::log_options(
         rec.host_config
             .log_config
             .as_ref()
             .and_then(|l| l.config.as_ref()),
-    )?;
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            abort_start(d, c, false, &e.message).await;
+            return Err(e);
+        }
+    };
     let args = crate::shim::SpawnArgs {
         id: rec.id.clone(),
         bundle: bundle.clone(),
@@ -286,22 +309,17 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         stdin_once: rec.config.stdin_once.unwrap_or(false) && !rec.tty(),
     };
     let t_bundle = t0.elapsed();
-    let ready = match crate::shim::spawn(&args).await {
+    let spawned = crate::shim::spawn(&args).await;
+    let ready = match spawned {
         Ok(r) => r,
         Err(e) => {
-            let dd = d.clone();
-            let id = rec.id.clone();
-            let _ = tokio::task::spawn_blocking(move || teardown_bundle(&dd, &id)).await;
-            crate::network::wire::teardown(d, c).await;
+            abort_start(d, c, false, &e.message).await;
             let code = if e.message.contains("permission denied") {
                 126
             } else {
                 127
             };
-            let _ = c.update(|r| {
-                r.state.error = e.message.clone();
-                r.state.exit_code = code;
-            });
+            let _ = c.update(|r| r.state.exit_code = code);
             return Err(e);
         }
     };
@@ -324,13 +342,8 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
     }
     let t_shim = t0.elapsed();
     if let Err(e) = crate::shim::request(&socket, &Request::Start).await {
-        let _ = crate::shim::request(&socket, &Request::Delete { force: true }).await;
-        let dd = d.clone();
-        let id = rec.id.clone();
-        let _ = tokio::task::spawn_blocking(move || teardown_bundle(&dd, &id)).await;
-        crate::network::wire::teardown(d, c).await;
         let e = crate::shim::start_error(e.message);
-        let _ = c.update(|r| r.state.error = e.message.clone());
+        abort_start(d, c, true, &e.message).await;
         return Err(e);
     }
     let now = crate::util::now_rfc3339();
@@ -398,9 +411,11 @@ pub fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
 /// Records an exit: cleans up the run, emits `die`, then removes (`--rm`) or restarts
 /// (restart policy) the container.
 async fn handle_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitInfo) {
+    let t0 = std::time::Instant::now();
     let socket = d.shim_socket(&c.id);
     let _ = crate::shim::request(&socket, &Request::Delete { force: true }).await;
     let _ = std::fs::remove_file(&socket);
+    let t_del = t0.elapsed();
     let dd = d.clone();
     let id = c.id.clone();
     let _ = tokio::task::spawn_blocking(move || {
@@ -409,7 +424,15 @@ async fn handle_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitInfo) {
         teardown_bundle(&dd, &id)
     })
     .await;
+    let t_bundle = t0.elapsed();
     crate::network::wire::teardown(d, c).await;
+    tracing::debug!(
+        "exit {}: shim delete {:?}, bundle {:?}, network {:?}",
+        c.short_id(),
+        t_del,
+        t_bundle,
+        t0.elapsed()
+    );
     let rec = match c.update(|r| {
         r.state.status = Status::Exited;
         r.state.exit_code = i64::from(exit.code);
@@ -702,6 +725,7 @@ pub async fn remove(
     volumes: bool,
 ) -> ApiResult<()> {
     let _op = c.op.lock().await;
+    let t0 = std::time::Instant::now();
     let st = c.status();
     if st == Status::Removing {
         return Err(ApiError::conflict(format!(
@@ -766,6 +790,7 @@ pub async fn remove(
         return Err(e);
     }
     d.forget(&c.id);
+    tracing::debug!("remove {}: {:?}", c.short_id(), t0.elapsed());
     for m in rec.mounts.iter().filter(|m| m.typ == "volume") {
         let removable = volumes && m.anonymous;
         if removable

@@ -275,7 +275,35 @@ fn serve_dns(d: &Daemon, id: &str, ns: &std::path::Path) -> ApiResult<DnsServer>
     dns::serve(ns, resolver, ups).map_err(|e| net_err("start embedded DNS", e))
 }
 
-/// Wires a bridge-mode container before its process starts. On error nothing is left.
+/// Creates a bridge-mode container's network namespace and records it, so the runtime can
+/// join it by path while [`setup`] wires it. On error nothing is left.
+pub async fn prepare(d: &Arc<Daemon>, c: &Arc<Container>) -> ApiResult<()> {
+    if c.lock().networks.is_empty() {
+        return Ok(());
+    }
+    let ns = netns_path(d, &c.id);
+    let p2 = ns.clone();
+    let made = tokio::task::spawn_blocking(move || -> ApiResult<()> {
+        if let Some(dir) = p2.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ApiError::internal(format!("create {}: {e}", dir.display())))?;
+        }
+        netns::create(&p2).map_err(|e| net_err("create network namespace", e))
+    })
+    .await
+    .map_err(join_err)
+    .and_then(|r| r)
+    .and_then(|()| c.update(|r| r.netns = Some(ns)).map(drop));
+    if let Err(e) = made {
+        teardown(d, c).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Wires a bridge-mode container whose namespace [`prepare`] made, before its process starts
+/// (it may run while the shim creates the container: nothing here needs the process). On
+/// error nothing is left.
 pub async fn setup(d: &Arc<Daemon>, c: &Arc<Container>) -> ApiResult<()> {
     let rec = c.snapshot();
     if rec.networks.is_empty() {
@@ -292,17 +320,10 @@ pub async fn setup(d: &Arc<Daemon>, c: &Arc<Container>) -> ApiResult<()> {
 }
 
 async fn setup_inner(d: &Arc<Daemon>, c: &Arc<Container>, rec: &ContainerRecord) -> ApiResult<()> {
-    let ns = netns_path(d, &rec.id);
-    let p2 = ns.clone();
-    tokio::task::spawn_blocking(move || -> ApiResult<()> {
-        if let Some(dir) = p2.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| ApiError::internal(format!("create {}: {e}", dir.display())))?;
-        }
-        netns::create(&p2).map_err(|e| net_err("create network namespace", e))
-    })
-    .await
-    .map_err(join_err)??;
+    let ns = rec
+        .netns
+        .clone()
+        .ok_or_else(|| ApiError::internal(format!("{}: no network namespace", rec.id)))?;
     let mut eps: Vec<(NetworkRecord, Endpoint)> = Vec::new();
     let mut gateway_set = false;
     for (i, att) in rec.networks.iter().enumerate() {
@@ -341,10 +362,7 @@ async fn setup_inner(d: &Arc<Daemon>, c: &Arc<Container>, rec: &ContainerRecord)
     }
     write_etc(d, rec, &eps)?;
     let has_ports = !published.is_empty();
-    c.update(|r| {
-        r.netns = Some(ns.clone());
-        r.published = published;
-    })?;
+    c.update(|r| r.published = published)?;
     if let Ok(mut l) = d.networks.live.lock() {
         l.insert(rec.id.clone(), live);
     }
