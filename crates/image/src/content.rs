@@ -27,6 +27,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,6 +93,63 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Con
 pub struct ContentStore {
     /// `<engine root>/content`.
     dir: PathBuf,
+}
+
+/// A file writer that starts the kernel's writeback every few MiB as data is written, so the
+/// fsync that makes the file durable ([`ContentStore::adopt`]) waits for the tail only and not
+/// for the whole file: writing a 256 MiB layer and then fsyncing it cost half a second here.
+#[derive(Debug)]
+pub struct WritebackFile {
+    file: File,
+    written: u64,
+    started: u64,
+}
+
+/// How much is written before its writeback is started.
+const WRITEBACK_CHUNK: u64 = 8 << 20;
+
+impl WritebackFile {
+    pub fn new(file: File) -> WritebackFile {
+        WritebackFile {
+            file,
+            written: 0,
+            started: 0,
+        }
+    }
+
+    pub fn into_inner(self) -> File {
+        self.file
+    }
+
+    fn start_writeback(&mut self) {
+        let (Ok(off), Ok(len)) = (
+            i64::try_from(self.started),
+            i64::try_from(self.written - self.started),
+        ) else {
+            return;
+        };
+        // SAFETY: sync_file_range on a descriptor this struct owns, over bytes already written;
+        // it only queues I/O. Failures are ignored: the fsync that follows reports real errors.
+        let _ = unsafe {
+            libc::sync_file_range(self.file.as_raw_fd(), off, len, libc::SYNC_FILE_RANGE_WRITE)
+        };
+        self.started = self.written;
+    }
+}
+
+impl Write for WritebackFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= WRITEBACK_CHUNK {
+            self.start_writeback();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 impl ContentStore {

@@ -457,3 +457,35 @@ fn disk_full_leaves_nothing_behind() {
     let small = s.put_bytes(b"small").expect("small blob");
     assert_eq!(s.list().expect("list"), vec![small]);
 }
+
+/// A blob written through WritebackFile (writeback started every few MiB) and adopted is
+/// byte-identical; a wrong digest given to adopt is still the caller's, as before.
+#[test]
+fn writeback_file_then_adopt_keeps_every_byte() {
+    use berth_image::content::WritebackFile;
+    let (dir, s) = store();
+    let body = data(20 << 20, 7);
+    let path = dir.path().join("layer.tar");
+    let mut w = std::io::BufWriter::with_capacity(
+        1 << 20,
+        WritebackFile::new(std::fs::File::create(&path).expect("create")),
+    );
+    for chunk in body.chunks(300_001) {
+        w.write_all(chunk).expect("write");
+    }
+    let f = w.into_inner().expect("flush").into_inner();
+    drop(f);
+    let d = Digest::sha256_of(&body);
+    assert_eq!(s.adopt(&path, &d).expect("adopt"), body.len() as u64);
+    let mut back = Vec::new();
+    s.open_blob(&d)
+        .expect("open")
+        .read_to_end(&mut back)
+        .expect("read");
+    assert!(back == body, "blob differs from what was written");
+    assert!(!path.exists(), "the adopted file moved into the store");
+    // Empty writes and a flush with nothing pending are fine.
+    let mut e = WritebackFile::new(std::fs::File::create(dir.path().join("e")).expect("create"));
+    assert_eq!(e.write(&[]).expect("empty write"), 0);
+    e.flush().expect("flush");
+}
