@@ -95,7 +95,13 @@ fn prepare_bundle(d: &Daemon, rec: &ContainerRecord) -> ApiResult<std::path::Pat
         .as_ref()
         .ok_or_else(|| ApiError::internal(format!("container {} has no rootfs", rec.id)))?;
     if !is_mountpoint(&rootfs) {
-        berth_image::snapshot::mount(spec, &rootfs)?;
+        if rec.host_config.auto_remove.unwrap_or(false) {
+            // Its upper dir is thrown away at exit: no sync of the host's filesystem when
+            // it is unmounted.
+            berth_image::snapshot::mount_volatile(spec, &rootfs)?;
+        } else {
+            berth_image::snapshot::mount(spec, &rootfs)?;
+        }
     }
     let r = (|| {
         for m in rec.mounts.iter().filter(|m| m.typ == "volume" && m.copy_up) {

@@ -425,6 +425,20 @@ impl Snapshotter {
     }
 }
 
+/// Mounts an overlay `spec` with `volatile` (Linux 5.10+; without it on older kernels): its
+/// upper filesystem is not synced at unmount, nor by fsync inside it. Unmounting a plain
+/// overlay syncs the whole upper filesystem, i.e. waits for every dirty page of the host on
+/// it. For upper dirs that are thrown away (`run --rm`) or made durable another way (a build
+/// step, whose layer blob is fsynced).
+pub fn mount_volatile(spec: &MountSpec, target: &Path) -> Result<(), SnapshotError> {
+    if spec.fstype != "overlay" {
+        return mount(spec, target);
+    }
+    let mut v = spec.clone();
+    v.options.push("volatile".into());
+    mount(&v, target).or_else(|_| mount(spec, target))
+}
+
 /// Mounts `spec` on `target`: the one function in berth-image that calls mount(2).
 pub fn mount(spec: &MountSpec, target: &Path) -> Result<(), SnapshotError> {
     let err = |source| SnapshotError::Mount {

@@ -239,3 +239,55 @@ fn snapshot_failed_unpack_leaves_nothing() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// mount_volatile: the overlay is mounted with `volatile` (this machine's kernel has it), works
+/// as a writable rootfs, and what was written is in the upper dir after the unmount; a
+/// read-only bind spec goes through unchanged.
+#[test]
+fn snapshot_volatile_mount_writes_reach_the_upper_dir() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = Snapshotter::open(tmp.path()).expect("open");
+    let chain = build_chain(&s, &[layer_tar(&[E::Dir("a"), E::File("a/1", "one")])]);
+    let rw = s.mounts(&chain, "vol", false).expect("rw mounts");
+    let target = tmp.path().join("v");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    berth_image::snapshot::mount_volatile(&rw, &target).expect("mount volatile");
+    let guard = Unmount(target.clone());
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let line = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(target.to_str().expect("utf-8")))
+        .expect("the mount is listed");
+    assert!(line.contains("volatile"), "{line}");
+    std::fs::write(target.join("a/2"), b"two").expect("write");
+    drop(guard);
+    let upper = rw
+        .options
+        .iter()
+        .find_map(|o| o.strip_prefix("upperdir="))
+        .expect("upperdir");
+    assert_eq!(
+        std::fs::read(Path::new(upper).join("a/2")).expect("upper"),
+        b"two"
+    );
+    // Not an overlay: mounted as given.
+    let ro = s.mounts(&chain, "", true).expect("ro");
+    assert_eq!(ro.fstype, "bind");
+    let t2 = tmp.path().join("ro");
+    std::fs::create_dir_all(&t2).expect("mkdir");
+    berth_image::snapshot::mount_volatile(&ro, &t2).expect("bind");
+    let _g2 = Unmount(t2.clone());
+    assert_eq!(std::fs::read(t2.join("a/1")).expect("read"), b"one");
+    s.remove("vol").expect("remove");
+}
+
+/// Unmounts a path the test mounted itself, at drop.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if berth_image::snapshot::unmount(&self.0).is_err() {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
