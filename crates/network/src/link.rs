@@ -207,9 +207,13 @@ pub fn attach_sync(cfg: &EndpointConfig) -> Result<()> {
         }
     })?;
     drop(ns);
+    // A bridge port needs no IPv6 address of its own; turned off before the link goes up so
+    // none is configured (dockerd leaves IPv6 on for these: it costs each start some work).
+    crate::netns::disable_ipv6(&cfg.host_ifname);
     // Hairpin: with br_netfilter (bridge-nf-call-iptables), a container's packet to its own
     // published port is DNATed while being bridged and must leave by the port it came in on.
-    let hairpin = nl.set_bridge_port(
+    // The same message brings the host end up.
+    let hairpin = nl.set_bridge_port_up(
         &cfg.host_ifname,
         vec![sys::InfoBridgePort::HairpinMode(true)],
     );
@@ -556,8 +560,8 @@ pub(crate) mod sys {
             ns_fd: RawFd,
             mac: [u8; 6],
         ) -> io::Result<()> {
-            // Not up yet: the kernel configures the peer before pairing it, and opening an
-            // unpaired veth fails with ENOTCONN.
+            // Neither end up yet: the kernel configures the peer before pairing it (opening an
+            // unpaired veth fails with ENOTCONN), and the host end gets its IPv6 off first.
             let mut p = LinkMessage::default();
             p.attributes.push(LinkAttribute::IfName(peer.to_string()));
             p.attributes.push(LinkAttribute::Mtu(mtu));
@@ -565,8 +569,6 @@ pub(crate) mod sys {
             p.attributes.push(LinkAttribute::NetNsFd(ns_fd));
 
             let mut m = LinkMessage::default();
-            m.header.flags = LinkFlags::Up;
-            m.header.change_mask = LinkFlags::Up;
             m.attributes.push(LinkAttribute::IfName(host.to_string()));
             m.attributes.push(LinkAttribute::Mtu(mtu));
             m.attributes.push(LinkAttribute::Controller(master));
@@ -586,6 +588,23 @@ pub(crate) mod sys {
             flags: Vec<InfoBridgePort>,
         ) -> io::Result<()> {
             let mut m = LinkMessage::default();
+            m.attributes.push(LinkAttribute::IfName(name.to_string()));
+            m.attributes.push(LinkAttribute::LinkInfo(vec![
+                LinkInfo::PortKind(InfoPortKind::Bridge),
+                LinkInfo::PortData(InfoPortData::BridgePort(flags)),
+            ]));
+            self.request(RouteNetlinkMessage::NewLink(m), 0)
+        }
+
+        /// [`Self::set_bridge_port`] that also brings the link up, in one message.
+        pub(crate) fn set_bridge_port_up(
+            &mut self,
+            name: &str,
+            flags: Vec<InfoBridgePort>,
+        ) -> io::Result<()> {
+            let mut m = LinkMessage::default();
+            m.header.flags = LinkFlags::Up;
+            m.header.change_mask = LinkFlags::Up;
             m.attributes.push(LinkAttribute::IfName(name.to_string()));
             m.attributes.push(LinkAttribute::LinkInfo(vec![
                 LinkInfo::PortKind(InfoPortKind::Bridge),

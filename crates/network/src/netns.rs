@@ -65,6 +65,10 @@ pub fn create(path: &Path) -> Result<()> {
                     e,
                 )
             })?;
+            // Interfaces made here later (eth0, ...) get no IPv6: berth's networks are IPv4
+            // only, and as dockerd does for such networks no link-local address, duplicate
+            // address detection or MLD traffic is started for them. lo keeps ::1.
+            disable_ipv6("default");
             crate::link::sys::Netlink::open()?.set_up_by_name("lo")
         })();
         if made.is_err() {
@@ -73,6 +77,15 @@ pub fn create(path: &Path) -> Result<()> {
         }
         made
     })
+}
+
+/// Turns IPv6 off on interface `ifname` (or `default`: interfaces made from now on) of the
+/// calling thread's network namespace. Best effort: a kernel without IPv6 has no such setting.
+pub(crate) fn disable_ipv6(ifname: &str) {
+    let _ = std::fs::write(
+        format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
+        b"1",
+    );
 }
 
 /// Unmounts and removes a namespace file; Ok when it is already gone. The kernel destroys the

@@ -123,6 +123,13 @@ fn bridge_and_veth_give_the_container_an_address_and_a_default_route() {
             let r = run_in_ns(&ns.path, &["ip", "-4", "route", "show", "default"]);
             let r = String::from_utf8_lossy(&r.stdout);
             assert!(r.contains("default via 10.77.0.1 dev eth0"), "{r}");
+            // IPv4-only networks: no IPv6 on eth0 nor on the host end (as dockerd), lo keeps ::1.
+            let v6 = run_in_ns(&ns.path, &["ip", "-6", "-o", "addr", "show"]);
+            let v6 = String::from_utf8_lossy(&v6.stdout);
+            assert!(!v6.contains("eth0"), "{v6}");
+            assert!(v6.contains("::1"), "{v6}");
+            let host6 = std::fs::read_to_string("/proc/sys/net/ipv6/conf/vbtest1/disable_ipv6");
+            assert_eq!(host6.unwrap().trim(), "1");
 
             // Real traffic host → container through the bridge.
             let listener = netns::run_in(&ns.path, || TcpListener::bind("10.77.0.2:0"))
