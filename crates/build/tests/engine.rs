@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
-use berth_build::engine::{BuildError, BuildRequest, Engine, Event, Host};
+use berth_build::engine::{BuildError, BuildRequest, Engine, Event, Host, NetworkMode, RunNetwork};
 use berth_image::content::ContentStore;
 use berth_image::reference::Reference;
 use berth_image::snapshot::{chain_id, Snapshotter};
@@ -48,6 +48,11 @@ impl Host for LocalHost<'_> {
             .images
             .resolve(name)
             .map_err(|e| BuildError::NotFound(format!("{name}: {e}")))
+    }
+
+    /// No daemon, no bridge: RUN gets loopback only, as under `berthd --bridge=none`.
+    fn run_network(&self, _id: &str, _hostname: &str) -> Result<Option<RunNetwork>, BuildError> {
+        Ok(None)
     }
 }
 
@@ -127,7 +132,7 @@ fn build(
         no_cache: false,
         pull: false,
         labels: BTreeMap::new(),
-        network: None,
+        network: NetworkMode::Default,
         env_source_date_epoch: None,
     };
     let log = Mutex::new(String::new());

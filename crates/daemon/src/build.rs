@@ -7,13 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use berth_build::engine::{self, BuildError, BuildRequest, Engine, Event, Host, Network};
+use berth_build::engine::{
+    self, BuildError, BuildRequest, Engine, Event, Host, NetworkMode, RunNetwork,
+};
 use berth_image::reference::Reference;
 use berth_image::store::ImageRecord;
 use serde_json::{json, Value};
 
+use crate::container::Attachment;
 use crate::error::{ApiError, ApiResult};
 use crate::images::{self, AuthConfig, Lines};
+use crate::network::wire;
 use crate::state::Daemon;
 
 /// The query of `POST /build`, checked before the body is read.
@@ -28,7 +32,7 @@ pub struct BuildParams {
     pub quiet: bool,
     pub pull: bool,
     pub platform: Option<String>,
-    pub network: Option<Network>,
+    pub network: NetworkMode,
     /// X-Registry-Config: server address → credentials, for pulls of base images.
     pub auths: BTreeMap<String, AuthConfig>,
 }
@@ -43,16 +47,36 @@ pub fn parse_map(name: &str, s: Option<&str>) -> ApiResult<BTreeMap<String, Opti
     Ok(v)
 }
 
-/// `networkmode`: `none` gets a private network namespace; `default`, `bridge` and `host` get
-/// the host's network until bridge networking lands (issue 7).
-pub fn parse_network(s: Option<&str>) -> ApiResult<Option<Network>> {
-    match s.unwrap_or("") {
-        "" | "default" | "bridge" | "host" => Ok(None),
-        "none" => Ok(Some(Network::None)),
-        other => Err(ApiError::invalid(format!(
-            "network mode {other:?} is not supported for builds: use default, host or none"
-        ))),
+/// The modes `networkmode` may name; None for anything else (a network's name).
+fn network_mode(s: &str) -> Option<NetworkMode> {
+    match s {
+        "" | "default" | "bridge" => Some(NetworkMode::Default),
+        "host" => Some(NetworkMode::Host),
+        "none" => Some(NetworkMode::None),
+        _ => None,
     }
+}
+
+/// `networkmode`: default and bridge put RUN steps on the default bridge (loopback only when
+/// the daemon runs without one), host in the host's namespace, none in one with only loopback.
+/// Any other name is refused before a step runs: a network that does not exist as dockerd says
+/// it (`network X not found`), an existing user network (which dockerd would join) as not
+/// supported here.
+pub fn parse_network(d: &Daemon, s: Option<&str>) -> ApiResult<NetworkMode> {
+    let s = s.unwrap_or("");
+    if let Some(m) = network_mode(s) {
+        return Ok(m);
+    }
+    if s.starts_with("container:") {
+        return Err(ApiError::invalid(format!(
+            "network mode {s:?} is not supported for builds: use default, bridge, host or none"
+        )));
+    }
+    let n = d.networks.get(s)?;
+    Err(ApiError::invalid(format!(
+        "network mode {s:?} is not supported for builds: RUN steps cannot join user-defined network {}; use default, bridge, host or none",
+        n.name
+    )))
 }
 
 /// Decodes X-Registry-Config (base64 JSON: server → AuthConfig); empty when absent.
@@ -140,6 +164,77 @@ impl Host for DaemonHost {
         images::ensure_unpacked(&self.d, &rec)
             .map_err(|e| BuildError::Internal(format!("unpack {name}: {e}")))?;
         Ok(rec)
+    }
+
+    fn run_network(&self, id: &str, hostname: &str) -> Result<Option<RunNetwork>, BuildError> {
+        if !self.d.config.bridge {
+            return Ok(None);
+        }
+        let (ns, ip) = self
+            .rt
+            .block_on(join_bridge(&self.d, id, hostname))
+            .map_err(|e| {
+                BuildError::Internal(format!(
+                    "connect build container {hostname} to the default bridge: {e}"
+                ))
+            })?;
+        let guard = BridgeLease {
+            d: self.d.clone(),
+            rt: self.rt.clone(),
+            id: id.to_string(),
+        };
+        let hosts = berth_network::etc::hosts(
+            &[(std::net::IpAddr::V4(ip), vec![hostname.to_string()])],
+            &[],
+        );
+        Ok(Some(RunNetwork {
+            netns: ns,
+            hosts,
+            resolv_conf: wire::resolv_conf(&berth_network::etc::ResolvOptions::default()),
+            guard: Box::new(guard),
+        }))
+    }
+}
+
+/// Wires build step `id` to the default bridge as [`wire::setup`] wires a container: a
+/// namespace under the exec root, a lease owned by `id`, a veth with the default route. On
+/// error nothing is left.
+async fn join_bridge(
+    d: &Arc<Daemon>,
+    id: &str,
+    hostname: &str,
+) -> ApiResult<(std::path::PathBuf, std::net::Ipv4Addr)> {
+    let r = async {
+        let n = d.networks.get("bridge")?;
+        let ns = wire::netns_path(d, id);
+        wire::create_netns(ns.clone()).await?;
+        let att = Attachment {
+            network_id: n.id.clone(),
+            aliases: Vec::new(),
+            ipv4: None,
+        };
+        let (n, ep) = wire::attach_one(d, id, hostname, &att, 0, &ns, true).await?;
+        wire::emit(d, &n, id, "connect");
+        Ok((ns, ep.ip))
+    }
+    .await;
+    if r.is_err() {
+        wire::release(d, id).await;
+    }
+    r
+}
+
+/// Unwires a build step when dropped (on the engine's blocking thread, after its container
+/// is gone).
+struct BridgeLease {
+    d: Arc<Daemon>,
+    rt: tokio::runtime::Handle,
+    id: String,
+}
+
+impl Drop for BridgeLease {
+    fn drop(&mut self) {
+        self.rt.block_on(wire::release(&self.d, &self.id));
     }
 }
 
@@ -308,9 +403,13 @@ mod tests {
         assert_eq!(m["B"], None);
         assert!(parse_map("buildargs", Some("[1]")).is_err());
         assert!(parse_map("labels", None).unwrap().is_empty());
-        assert_eq!(parse_network(Some("none")).unwrap(), Some(Network::None));
-        assert_eq!(parse_network(Some("default")).unwrap(), None);
-        assert!(parse_network(Some("container:x")).is_err());
+        assert_eq!(network_mode("none"), Some(NetworkMode::None));
+        assert_eq!(network_mode("host"), Some(NetworkMode::Host));
+        for m in ["", "default", "bridge"] {
+            assert_eq!(network_mode(m), Some(NetworkMode::Default), "{m:?}");
+        }
+        assert_eq!(network_mode("container:x"), None);
+        assert_eq!(network_mode("mynet"), None);
         use base64::Engine as _;
         let h = base64::engine::general_purpose::URL_SAFE
             .encode(r#"{"localhost:5000":{"username":"u","password":"p"}}"#);

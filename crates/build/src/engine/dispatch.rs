@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::cache::{Entry, KeyBuilder};
 use super::fsutil::{self, CopyAttrs};
 use super::rootfs::{self, Rootfs, View};
-use super::run::{self, Network, RunSpec};
+use super::run::{self, Network, NetworkMode, RunSpec};
 use super::{go_quote_list, BuildError, Run, State};
 use crate::ast::{self, Command, Healthcheck, Instruction, MountType, Spanned};
 
@@ -554,10 +554,10 @@ impl Run<'_> {
         } else {
             format!("|{} {} {cmd_text}", arg_env.len(), arg_env.join(" "))
         };
-        let network = match r.network.as_deref() {
-            None | Some("default") => self.req.network.unwrap_or(Network::Host),
-            Some("none") => Network::None,
-            Some("host") => Network::Host,
+        let mode = match r.network.as_deref() {
+            None | Some("default") => self.req.network,
+            Some("none") => NetworkMode::None,
+            Some("host") => NetworkMode::Host,
             Some(n) => {
                 return Err(BuildError::Invalid(format!(
                     "unsupported RUN --network={n}"
@@ -568,7 +568,7 @@ impl Run<'_> {
         k.add("RUN")
             .add(&created_by)
             .add(&format!("{:?}", r.mounts))
-            .add(&format!("{network:?}"));
+            .add(&format!("{mode:?}"));
         let key = k.finish();
         if self.take_cached(st, &key) {
             return Ok(());
@@ -667,13 +667,40 @@ impl Run<'_> {
                 }
             }
         }
-        if network == Network::Host {
-            let rc = rf.dir.join("etc/resolv.conf");
-            if std::fs::symlink_metadata(&rc).is_ok_and(|m| m.is_file())
-                && Path::new("/etc/resolv.conf").exists()
-            {
-                mounts.push(json!({"destination": "/etc/resolv.conf", "type": "bind", "source": "/etc/resolv.conf", "options": ["rbind", "ro"]}));
+        let bundle = self.eng.build_root.join("tmp").join(&rf.id[..16]);
+        let _bundle_guard = RemoveDir(bundle.clone());
+        std::fs::create_dir_all(&bundle).map_err(|e| BuildError::io("create", &bundle, e))?;
+        let hostname = short(&rf.id);
+        // Held until the container is gone: dropping it unwires the step.
+        let bridge = match mode {
+            NetworkMode::Default => self.eng.host.run_network(&rf.id, &hostname)?,
+            NetworkMode::Host | NetworkMode::None => None,
+        };
+        let network = match (mode, &bridge) {
+            (NetworkMode::Host, _) => Network::Host,
+            (NetworkMode::Default, Some(b)) => Network::Join(b.netns.clone()),
+            _ => Network::None,
+        };
+        match &bridge {
+            Some(b) => {
+                for (name, body) in [("hosts", &b.hosts), ("resolv.conf", &b.resolv_conf)] {
+                    let src = bundle.join(name);
+                    std::fs::write(&src, body).map_err(|e| BuildError::io("write", &src, e))?;
+                    if let Some(stub) = etc_mount_target(&rf.dir, name) {
+                        mounts.push(json!({"destination": format!("/etc/{name}"), "type": "bind", "source": src, "options": ["rbind", "ro"]}));
+                        stubs.extend(stub);
+                    }
+                }
             }
+            None if network == Network::Host => {
+                let rc = rf.dir.join("etc/resolv.conf");
+                if std::fs::symlink_metadata(&rc).is_ok_and(|m| m.is_file())
+                    && Path::new("/etc/resolv.conf").exists()
+                {
+                    mounts.push(json!({"destination": "/etc/resolv.conf", "type": "bind", "source": "/etc/resolv.conf", "options": ["rbind", "ro"]}));
+                }
+            }
+            None => {}
         }
         let spec = RunSpec {
             rootfs: rf.dir.clone(),
@@ -681,14 +708,11 @@ impl Run<'_> {
             env,
             cwd,
             user,
-            hostname: short(&rf.id),
+            hostname,
             network,
             mounts,
             cgroups_path: format!("berth-build/{}", rf.id),
         };
-        let bundle = self.eng.build_root.join("tmp").join(&rf.id[..16]);
-        let _bundle_guard = RemoveDir(bundle.clone());
-        std::fs::create_dir_all(&bundle).map_err(|e| BuildError::io("create", &bundle, e))?;
         let cfg = serde_json::to_vec(&run::oci_spec(&spec))
             .map_err(|e| BuildError::Internal(format!("encode spec: {e}")))?;
         std::fs::write(bundle.join("config.json"), cfg)
@@ -720,6 +744,7 @@ impl Run<'_> {
             self.cancel,
             &out,
         )?;
+        drop(bridge);
         drop(views);
         if let Ok(p) = pending.lock() {
             if !p.is_empty() {
@@ -1278,6 +1303,23 @@ fn download(url: &str, file: &Path) -> Result<(), BuildError> {
             .map_err(|e| BuildError::io("write", file, e))?;
     }
     Ok(())
+}
+
+/// Whether /etc/`name` of the rootfs can take the container's file: Some(None) when the image
+/// has it as a regular file, Some(Some(stub)) when it is missing from a real /etc (the mount
+/// point made for the step, removed before the commit as Docker's init layer keeps it out of
+/// images), None otherwise (a symlink, no /etc: left as the image has it).
+fn etc_mount_target(root: &Path, name: &str) -> Option<Option<PathBuf>> {
+    let etc = root.join("etc");
+    if !std::fs::symlink_metadata(&etc).is_ok_and(|m| m.is_dir()) {
+        return None;
+    }
+    let p = etc.join(name);
+    match std::fs::symlink_metadata(&p) {
+        Ok(m) if m.is_file() => Some(None),
+        Ok(_) => None,
+        Err(_) => Some(Some(p)),
+    }
 }
 
 /// Removes a directory tree at drop.

@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 
 use crate::ast::{Dockerfile, Instruction};
 
-pub use run::Network;
+pub use run::{Network, NetworkMode};
 
 /// Why a build failed.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +84,34 @@ impl BuildError {
     }
 }
 
+/// A RUN container's place on the daemon's default bridge, held until dropped: the guard's
+/// Drop frees the address, removes the namespace and the veth.
+pub struct RunNetwork {
+    /// The network namespace (a bind-mounted file) the container joins.
+    pub netns: PathBuf,
+    /// /etc/hosts for the container (its address and hostname).
+    pub hosts: String,
+    /// /etc/resolv.conf for the container, as a `docker run` container on the bridge gets it.
+    pub resolv_conf: String,
+    /// Undoes the wiring when dropped.
+    pub guard: Box<dyn Send>,
+}
+
+impl std::fmt::Debug for RunNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunNetwork")
+            .field("netns", &self.netns)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the daemon provides the engine.
 pub trait Host: Sync {
+    /// Wires the RUN container `id` (hostname `hostname`) to the default bridge, as `docker
+    /// build` runs RUN steps; None when the daemon has no default bridge (the step then gets
+    /// only loopback). Called from the engine's blocking threads.
+    fn run_network(&self, id: &str, hostname: &str) -> Result<Option<RunNetwork>, BuildError>;
+
     /// The image `name` from the local store with its layers unpacked as snapshots, pulled
     /// first when missing or when `pull`; progress text goes to `out`.
     fn image(
@@ -118,7 +144,8 @@ pub struct BuildRequest {
     pub no_cache: bool,
     pub pull: bool,
     pub labels: BTreeMap<String, String>,
-    pub network: Option<Network>,
+    /// `networkmode`: what RUN steps without `--network` (or with `--network=default`) get.
+    pub network: NetworkMode,
     /// SOURCE_DATE_EPOCH from the daemon's environment, used when no build arg gives one.
     pub env_source_date_epoch: Option<i64>,
 }

@@ -19,14 +19,28 @@ use serde_json::{json, Value};
 use super::fsutil::User;
 use super::BuildError;
 
-/// The network a RUN step gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Network {
-    /// The host's network namespace. Docker gives RUN the default bridge; berth has no bridge
-    /// networking until issue 7 lands, so `default` means the host's network for now.
+/// The network a build or a RUN step asks for (POST /build `networkmode`, `RUN --network`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetworkMode {
+    /// The daemon's default bridge, as `docker build` gives RUN (only loopback when the daemon
+    /// has no default bridge).
+    #[default]
+    Default,
+    /// The host's network namespace.
     Host,
     /// A private network namespace with only loopback.
     None,
+}
+
+/// The network namespace a RUN container gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Network {
+    /// The host's network namespace.
+    Host,
+    /// A private network namespace with only loopback.
+    None,
+    /// The namespace bind-mounted at this path (the daemon wired it to the default bridge).
+    Join(PathBuf),
 }
 
 /// What one RUN container needs.
@@ -39,7 +53,7 @@ pub struct RunSpec {
     pub user: User,
     pub hostname: String,
     pub network: Network,
-    /// Extra OCI mounts (RUN --mount, resolv.conf).
+    /// Extra OCI mounts (RUN --mount, resolv.conf and hosts).
     pub mounts: Vec<Value>,
     pub cgroups_path: String,
 }
@@ -69,8 +83,10 @@ pub fn oci_spec(s: &RunSpec) -> Value {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if s.network == Network::None {
-        namespaces.push(json!({"type": "network"}));
+    match &s.network {
+        Network::Host => {}
+        Network::None => namespaces.push(json!({"type": "network"})),
+        Network::Join(p) => namespaces.push(json!({"type": "network", "path": p})),
     }
     let mut devices = vec![json!({"allow": false, "access": "rwm"})];
     for (maj, min) in [
@@ -269,6 +285,14 @@ mod tests {
         s.network = Network::None;
         let v = oci_spec(&s);
         let ns = v["linux"]["namespaces"].as_array().unwrap();
-        assert!(ns.iter().any(|n| n["type"] == "network"));
+        let net: Vec<_> = ns.iter().filter(|n| n["type"] == "network").collect();
+        assert_eq!(net.len(), 1);
+        assert!(net[0].get("path").is_none());
+        s.network = Network::Join("/run/berth/netns/abc".into());
+        let v = oci_spec(&s);
+        let ns = v["linux"]["namespaces"].as_array().unwrap();
+        let net: Vec<_> = ns.iter().filter(|n| n["type"] == "network").collect();
+        assert_eq!(net.len(), 1);
+        assert_eq!(net[0]["path"], "/run/berth/netns/abc");
     }
 }

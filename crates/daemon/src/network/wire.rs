@@ -188,10 +188,12 @@ async fn ensure_bridge(d: &Daemon, n: &NetworkRecord) -> ApiResult<()> {
     Ok(())
 }
 
-/// Leases an address on `att`'s network, records the endpoint, creates the veth into `ns`.
-async fn attach_one(
+/// Leases an address on `att`'s network for `owner` (a container, or a build's RUN step),
+/// records the endpoint under `name`, creates the veth into `ns`.
+pub(crate) async fn attach_one(
     d: &Daemon,
-    rec: &ContainerRecord,
+    owner: &str,
+    name: &str,
     att: &Attachment,
     index: usize,
     ns: &std::path::Path,
@@ -207,11 +209,11 @@ async fn attach_one(
             .as_mut()
             .ok_or_else(|| ApiError::internal(format!("network {} has no pool", n.name)))?;
         let ip = pool
-            .allocate(&rec.id, att.ipv4)
+            .allocate(owner, att.ipv4)
             .map_err(|e| net_err(&format!("allocate address on network {}", n.name), e))?;
         let ep = Endpoint {
-            container_id: rec.id.clone(),
-            name: rec.name.clone(),
+            container_id: owner.to_string(),
+            name: name.to_string(),
             endpoint_id: endpoint_id.clone(),
             ip,
             mac: mac_string(link::mac_for(ip)),
@@ -219,7 +221,7 @@ async fn attach_one(
             host_ifname: host_ifname.clone(),
             ifname: format!("eth{index}"),
         };
-        n.endpoints.insert(rec.id.clone(), ep.clone());
+        n.endpoints.insert(owner.to_string(), ep.clone());
         Ok(ep)
     })?;
     let pool = n
@@ -239,7 +241,7 @@ async fn attach_one(
     };
     link::attach(&cfg)
         .await
-        .map_err(|e| net_err(&format!("attach {} to network {}", rec.name, n.name), e))?;
+        .map_err(|e| net_err(&format!("attach {name} to network {}", n.name), e))?;
     Ok((n, ep))
 }
 
@@ -282,23 +284,28 @@ pub async fn prepare(d: &Arc<Daemon>, c: &Arc<Container>) -> ApiResult<()> {
         return Ok(());
     }
     let ns = netns_path(d, &c.id);
-    let p2 = ns.clone();
-    let made = tokio::task::spawn_blocking(move || -> ApiResult<()> {
-        if let Some(dir) = p2.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| ApiError::internal(format!("create {}: {e}", dir.display())))?;
-        }
-        netns::create(&p2).map_err(|e| net_err("create network namespace", e))
-    })
-    .await
-    .map_err(join_err)
-    .and_then(|r| r)
-    .and_then(|()| c.update(|r| r.netns = Some(ns)).map(drop));
+    let made = create_netns(ns.clone())
+        .await
+        .and_then(|()| c.update(|r| r.netns = Some(ns)).map(drop));
     if let Err(e) = made {
         teardown(d, c).await;
         return Err(e);
     }
     Ok(())
+}
+
+/// Creates a network namespace file at `ns` (and its directory).
+pub(crate) async fn create_netns(ns: PathBuf) -> ApiResult<()> {
+    tokio::task::spawn_blocking(move || -> ApiResult<()> {
+        if let Some(dir) = ns.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ApiError::internal(format!("create {}: {e}", dir.display())))?;
+        }
+        netns::create(&ns).map_err(|e| net_err("create network namespace", e))
+    })
+    .await
+    .map_err(join_err)
+    .and_then(|r| r)
 }
 
 /// Wires a bridge-mode container whose namespace [`prepare`] made, before its process starts
@@ -327,7 +334,7 @@ async fn setup_inner(d: &Arc<Daemon>, c: &Arc<Container>, rec: &ContainerRecord)
     let mut eps: Vec<(NetworkRecord, Endpoint)> = Vec::new();
     let mut gateway_set = false;
     for (i, att) in rec.networks.iter().enumerate() {
-        let (n, ep) = attach_one(d, rec, att, i, &ns, !gateway_set).await?;
+        let (n, ep) = attach_one(d, &rec.id, &rec.name, att, i, &ns, !gateway_set).await?;
         gateway_set |= !n.internal;
         eps.push((n, ep));
     }
@@ -434,14 +441,19 @@ fn write_etc(
         options: rec.host_config.dns_options.clone().unwrap_or_default(),
         embedded: on_user_network(d, rec),
     };
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv = etc::resolv_conf(&host_resolv, &opts);
+    let resolv = resolv_conf(&opts);
     let dir = d.container_dir(&rec.id);
     for (f, body) in [("hosts", hosts), ("resolv.conf", resolv)] {
         write_in_place(&dir.join(f), body.as_bytes())
             .map_err(|e| ApiError::internal(format!("write {f} for {}: {e}", rec.id)))?;
     }
     Ok(())
+}
+
+/// A container's resolv.conf: the host's, with `opts` applied.
+pub(crate) fn resolv_conf(opts: &etc::ResolvOptions) -> String {
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    etc::resolv_conf(&host_resolv, opts)
 }
 
 /// Rewrites a file keeping its inode: the file may already be bind-mounted into a container.
@@ -468,6 +480,16 @@ pub async fn teardown(d: &Arc<Daemon>, c: &Container) {
             tracing::warn!("firewall after {} stopped: {e}", c.short_id());
         }
     }
+    release(d, &id).await;
+    if c.lock().netns.is_some() {
+        let _ = c.update(|r| r.netns = None);
+    }
+}
+
+/// Frees what `id` (a container, or a build's RUN step) holds on the networks: endpoints and
+/// leases, its namespace under the exec root, its veths (in the background). Idempotent.
+pub(crate) async fn release(d: &Daemon, id: &str) {
+    let id = id.to_string();
     let mut links = Vec::new();
     for n in d.networks.all() {
         let owns_lease = n
@@ -489,7 +511,11 @@ pub async fn teardown(d: &Arc<Daemon>, c: &Container) {
             Ok(())
         });
         if let Err(e) = r {
-            tracing::warn!("release {} on network {}: {e}", c.short_id(), n.name);
+            tracing::warn!(
+                "release {} on network {}: {e}",
+                crate::util::short(&id),
+                n.name
+            );
         }
     }
     let ns = netns_path(d, &id);
@@ -511,9 +537,6 @@ pub async fn teardown(d: &Arc<Daemon>, c: &Container) {
                 }
             }
         });
-    }
-    if c.lock().netns.is_some() {
-        let _ = c.update(|r| r.netns = None);
     }
 }
 
@@ -555,7 +578,7 @@ pub async fn connect(
                     .any(|n| n.endpoints.get(&rec.id).is_some_and(|e| e.ifname == name))
             })
             .unwrap_or(0);
-        let r = attach_one(d, &rec, &att, index, &ns, false).await;
+        let r = attach_one(d, &rec.id, &rec.name, &att, index, &ns, false).await;
         if let Err(e) = r {
             detach_live(d, &rec.id, &n.id).await;
             let _ = c.update(|r| r.networks.retain(|a| a.network_id != n.id));

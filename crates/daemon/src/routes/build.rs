@@ -22,7 +22,7 @@ pub fn router() -> Router<Arc<Daemon>> {
         .route("/build/prune", post(prune))
 }
 
-fn params(q: &Params, headers: &HeaderMap) -> ApiResult<BuildParams> {
+fn params(d: &Daemon, q: &Params, headers: &HeaderMap) -> ApiResult<BuildParams> {
     let mut tags = Vec::new();
     for t in q.all("t").into_iter().filter(|t| !t.is_empty()) {
         let r = images::pull_reference(t, "")
@@ -54,7 +54,7 @@ fn params(q: &Params, headers: &HeaderMap) -> ApiResult<BuildParams> {
             .get("platform")
             .filter(|p| !p.is_empty())
             .map(str::to_string),
-        network: build::parse_network(q.get("networkmode"))?,
+        network: build::parse_network(d, q.get("networkmode"))?,
         auths: build::parse_registry_config(
             headers
                 .get("X-Registry-Config")
@@ -70,7 +70,7 @@ async fn build_image(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let p = params(&q, &headers)?;
+    let p = params(&d, &q, &headers)?;
     let reader = crate::routes::images::body_reader(body);
     let (lines, resp) = crate::routes::images::line_stream();
     let cancel = Arc::new(AtomicBool::new(false));
