@@ -59,15 +59,18 @@ fn network_mode(s: &str) -> Option<NetworkMode> {
 
 /// `networkmode`: default and bridge put RUN steps on the default bridge (loopback only when
 /// the daemon runs without one), host in the host's namespace, none in one with only loopback.
-/// Any other name is refused before a step runs: a network that does not exist as dockerd says
-/// it (`network X not found`), an existing user network (which dockerd would join) as not
+/// Any other name is refused before a step runs: a network or container that does not exist
+/// in dockerd's words (`network X not found`, `No such container: X`; dockerd says so at the
+/// first RUN), an existing user network or container (which dockerd would join) as not
 /// supported here.
 pub fn parse_network(d: &Daemon, s: Option<&str>) -> ApiResult<NetworkMode> {
     let s = s.unwrap_or("");
     if let Some(m) = network_mode(s) {
         return Ok(m);
     }
-    if s.starts_with("container:") {
+    if let Some(c) = s.strip_prefix("container:") {
+        // dockerd says "No such container: X" for a missing one (at the first RUN).
+        d.find(c)?;
         return Err(ApiError::invalid(format!(
             "network mode {s:?} is not supported for builds: use default, bridge, host or none"
         )));

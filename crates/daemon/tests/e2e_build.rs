@@ -913,6 +913,7 @@ fn unknown_network_mode_is_refused_before_any_step() {
     // In a namespace of its own: the user network below may get a bridge.
     let d = TestDaemon::start_in_netns();
     let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo ran-a-step\n")]);
+    // dockerd 20.10 says the same words, at the first RUN.
     let o = build(&d, ctx.path(), &["--network", "nonexistent"]);
     assert!(!o.status.success(), "{}", o.out());
     assert!(
@@ -928,8 +929,16 @@ fn unknown_network_mode_is_refused_before_any_step() {
     assert!(body.contains("network nonexistent not found"), "{body}");
     let r = d.http("POST", "/build?networkmode=container:abc", None);
     let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(r.status, 404, "{body}");
+    assert!(body.contains("No such container: abc"), "{body}");
+    d.ok(&["create", "--name", "abc", "busybox"]);
+    let r = d.http("POST", "/build?networkmode=container:abc", None);
+    let body = String::from_utf8_lossy(&r.body).into_owned();
     assert_eq!(r.status, 400, "{body}");
-    assert!(body.contains("container:abc"), "{body}");
+    assert!(
+        body.contains("container:abc") && body.contains("is not supported for builds"),
+        "{body}"
+    );
     // A user network exists but is no place for RUN here: said so, by name.
     d.ok(&["network", "create", "--driver", "bridge", "usernet"]);
     let o = build(&d, ctx.path(), &["--network", "usernet"]);
