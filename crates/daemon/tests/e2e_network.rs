@@ -233,6 +233,28 @@ fn disconnect_removes_reachability() {
     let links = d.ok(&["exec", "srv", "ip", "-o", "link"]);
     assert!(!links.contains("eth0"), "{links}");
     d.ok(&["network", "connect", "--alias", "again", "n1", "srv"]);
+    // A container of the default bridge joining a user network while it runs switches to the
+    // embedded DNS server and then resolves the network's names.
+    d.ok(&["run", "-d", "--name", "late", "busybox", "sleep", "600"]);
+    let before = d.ok(&["exec", "late", "cat", "/etc/resolv.conf"]);
+    assert!(!before.contains("127.0.0.11"), "{before}");
+    d.ok(&["network", "connect", "n1", "late"]);
+    let after = d.ok(&["exec", "late", "cat", "/etc/resolv.conf"]);
+    assert!(after.contains("nameserver 127.0.0.11"), "{after}");
+    wait_until("srv by name from late", T, || {
+        d.docker(&[
+            "exec",
+            "late",
+            "timeout",
+            "5",
+            "wget",
+            "-qO-",
+            "http://srv/",
+        ])
+        .status
+        .success()
+        .then_some(())
+    });
     wait_until("srv reconnected", T, || {
         d.docker(&[
             "exec",

@@ -428,6 +428,17 @@ fn write_etc(
         }
     }
     let hosts = etc::hosts(&own, &extra);
+    let dir = d.container_dir(&rec.id);
+    for (f, body) in [("hosts", hosts), ("resolv.conf", resolv_conf(d, rec))] {
+        write_in_place(&dir.join(f), body.as_bytes())
+            .map_err(|e| ApiError::internal(format!("write {f} for {}: {e}", rec.id)))?;
+    }
+    Ok(())
+}
+
+/// A bridge-mode container's resolv.conf: the embedded DNS server's address once it is on a
+/// user network, else the host's servers (either way its --dns, --dns-search, --dns-option).
+fn resolv_conf(d: &Daemon, rec: &ContainerRecord) -> String {
     let opts = etc::ResolvOptions {
         servers: rec.host_config.dns.clone().unwrap_or_default(),
         search: rec.host_config.dns_search.clone().unwrap_or_default(),
@@ -435,13 +446,7 @@ fn write_etc(
         embedded: on_user_network(d, rec),
     };
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv = etc::resolv_conf(&host_resolv, &opts);
-    let dir = d.container_dir(&rec.id);
-    for (f, body) in [("hosts", hosts), ("resolv.conf", resolv)] {
-        write_in_place(&dir.join(f), body.as_bytes())
-            .map_err(|e| ApiError::internal(format!("write {f} for {}: {e}", rec.id)))?;
-    }
-    Ok(())
+    etc::resolv_conf(&host_resolv, &opts)
 }
 
 /// Rewrites a file keeping its inode: the file may already be bind-mounted into a container.
@@ -573,6 +578,13 @@ pub async fn connect(
                     l.dns = Some(srv);
                 }
             }
+            // As dockerd: a container that joins its first user network while it runs asks
+            // the embedded server from now on (the file is bind-mounted: rewritten in place).
+            let now = c.snapshot();
+            let path = d.container_dir(&now.id).join("resolv.conf");
+            write_in_place(&path, resolv_conf(d, &now).as_bytes()).map_err(|e| {
+                ApiError::internal(format!("write resolv.conf for {}: {e}", now.id))
+            })?;
         }
     }
     Ok(())
