@@ -509,3 +509,44 @@ fn compose_v1_two_services_by_name() {
     let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!ls.contains("proj_default"), "{ls}");
 }
+
+/// `enable_icc=false`: containers of the network cannot reach one another (their bridge ports
+/// are isolated, which holds without br_netfilter too), the host still reaches them.
+#[test]
+fn icc_false_keeps_containers_apart_but_not_from_the_host() {
+    let d = TestDaemon::start_in_netns();
+    d.ok(&[
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.enable_icc=false",
+        "noicc",
+    ]);
+    httpd(&d, "lone", &["--network", "noicc"]);
+    let ip = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.noicc.IPAddress}}",
+        "lone",
+    ]);
+    let url = format!("http://{}/", ip.trim());
+    assert!(host_get(&d, &url).starts_with("hello-from-"));
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "noicc",
+        "busybox",
+        "timeout",
+        "5",
+        "wget",
+        "-qO-",
+        &url,
+    ]);
+    assert!(!o.status.success(), "reached a neighbour: {}", out_str(&o));
+    let links = out_str(&d.host(&["ip", "-d", "-o", "link", "show", "type", "veth"]));
+    assert!(
+        links.lines().any(|l| l.contains("isolated on")),
+        "no isolated bridge port: {links}"
+    );
+}

@@ -240,6 +240,17 @@ async fn attach_one(
     link::attach(&cfg)
         .await
         .map_err(|e| net_err(&format!("attach {} to network {}", rec.name, n.name), e))?;
+    if !n.icc {
+        // icc=false: the firewall's forward rule sees bridged traffic only with br_netfilter;
+        // an isolated bridge port keeps containers apart without it.
+        if let Err(e) = link::set_isolated(&host_ifname, true) {
+            let _ = link::delete_link(&host_ifname).await;
+            return Err(net_err(
+                &format!("isolate {} on network {}", rec.name, n.name),
+                e,
+            ));
+        }
+    }
     Ok((n, ep))
 }
 
