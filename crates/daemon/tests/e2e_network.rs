@@ -550,3 +550,80 @@ fn icc_false_keeps_containers_apart_but_not_from_the_host() {
         "no isolated bridge port: {links}"
     );
 }
+
+/// daemon.json's `bip`, `fixed-cidr`, `mtu` and `default-address-pools` (dockerd's keys): the
+/// default bridge's subnet, gateway, address range and MTU, and the subnets user networks get;
+/// a restart with another `bip` moves the idle bridge; a bad `--bip` stops berthd with a clear
+/// error.
+#[test]
+fn bip_fixed_cidr_mtu_and_address_pools() {
+    let mut d = TestDaemon::start_in_netns();
+    d.terminate();
+    let cfg = d.root.join("no-daemon.json");
+    std::fs::write(
+        &cfg,
+        r#"{"bip": "10.123.0.1/24", "fixed-cidr": "10.123.0.128/25", "mtu": 1400,
+            "default-address-pools": [{"base": "10.124.0.0/16", "size": 24}]}"#,
+    )
+    .unwrap();
+    d.spawn();
+    let ipam = |d: &TestDaemon, n: &str| {
+        d.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}}",
+            n,
+        ])
+        .trim()
+        .to_string()
+    };
+    assert_eq!(ipam(&d, "bridge"), "10.123.0.0/24 10.123.0.1");
+    let out = d.ok(&[
+        "run", "--rm", "busybox", "ip", "-o", "-4", "addr", "show", "eth0",
+    ]);
+    let ip: std::net::Ipv4Addr = out
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {out}"));
+    assert!(
+        ip.octets()[..3] == [10, 123, 0] && ip.octets()[3] >= 128,
+        "{ip}"
+    );
+    let link = d.ok(&["run", "--rm", "busybox", "ip", "-o", "link", "show", "eth0"]);
+    assert!(link.contains("mtu 1400"), "{link}");
+    d.ok(&["network", "create", "pooled"]);
+    assert_eq!(ipam(&d, "pooled"), "10.124.0.0/24 10.124.0.1");
+    // Another bip at the next start: nobody is on the bridge, so it moves.
+    d.terminate();
+    std::fs::write(&cfg, r#"{"bip": "10.125.7.1/24"}"#).unwrap();
+    d.spawn();
+    assert_eq!(ipam(&d, "bridge"), "10.125.7.0/24 10.125.7.1");
+    d.ok(&["run", "--rm", "busybox", "true"]);
+    let addrs = out_str(&d.host(&["ip", "-o", "-4", "addr", "show", "berth0"]));
+    assert!(
+        addrs.contains("10.125.7.1/24") && !addrs.contains("10.123.0.1"),
+        "{addrs}"
+    );
+    // Bad input: berthd refuses to start and names the option.
+    for (flag, want) in [
+        ("--bip=10.9.0.0/24", "10.9.0.1/24"),
+        ("--bip=nonsense", "invalid --bip"),
+        ("--default-address-pool=base=10.0.0.0/16,size=8", "between"),
+    ] {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"));
+        c.args([flag, "--config-file", "/nonexistent.json", "--data-root"])
+            .arg(d.root.join("bad-d"))
+            .arg("--exec-root")
+            .arg(d.root.join("bad-x"))
+            .arg("-H")
+            .arg(format!("unix://{}", d.root.join("bad.sock").display()));
+        let o = berth_testutil::harness::run_with_timeout(c, T, None);
+        assert!(!o.status.success(), "{flag} accepted");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{flag}: {err}");
+    }
+}
