@@ -252,6 +252,7 @@ impl DirContext {
             path: path.to_string(),
             source,
         };
+        let mut buf = vec![0u8; 64 << 10];
         for e in &self.entries {
             let mut h = tar::Header::new_gnu();
             h.set_mode(e.meta.mode() & 0o7777);
@@ -282,9 +283,11 @@ impl DirContext {
                 let size = f.metadata().map_err(|s| werr(&e.rel, s))?.len();
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(size);
-                let mut r = f.take(size);
-                tb.append_data(&mut h, &e.rel, &mut r)
+                // The header through tar (long names, checksum), the data here: tar copies
+                // through an 8 KiB buffer, a read syscall per 8 KiB of a large context.
+                tb.append_data(&mut h, &e.rel, std::io::empty())
                     .map_err(|s| werr(&e.rel, s))?;
+                copy_padded(f, size, tb.get_mut(), &mut buf).map_err(|s| werr(&e.rel, s))?;
             }
         }
         let now = std::time::SystemTime::now()
@@ -310,6 +313,36 @@ impl DirContext {
         }
         tb.into_inner().map_err(|s| werr("tar", s))
     }
+}
+
+/// Writes exactly `size` bytes of `f` (zeros when it shrank meanwhile, cut when it grew, so the
+/// tar stays well formed) and the padding to the next 512-byte block.
+fn copy_padded(
+    mut f: std::fs::File,
+    size: u64,
+    out: &mut impl Write,
+    buf: &mut [u8],
+) -> std::io::Result<()> {
+    let mut left = size;
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        let n = match f.read(&mut buf[..want]) {
+            Ok(0) => {
+                buf[..want].fill(0);
+                want
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    let pad = (512 - size % 512) % 512;
+    if pad > 0 {
+        out.write_all(&[0u8; 512][..usize::try_from(pad).unwrap_or(0)])?;
+    }
+    Ok(())
 }
 
 /// Walks `dir` (relative name `rel`) in lexical order, as Go's filepath.Walk does, with
@@ -458,6 +491,30 @@ impl Write for ChunkWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The data of an entry is exactly its header's size, padded to 512: a file that shrank
+    /// after its size was read is filled with zeros, one that grew is cut.
+    #[test]
+    fn copy_padded_keeps_the_tar_well_formed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, vec![7u8; 100_000]).unwrap();
+        let mut buf = vec![0u8; 4096];
+        for (size, ones) in [
+            (100_000u64, 100_000usize),
+            (70_000, 70_000),
+            (130_001, 100_000),
+        ] {
+            let mut out = Vec::new();
+            copy_padded(std::fs::File::open(&p).unwrap(), size, &mut out, &mut buf).unwrap();
+            assert_eq!(out.len() as u64, size.div_ceil(512) * 512, "size {size}");
+            assert!(out[..ones].iter().all(|b| *b == 7), "size {size}");
+            assert!(out[ones..].iter().all(|b| *b == 0), "size {size}");
+        }
+        let mut out = Vec::new();
+        copy_padded(std::fs::File::open(&p).unwrap(), 0, &mut out, &mut buf).unwrap();
+        assert!(out.is_empty());
+    }
     use std::os::unix::fs::PermissionsExt;
 
     fn tar_names(bytes: &[u8]) -> Vec<(String, u32, u64, u64)> {

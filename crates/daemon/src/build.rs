@@ -193,7 +193,7 @@ impl Host for DaemonHost {
         Ok(Some(RunNetwork {
             netns: ns,
             hosts,
-            resolv_conf: wire::resolv_conf(&berth_network::etc::ResolvOptions::default()),
+            resolv_conf: wire::resolv_conf_with(&berth_network::etc::ResolvOptions::default()),
             guard: Box::new(guard),
         }))
     }

@@ -122,7 +122,19 @@ pub struct FileConfig {
     pub log_opts: Option<BTreeMap<String, String>>,
     pub storage_driver: Option<String>,
     pub bridge: Option<String>,
+    pub bip: Option<String>,
+    pub fixed_cidr: Option<String>,
+    pub default_address_pools: Option<Vec<FilePool>>,
+    pub mtu: Option<u32>,
     pub iptables: Option<bool>,
+}
+
+/// One entry of daemon.json's `default-address-pools`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePool {
+    pub base: String,
+    pub size: u8,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +172,120 @@ pub struct Config {
     pub bridge: bool,
     /// berthd manages its nftables table (`--iptables=false` leaves the firewall alone).
     pub iptables: bool,
+    pub net: NetConfig,
+}
+
+/// Address settings of berth's networks: dockerd's `--bip`, `--fixed-cidr`,
+/// `--default-address-pool` and `--mtu` (and their daemon.json keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConfig {
+    /// The subnets a network without `--subnet` (and the default bridge without `--bip`) takes,
+    /// first free first.
+    pub pools: Vec<ipnet::Ipv4Net>,
+    /// The default bridge's gateway address with its subnet's prefix.
+    pub bip: Option<ipnet::Ipv4Net>,
+    /// The part of the default bridge's subnet containers get addresses from.
+    pub fixed_cidr: Option<ipnet::Ipv4Net>,
+    pub mtu: u32,
+}
+
+impl Default for NetConfig {
+    fn default() -> NetConfig {
+        NetConfig {
+            pools: berth_network::ipam::default_pools(),
+            bip: None,
+            fixed_cidr: None,
+            mtu: 1500,
+        }
+    }
+}
+
+impl NetConfig {
+    /// From the flags' (or daemon.json's) text; errors name the option.
+    pub fn parse(
+        bip: Option<&str>,
+        fixed_cidr: Option<&str>,
+        pools: &[(String, u8)],
+        mtu: Option<u32>,
+    ) -> Result<NetConfig, String> {
+        let cidr = |flag: &str, v: &str| -> Result<ipnet::Ipv4Net, String> {
+            v.parse::<ipnet::Ipv4Net>().map_err(|_| {
+                format!(
+                    "invalid {flag} {v:?}: an IPv4 address with a prefix length, like 172.20.0.1/16"
+                )
+            })
+        };
+        let bip = bip.map(|v| cidr("--bip", v)).transpose()?;
+        if let Some(b) = bip {
+            if b.prefix_len() > 30 || b.addr() == b.network() || b.addr() == b.broadcast() {
+                let first = std::net::Ipv4Addr::from(u32::from(b.network()).wrapping_add(1));
+                return Err(format!(
+                    "invalid --bip {b}: it is the bridge's gateway, a host address of a subnet of /30 or larger, like {first}/{}",
+                    b.prefix_len()
+                ));
+            }
+        }
+        let fixed_cidr = fixed_cidr.map(|v| cidr("--fixed-cidr", v)).transpose()?;
+        if let (Some(f), Some(b)) = (fixed_cidr, bip) {
+            if !b.trunc().contains(&f.trunc()) {
+                return Err(format!(
+                    "invalid --fixed-cidr {f}: it is not inside the bridge's subnet {} (--bip {b})",
+                    b.trunc()
+                ));
+            }
+        }
+        let mut all = Vec::new();
+        for (base, size) in pools {
+            let b = base.parse::<ipnet::Ipv4Net>().map_err(|_| {
+                format!(
+                    "invalid default address pool base {base:?}: an IPv4 subnet like 10.10.0.0/16"
+                )
+            })?;
+            all.extend(berth_network::ipam::split_pool(b, *size).map_err(|e| e.to_string())?);
+        }
+        let mtu = mtu.unwrap_or(1500);
+        if !(68..=65535).contains(&mtu) {
+            return Err(format!("invalid --mtu {mtu}: between 68 and 65535"));
+        }
+        Ok(NetConfig {
+            pools: if all.is_empty() {
+                berth_network::ipam::default_pools()
+            } else {
+                all
+            },
+            bip,
+            fixed_cidr,
+            mtu,
+        })
+    }
+}
+
+/// One `--default-address-pool` flag: `base=10.10.0.0/16,size=24`.
+pub fn parse_pool_flag(s: &str) -> Result<(String, u8), String> {
+    let (mut base, mut size) = (None, None);
+    for kv in s.split(',') {
+        match kv.split_once('=') {
+            Some(("base", v)) => base = Some(v.trim().to_string()),
+            Some(("size", v)) => {
+                size = Some(v.trim().parse::<u8>().map_err(|_| {
+                    format!(
+                        "invalid --default-address-pool {s:?}: size {v:?} is not a prefix length"
+                    )
+                })?)
+            }
+            _ => {
+                return Err(format!(
+                    "invalid --default-address-pool {s:?}: use base=<subnet>,size=<prefix length>"
+                ))
+            }
+        }
+    }
+    match (base, size) {
+        (Some(b), Some(z)) => Ok((b, z)),
+        _ => Err(format!(
+            "invalid --default-address-pool {s:?}: both base and size are needed"
+        )),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +312,7 @@ impl Config {
             log_opts: BTreeMap::new(),
             bridge: true,
             iptables: true,
+            net: NetConfig::default(),
         }
     }
 
@@ -272,6 +399,39 @@ mod tests {
         assert!(Ulimit::parse("nofile=x").is_err());
         assert!(Ulimit::parse("nofile=10:5").is_err());
         assert!(Ulimit::parse("nofile").is_err());
+    }
+
+    #[test]
+    fn network_address_options() {
+        let n = NetConfig::parse(
+            Some("10.99.0.1/24"),
+            Some("10.99.0.128/25"),
+            &[("10.10.0.0/16".into(), 24)],
+            Some(1400),
+        )
+        .unwrap();
+        assert_eq!(n.bip.unwrap().to_string(), "10.99.0.1/24");
+        assert_eq!(n.pools.len(), 256);
+        assert_eq!(n.mtu, 1400);
+        assert_eq!(
+            NetConfig::parse(None, None, &[], None).unwrap(),
+            NetConfig::default()
+        );
+        let e = NetConfig::parse(Some("10.99.0.0/24"), None, &[], None).unwrap_err();
+        assert!(e.contains("10.99.0.1/24"), "{e}");
+        assert!(NetConfig::parse(Some("nonsense"), None, &[], None).is_err());
+        let e =
+            NetConfig::parse(Some("10.99.0.1/24"), Some("10.98.0.0/25"), &[], None).unwrap_err();
+        assert!(e.contains("not inside"), "{e}");
+        assert!(NetConfig::parse(None, None, &[("10.0.0.0/16".into(), 8)], None).is_err());
+        assert!(NetConfig::parse(None, None, &[], Some(10)).is_err());
+        assert_eq!(
+            parse_pool_flag("base=10.10.0.0/16,size=24").unwrap(),
+            ("10.10.0.0/16".to_string(), 24)
+        );
+        assert!(parse_pool_flag("base=10.10.0.0/16").is_err());
+        assert!(parse_pool_flag("size=x,base=1.0.0.0/8").is_err());
+        assert!(parse_pool_flag("bogus").is_err());
     }
 
     #[test]

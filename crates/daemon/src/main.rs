@@ -68,6 +68,18 @@ struct Args {
     /// Manage berth's nftables table (published ports, NAT, isolation).
     #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     iptables: Option<bool>,
+    /// The default bridge's address and subnet, e.g. 172.20.0.1/16.
+    #[arg(long)]
+    bip: Option<String>,
+    /// The part of the default bridge's subnet containers get addresses from.
+    #[arg(long)]
+    fixed_cidr: Option<String>,
+    /// Subnets for networks without --subnet: base=10.10.0.0/16,size=24 (repeatable).
+    #[arg(long = "default-address-pool")]
+    default_address_pools: Vec<String>,
+    /// MTU of the default bridge and its containers' interfaces.
+    #[arg(long)]
+    mtu: Option<u32>,
 }
 
 fn build_config(a: Args) -> Result<(Config, String)> {
@@ -131,6 +143,26 @@ fn build_config(a: Args) -> Result<(Config, String)> {
     } else {
         file.log_level.clone().unwrap_or(a.log_level)
     };
+    let pools: Vec<(String, u8)> = if a.default_address_pools.is_empty() {
+        file.default_address_pools
+            .iter()
+            .flatten()
+            .map(|p| (p.base.clone(), p.size))
+            .collect()
+    } else {
+        a.default_address_pools
+            .iter()
+            .map(|s| berth_daemon::config::parse_pool_flag(s))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?
+    };
+    let net = berth_daemon::config::NetConfig::parse(
+        a.bip.as_deref().or(file.bip.as_deref()),
+        a.fixed_cidr.as_deref().or(file.fixed_cidr.as_deref()),
+        &pools,
+        a.mtu.or(file.mtu),
+    )
+    .map_err(anyhow::Error::msg)?;
     let cfg = Config {
         hosts,
         data_root: file.data_root.clone().unwrap_or(a.data_root),
@@ -144,6 +176,7 @@ fn build_config(a: Args) -> Result<(Config, String)> {
         log_opts: file.log_opts.clone().unwrap_or_default(),
         bridge: a.bridge.or(file.bridge.clone()).is_none_or(|b| b != "none"),
         iptables: a.iptables.or(file.iptables).unwrap_or(true),
+        net,
     };
     cfg.validate().map_err(anyhow::Error::msg)?;
     Ok((cfg, level))

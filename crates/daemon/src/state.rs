@@ -135,7 +135,7 @@ impl Daemon {
         let snapshots = Snapshotter::open(root)?;
         let images = ImageStore::open(root)?;
         let volumes = crate::volumes::Volumes::open(&root.join("volumes"))?;
-        let networks = crate::network::Networks::open(&root.join("network"))?;
+        let networks = crate::network::Networks::open(&root.join("network"), &config.net)?;
         Ok(Daemon {
             content,
             snapshots,

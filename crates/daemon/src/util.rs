@@ -46,9 +46,12 @@ pub fn is_container_id(id: &str) -> bool {
 }
 
 pub fn now_rfc3339() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    rfc3339_of(SystemTime::now())
+}
+
+/// A time (e.g. a file's mtime) as RFC 3339 in UTC.
+pub fn rfc3339_of(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     berth_runtime::state::rfc3339(d.as_secs(), d.subsec_nanos())
 }
 

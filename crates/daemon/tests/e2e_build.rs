@@ -209,11 +209,37 @@ fn rebuild_hits_the_cache_and_content_changes_miss() {
     d.spawn();
     let fifth = build_ok(&d, ctx.path(), &["-t", "c:5"]);
     assert_eq!(fifth.matches("Using cache").count(), 2, "{fifth}");
+    // `docker system df` counts the cached steps (the RUN's layer among them, shared with
+    // the images that use it) and the kept context.
+    let df = d.http("GET", "/system/df", None).json();
+    let bc = df["BuildCache"].as_array().unwrap();
+    assert!(
+        bc.iter().any(|e| e["Type"] == "regular"
+            && e["Description"]
+                .as_str()
+                .unwrap_or("")
+                .contains("cat /a.txt")),
+        "{df}"
+    );
+    assert!(
+        bc.iter()
+            .any(|e| e["Type"] == "source.local" && e["Size"].as_i64() > Some(0)),
+        "{df}"
+    );
+    assert!(bc.iter().any(|e| e["Shared"] == true), "{df}");
+    let shown = d.ok(&["system", "df"]);
+    let line = shown
+        .lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .unwrap();
+    assert!(!line.contains("Build Cache     0 "), "{shown}");
     // builder prune empties it.
     let r = d.http("POST", "/build/prune", None);
     assert_eq!(r.status, 200);
     let v = r.json();
     assert!(!v["CachesDeleted"].as_array().unwrap().is_empty(), "{v}");
+    let df = d.http("GET", "/system/df", None).json();
+    assert_eq!(df["BuildCache"].as_array().map(Vec::len), Some(0), "{df}");
     let sixth = build_ok(&d, ctx.path(), &["-t", "c:6"]);
     assert!(!sixth.contains("Using cache"), "{sixth}");
     assert_clean(&d);

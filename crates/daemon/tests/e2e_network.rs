@@ -233,6 +233,28 @@ fn disconnect_removes_reachability() {
     let links = d.ok(&["exec", "srv", "ip", "-o", "link"]);
     assert!(!links.contains("eth0"), "{links}");
     d.ok(&["network", "connect", "--alias", "again", "n1", "srv"]);
+    // A container of the default bridge joining a user network while it runs switches to the
+    // embedded DNS server and then resolves the network's names.
+    d.ok(&["run", "-d", "--name", "late", "busybox", "sleep", "600"]);
+    let before = d.ok(&["exec", "late", "cat", "/etc/resolv.conf"]);
+    assert!(!before.contains("127.0.0.11"), "{before}");
+    d.ok(&["network", "connect", "n1", "late"]);
+    let after = d.ok(&["exec", "late", "cat", "/etc/resolv.conf"]);
+    assert!(after.contains("nameserver 127.0.0.11"), "{after}");
+    wait_until("srv by name from late", T, || {
+        d.docker(&[
+            "exec",
+            "late",
+            "timeout",
+            "5",
+            "wget",
+            "-qO-",
+            "http://srv/",
+        ])
+        .status
+        .success()
+        .then_some(())
+    });
     wait_until("srv reconnected", T, || {
         d.docker(&[
             "exec",
@@ -486,4 +508,122 @@ fn compose_v1_two_services_by_name() {
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
     let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!ls.contains("proj_default"), "{ls}");
+}
+
+/// `enable_icc=false`: containers of the network cannot reach one another (their bridge ports
+/// are isolated, which holds without br_netfilter too), the host still reaches them.
+#[test]
+fn icc_false_keeps_containers_apart_but_not_from_the_host() {
+    let d = TestDaemon::start_in_netns();
+    d.ok(&[
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.enable_icc=false",
+        "noicc",
+    ]);
+    httpd(&d, "lone", &["--network", "noicc"]);
+    let ip = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.noicc.IPAddress}}",
+        "lone",
+    ]);
+    let url = format!("http://{}/", ip.trim());
+    assert!(host_get(&d, &url).starts_with("hello-from-"));
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "noicc",
+        "busybox",
+        "timeout",
+        "5",
+        "wget",
+        "-qO-",
+        &url,
+    ]);
+    assert!(!o.status.success(), "reached a neighbour: {}", out_str(&o));
+    let links = out_str(&d.host(&["ip", "-d", "-o", "link", "show", "type", "veth"]));
+    assert!(
+        links.lines().any(|l| l.contains("isolated on")),
+        "no isolated bridge port: {links}"
+    );
+}
+
+/// daemon.json's `bip`, `fixed-cidr`, `mtu` and `default-address-pools` (dockerd's keys): the
+/// default bridge's subnet, gateway, address range and MTU, and the subnets user networks get;
+/// a restart with another `bip` moves the idle bridge; a bad `--bip` stops berthd with a clear
+/// error.
+#[test]
+fn bip_fixed_cidr_mtu_and_address_pools() {
+    let mut d = TestDaemon::start_in_netns();
+    d.terminate();
+    let cfg = d.root.join("no-daemon.json");
+    std::fs::write(
+        &cfg,
+        r#"{"bip": "10.123.0.1/24", "fixed-cidr": "10.123.0.128/25", "mtu": 1400,
+            "default-address-pools": [{"base": "10.124.0.0/16", "size": 24}]}"#,
+    )
+    .unwrap();
+    d.spawn();
+    let ipam = |d: &TestDaemon, n: &str| {
+        d.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}}",
+            n,
+        ])
+        .trim()
+        .to_string()
+    };
+    assert_eq!(ipam(&d, "bridge"), "10.123.0.0/24 10.123.0.1");
+    let out = d.ok(&[
+        "run", "--rm", "busybox", "ip", "-o", "-4", "addr", "show", "eth0",
+    ]);
+    let ip: std::net::Ipv4Addr = out
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {out}"));
+    assert!(
+        ip.octets()[..3] == [10, 123, 0] && ip.octets()[3] >= 128,
+        "{ip}"
+    );
+    let link = d.ok(&["run", "--rm", "busybox", "ip", "-o", "link", "show", "eth0"]);
+    assert!(link.contains("mtu 1400"), "{link}");
+    d.ok(&["network", "create", "pooled"]);
+    assert_eq!(ipam(&d, "pooled"), "10.124.0.0/24 10.124.0.1");
+    // Another bip at the next start: nobody is on the bridge, so it moves.
+    d.terminate();
+    std::fs::write(&cfg, r#"{"bip": "10.125.7.1/24"}"#).unwrap();
+    d.spawn();
+    assert_eq!(ipam(&d, "bridge"), "10.125.7.0/24 10.125.7.1");
+    d.ok(&["run", "--rm", "busybox", "true"]);
+    let addrs = out_str(&d.host(&["ip", "-o", "-4", "addr", "show", "berth0"]));
+    assert!(
+        addrs.contains("10.125.7.1/24") && !addrs.contains("10.123.0.1"),
+        "{addrs}"
+    );
+    // Bad input: berthd refuses to start and names the option.
+    for (flag, want) in [
+        ("--bip=10.9.0.0/24", "10.9.0.1/24"),
+        ("--bip=nonsense", "invalid --bip"),
+        ("--default-address-pool=base=10.0.0.0/16,size=8", "between"),
+    ] {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"));
+        c.args([flag, "--config-file", "/nonexistent.json", "--data-root"])
+            .arg(d.root.join("bad-d"))
+            .arg("--exec-root")
+            .arg(d.root.join("bad-x"))
+            .arg("-H")
+            .arg(format!("unix://{}", d.root.join("bad.sock").display()));
+        let o = berth_testutil::harness::run_with_timeout(c, T, None);
+        assert!(!o.status.success(), "{flag} accepted");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{flag}: {err}");
+    }
 }

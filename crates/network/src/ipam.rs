@@ -22,6 +22,27 @@ pub fn default_pools() -> Vec<Ipv4Net> {
     pools
 }
 
+/// The subnets of one `default-address-pools` entry (dockerd's `base` split into subnets of
+/// prefix `size`), in order; at most 65536 of them.
+pub fn split_pool(base: Ipv4Net, size: u8) -> Result<Vec<Ipv4Net>> {
+    if size < base.prefix_len() || size > 30 {
+        return Err(NetError::Invalid(format!(
+            "invalid address pool {base} with size {size}: the size must be between the base's prefix length ({}) and 30",
+            base.prefix_len()
+        )));
+    }
+    let count = 1u64 << u32::from(size - base.prefix_len());
+    if count > 1 << 16 {
+        return Err(NetError::Invalid(format!(
+            "address pool {base} with size {size} makes {count} subnets: at most 65536"
+        )));
+    }
+    base.trunc()
+        .subnets(size)
+        .map(|it| it.collect())
+        .map_err(|e| NetError::Invalid(format!("address pool {base}/{size}: {e}")))
+}
+
 /// The IPv4 routes of the current network namespace (through netlink), as subnets.
 pub fn routed_subnets() -> Result<Vec<Ipv4Net>> {
     crate::link::sys::Netlink::open()?
@@ -181,6 +202,32 @@ impl Pool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pools_split_as_dockerd_does() {
+        let base: Ipv4Net = "10.10.0.0/16".parse().unwrap();
+        let v = split_pool(base, 24).unwrap();
+        assert_eq!(v.len(), 256);
+        assert_eq!(v[0].to_string(), "10.10.0.0/24");
+        assert_eq!(v[255].to_string(), "10.10.255.0/24");
+        assert_eq!(split_pool(base, 16).unwrap().len(), 1);
+        // Host bits in the base are dropped, as dockerd does.
+        let loose: Ipv4Net = "10.10.3.7/16".parse().unwrap();
+        assert_eq!(
+            split_pool(loose, 17).unwrap()[1].to_string(),
+            "10.10.128.0/17"
+        );
+        assert!(split_pool(base, 8)
+            .unwrap_err()
+            .to_string()
+            .contains("between"));
+        assert!(split_pool(base, 31).is_err());
+        let big: Ipv4Net = "10.0.0.0/8".parse().unwrap();
+        assert!(split_pool(big, 30)
+            .unwrap_err()
+            .to_string()
+            .contains("at most"));
+    }
     use super::*;
 
     fn net(s: &str) -> Ipv4Net {

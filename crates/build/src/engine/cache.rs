@@ -32,6 +32,15 @@ pub struct Entry {
     pub size: u64,
 }
 
+/// One cached step, as `docker system df` lists it.
+#[derive(Debug, Clone)]
+pub struct CachedStep {
+    pub key: String,
+    pub description: String,
+    pub layer: Option<LayerRecord>,
+    pub stored: std::time::SystemTime,
+}
+
 /// The cache directory.
 #[derive(Debug)]
 pub struct Cache {
@@ -130,6 +139,63 @@ impl Cache {
                 let _ = std::fs::rename(&tmp, &p);
             }
         }
+    }
+
+    /// Every cached step, for `docker system df`: the key, what the step was (the history
+    /// line it wrote), the layer it made (None for a config-only step) and when it was stored.
+    pub fn list(build_root: &Path) -> Vec<CachedStep> {
+        let Ok(rd) = std::fs::read_dir(build_root.join("cache")) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().and_then(|x| x.to_str()) != Some("json") {
+                continue;
+            }
+            let (Some(stem), Ok(md)) = (p.file_stem(), e.metadata()) else {
+                continue;
+            };
+            let Some(entry) = std::fs::read(&p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Entry>(&b).ok())
+            else {
+                continue;
+            };
+            let last = entry
+                .config
+                .get("history")
+                .and_then(Value::as_array)
+                .and_then(|h| h.last());
+            let description = last
+                .and_then(|h| h.get("created_by"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let empty = last
+                .and_then(|h| h.get("empty_layer"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            out.push(CachedStep {
+                key: format!("sha256:{}", stem.to_string_lossy()),
+                description,
+                layer: if empty {
+                    None
+                } else {
+                    entry.layers.last().cloned()
+                },
+                stored: md.modified().unwrap_or(std::time::UNIX_EPOCH),
+            });
+        }
+        out.sort_by(|a, b| a.stored.cmp(&b.stored).then(a.key.cmp(&b.key)));
+        out
+    }
+
+    /// The size and age of the context kept for the next build, if any.
+    pub fn kept_context(build_root: &Path) -> Option<(u64, std::time::SystemTime)> {
+        let p = build_root.join(super::context::KEPT);
+        let md = std::fs::metadata(&p).ok()?;
+        Some((du(&p), md.modified().unwrap_or(std::time::UNIX_EPOCH)))
     }
 
     /// Removes every entry; returns the keys removed and the bytes freed.

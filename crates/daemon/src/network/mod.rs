@@ -135,6 +135,8 @@ pub struct Networks {
     pub applied: tokio::sync::Mutex<Option<berth_network::firewall::Ruleset>>,
     /// Serialises create/remove/connect so names and subnets stay unique.
     pub admin: tokio::sync::Mutex<()>,
+    /// --bip, --fixed-cidr, --default-address-pool, --mtu.
+    cfg: crate::config::NetConfig,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -161,7 +163,7 @@ fn parse_bool_opt(opts: &HashMap<String, String>, k: &str, default: bool) -> Api
 
 impl Networks {
     /// Loads the records under `dir`, creating the predefined networks when missing.
-    pub fn open(dir: &Path) -> ApiResult<Networks> {
+    pub fn open(dir: &Path, cfg: &crate::config::NetConfig) -> ApiResult<Networks> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ApiError::internal(format!("create {}: {e}", dir.display())))?;
         let mut table = BTreeMap::new();
@@ -192,8 +194,10 @@ impl Networks {
             bridges_up: Mutex::new(HashSet::new()),
             applied: tokio::sync::Mutex::new(None),
             admin: tokio::sync::Mutex::new(()),
+            cfg: cfg.clone(),
         };
         n.ensure_predefined()?;
+        n.reconcile_default_bridge()?;
         Ok(n)
     }
 
@@ -221,10 +225,9 @@ impl Networks {
                 endpoints: BTreeMap::new(),
             };
             if name == "bridge" {
-                let subnet = self.pick_subnet()?;
-                let pool = Pool::new(subnet, None, None)
-                    .map_err(|e| ApiError::internal(format!("default bridge pool: {e}")))?;
-                rec.pool = Some(pool);
+                rec.pool = Some(self.default_bridge_pool()?);
+                rec.user_subnet = self.cfg.bip.is_some();
+                rec.mtu = self.cfg.mtu;
                 rec.bridge = DEFAULT_BRIDGE.into();
                 rec.options = HashMap::from([
                     (OPT_DEFAULT_BRIDGE.to_string(), "true".to_string()),
@@ -232,7 +235,7 @@ impl Networks {
                     (OPT_MASQ.to_string(), "true".to_string()),
                     (OPT_HOST_IP.to_string(), "0.0.0.0".to_string()),
                     (OPT_BRIDGE_NAME.to_string(), DEFAULT_BRIDGE.to_string()),
-                    (OPT_MTU.to_string(), "1500".to_string()),
+                    (OPT_MTU.to_string(), self.cfg.mtu.to_string()),
                 ]);
             }
             self.save(&rec, true)?;
@@ -241,14 +244,76 @@ impl Networks {
         Ok(())
     }
 
-    /// A free subnet from Docker's default pools, skipping routed ones and other networks'.
+    /// The default bridge's pool: from --bip (and --fixed-cidr), else a free pool subnet.
+    fn default_bridge_pool(&self) -> ApiResult<Pool> {
+        let (subnet, gateway) = match self.cfg.bip {
+            Some(b) => (b.trunc(), Some(b.addr())),
+            None => (self.pick_subnet()?, None),
+        };
+        Pool::new(subnet, gateway, self.cfg.fixed_cidr)
+            .map_err(|e| ApiError::invalid(format!("default bridge: {e}")))
+    }
+
+    /// A default bridge made by an earlier start with other --bip/--fixed-cidr/--mtu takes the
+    /// new ones when no container is on it (as dockerd reconfigures its bridge at start);
+    /// otherwise it keeps its addresses, and says so.
+    fn reconcile_default_bridge(&self) -> ApiResult<()> {
+        let Ok(cur) = self.get("bridge") else {
+            return Ok(());
+        };
+        let Some(pool) = cur.pool.as_ref() else {
+            return Ok(());
+        };
+        let want_bip = self.cfg.bip.map(|b| (b.trunc(), b.addr()));
+        let bip_differs = want_bip.is_some_and(|w| w != (pool.subnet, pool.gateway))
+            || (want_bip.is_none() && cur.user_subnet);
+        let differs = bip_differs || pool.range != self.cfg.fixed_cidr || cur.mtu != self.cfg.mtu;
+        if !differs {
+            return Ok(());
+        }
+        if !cur.endpoints.is_empty() {
+            tracing::warn!(
+                "the default bridge keeps {} (mtu {}): containers are on it; --bip/--fixed-cidr/--mtu apply once they are gone",
+                pool.subnet,
+                cur.mtu
+            );
+            return Ok(());
+        }
+        let new_pool = if bip_differs {
+            // Its own subnet must not count as taken when picking a new one.
+            lock(&self.table)
+                .entry(cur.id.clone())
+                .and_modify(|n| n.pool = None);
+            match self.default_bridge_pool() {
+                Ok(p) => p,
+                Err(e) => {
+                    lock(&self.table).insert(cur.id.clone(), cur.clone());
+                    return Err(e);
+                }
+            }
+        } else {
+            Pool::new(pool.subnet, Some(pool.gateway), self.cfg.fixed_cidr)
+                .map_err(|e| ApiError::invalid(format!("default bridge: {e}")))?
+        };
+        let mut rec = cur.clone();
+        rec.pool = Some(new_pool);
+        rec.user_subnet = self.cfg.bip.is_some();
+        rec.mtu = self.cfg.mtu;
+        rec.options
+            .insert(OPT_MTU.to_string(), self.cfg.mtu.to_string());
+        self.save(&rec, true)?;
+        lock(&self.table).insert(rec.id.clone(), rec);
+        Ok(())
+    }
+
+    /// A free subnet from the address pools, skipping routed ones and other networks'.
     fn pick_subnet(&self) -> ApiResult<Ipv4Net> {
         let mut taken = ipam::routed_subnets().unwrap_or_else(|e| {
             tracing::warn!("list routes: {e}");
             Vec::new()
         });
         taken.extend(lock(&self.table).values().filter_map(|n| n.subnet()));
-        ipam::pick_subnet(&ipam::default_pools(), &taken).ok_or_else(|| {
+        ipam::pick_subnet(&self.cfg.pools, &taken).ok_or_else(|| {
             ApiError::forbidden(
                 "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network",
             )

@@ -242,6 +242,14 @@ pub(crate) async fn attach_one(
     link::attach(&cfg)
         .await
         .map_err(|e| net_err(&format!("attach {name} to network {}", n.name), e))?;
+    if !n.icc {
+        // icc=false: the firewall's forward rule sees bridged traffic only with br_netfilter;
+        // an isolated bridge port keeps containers apart without it.
+        if let Err(e) = link::set_isolated(&host_ifname, true) {
+            let _ = link::delete_link(&host_ifname).await;
+            return Err(net_err(&format!("isolate {name} on network {}", n.name), e));
+        }
+    }
     Ok((n, ep))
 }
 
@@ -435,23 +443,28 @@ fn write_etc(
         }
     }
     let hosts = etc::hosts(&own, &extra);
-    let opts = etc::ResolvOptions {
-        servers: rec.host_config.dns.clone().unwrap_or_default(),
-        search: rec.host_config.dns_search.clone().unwrap_or_default(),
-        options: rec.host_config.dns_options.clone().unwrap_or_default(),
-        embedded: on_user_network(d, rec),
-    };
-    let resolv = resolv_conf(&opts);
     let dir = d.container_dir(&rec.id);
-    for (f, body) in [("hosts", hosts), ("resolv.conf", resolv)] {
+    for (f, body) in [("hosts", hosts), ("resolv.conf", resolv_conf(d, rec))] {
         write_in_place(&dir.join(f), body.as_bytes())
             .map_err(|e| ApiError::internal(format!("write {f} for {}: {e}", rec.id)))?;
     }
     Ok(())
 }
 
+/// A bridge-mode container's resolv.conf: the embedded DNS server's address once it is on a
+/// user network, else the host's servers (either way its --dns, --dns-search, --dns-option).
+fn resolv_conf(d: &Daemon, rec: &ContainerRecord) -> String {
+    let opts = etc::ResolvOptions {
+        servers: rec.host_config.dns.clone().unwrap_or_default(),
+        search: rec.host_config.dns_search.clone().unwrap_or_default(),
+        options: rec.host_config.dns_options.clone().unwrap_or_default(),
+        embedded: on_user_network(d, rec),
+    };
+    resolv_conf_with(&opts)
+}
+
 /// A container's resolv.conf: the host's, with `opts` applied.
-pub(crate) fn resolv_conf(opts: &etc::ResolvOptions) -> String {
+pub(crate) fn resolv_conf_with(opts: &etc::ResolvOptions) -> String {
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     etc::resolv_conf(&host_resolv, opts)
 }
@@ -596,6 +609,13 @@ pub async fn connect(
                     l.dns = Some(srv);
                 }
             }
+            // As dockerd: a container that joins its first user network while it runs asks
+            // the embedded server from now on (the file is bind-mounted: rewritten in place).
+            let now = c.snapshot();
+            let path = d.container_dir(&now.id).join("resolv.conf");
+            write_in_place(&path, resolv_conf(d, &now).as_bytes()).map_err(|e| {
+                ApiError::internal(format!("write resolv.conf for {}: {e}", now.id))
+            })?;
         }
     }
     Ok(())
