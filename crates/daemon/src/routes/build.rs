@@ -70,7 +70,16 @@ async fn build_image(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let p = params(&d, &q, &headers)?;
+    let p = match params(&d, &q, &headers) {
+        Ok(p) => p,
+        Err(e) => {
+            // The docker CLI sends the whole context before it reads the answer: a refusal
+            // with the body unread closes the connection under it, and it reports a broken
+            // pipe instead of the error (dockerd reads the context first too).
+            drain(body).await;
+            return Err(e);
+        }
+    };
     let reader = crate::routes::images::body_reader(body);
     let (lines, resp) = crate::routes::images::line_stream();
     let cancel = Arc::new(AtomicBool::new(false));
@@ -95,6 +104,13 @@ async fn build_image(
         watch.abort();
     });
     Ok(resp)
+}
+
+/// Reads a request body to its end, discarding it.
+async fn drain(body: Body) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 async fn prune(State(d): State<Arc<Daemon>>) -> ApiResult<Response> {
