@@ -86,10 +86,6 @@ fn send(from: Option<&Path>, to: &str, bytes: u64, done: &std::sync::mpsc::Recei
     bytes as f64 * 8.0 / t.elapsed().as_secs_f64() / 1e9
 }
 
-fn best_of(reps: usize, mut f: impl FnMut() -> f64) -> f64 {
-    (0..reps).map(|_| f()).fold(0.0, f64::max)
-}
-
 fn sh(args: &[&str]) {
     let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
     assert!(st.success(), "{args:?}");
@@ -100,7 +96,7 @@ fn main() {
         .nth(1)
         .map(|a| a.parse().unwrap())
         .unwrap_or(512);
-    let reps = 3;
+    let reps = 5;
     let bytes = mib * 1024 * 1024;
     link::set_up("lo").unwrap();
     link::ensure_bridge_sync(&BridgeConfig {
@@ -196,12 +192,18 @@ fn main() {
     ]);
     let raw_done = sink(&y, "10.91.0.2:5001");
 
-    let raw = best_of(reps, || send(Some(&x), "10.91.0.2:5001", bytes, &raw_done));
-    let c2c = best_of(reps, || send(Some(&a), "10.90.0.3:5001", bytes, &done));
-    let direct = best_of(reps, || send(None, "10.90.0.3:5001", bytes, &done));
-    let published_lo = best_of(reps, || send(None, "127.0.0.1:18080", bytes, &done));
-    let published_br = best_of(reps, || send(None, "10.90.0.1:18080", bytes, &done));
-    println!("bulk TCP, {mib} MiB per run, best of {reps}, Gbit/s:");
+    // Round by round, every path once per round: this machine's speed drifts within a run,
+    // and a floor measured in one minute against a path measured in the next is no ratio.
+    let (mut raw, mut c2c, mut direct, mut published_lo, mut published_br) =
+        (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for _ in 0..reps {
+        raw = raw.max(send(Some(&x), "10.91.0.2:5001", bytes, &raw_done));
+        c2c = c2c.max(send(Some(&a), "10.90.0.3:5001", bytes, &done));
+        direct = direct.max(send(None, "10.90.0.3:5001", bytes, &done));
+        published_lo = published_lo.max(send(None, "127.0.0.1:18080", bytes, &done));
+        published_br = published_br.max(send(None, "10.90.0.1:18080", bytes, &done));
+    }
+    println!("bulk TCP, {mib} MiB per run, best of {reps} interleaved rounds, Gbit/s:");
     println!("  raw veth pair (floor)                {raw:7.2}");
     println!(
         "  container -> container (bridge)      {c2c:7.2}   {:.2} x raw veth",
