@@ -33,6 +33,8 @@ pub struct BuildParams {
     pub pull: bool,
     pub platform: Option<String>,
     pub network: NetworkMode,
+    /// The user network RUN steps join (`networkmode=<network>`); None: the default bridge.
+    pub network_id: Option<String>,
     /// X-Registry-Config: server address → credentials, for pulls of base images.
     pub auths: BTreeMap<String, AuthConfig>,
 }
@@ -58,15 +60,15 @@ fn network_mode(s: &str) -> Option<NetworkMode> {
 }
 
 /// `networkmode`: default and bridge put RUN steps on the default bridge (loopback only when
-/// the daemon runs without one), host in the host's namespace, none in one with only loopback.
-/// Any other name is refused before a step runs: a network or container that does not exist
-/// in dockerd's words (`network X not found`, `No such container: X`; dockerd says so at the
-/// first RUN), an existing user network or container (which dockerd would join) as not
-/// supported here.
-pub fn parse_network(d: &Daemon, s: Option<&str>) -> ApiResult<NetworkMode> {
+/// the daemon runs without one), host in the host's namespace, none in one with only loopback,
+/// a user network's name or id on that network (with its embedded DNS, as dockerd does; the
+/// network's id is returned beside the mode). Refused before a step runs: a network or
+/// container that does not exist in dockerd's words (`network X not found`, `No such
+/// container: X`; dockerd says so at the first RUN), and `container:<name>` (not supported).
+pub fn parse_network(d: &Daemon, s: Option<&str>) -> ApiResult<(NetworkMode, Option<String>)> {
     let s = s.unwrap_or("");
     if let Some(m) = network_mode(s) {
-        return Ok(m);
+        return Ok((m, None));
     }
     if let Some(c) = s.strip_prefix("container:") {
         // dockerd says "No such container: X" for a missing one (at the first RUN).
@@ -76,10 +78,15 @@ pub fn parse_network(d: &Daemon, s: Option<&str>) -> ApiResult<NetworkMode> {
         )));
     }
     let n = d.networks.get(s)?;
-    Err(ApiError::invalid(format!(
-        "network mode {s:?} is not supported for builds: RUN steps cannot join user-defined network {}; use default, bridge, host or none",
-        n.name
-    )))
+    if n.driver != "bridge" || n.pool.is_none() {
+        return Err(ApiError::invalid(format!(
+            "network mode {s:?} is not supported for builds: use default, bridge, host, none or a bridge network"
+        )));
+    }
+    Ok((
+        NetworkMode::Default,
+        (!n.is_default_bridge()).then(|| n.id.clone()),
+    ))
 }
 
 /// Decodes X-Registry-Config (base64 JSON: server → AuthConfig); empty when absent.
@@ -105,6 +112,8 @@ struct DaemonHost {
     lines: Lines,
     platform: Option<String>,
     auths: BTreeMap<String, AuthConfig>,
+    /// The user network RUN steps join instead of the default bridge.
+    network_id: Option<String>,
 }
 
 impl DaemonHost {
@@ -170,22 +179,33 @@ impl Host for DaemonHost {
     }
 
     fn run_network(&self, id: &str, hostname: &str) -> Result<Option<RunNetwork>, BuildError> {
-        if !self.d.config.bridge {
-            return Ok(None);
-        }
+        let network = match &self.network_id {
+            Some(n) => n.clone(),
+            None if self.d.config.bridge => "bridge".to_string(),
+            None => return Ok(None),
+        };
         let (ns, ip) = self
             .rt
-            .block_on(join_bridge(&self.d, id, hostname))
+            .block_on(join_network(&self.d, id, hostname, &network))
             .map_err(|e| {
                 BuildError::Internal(format!(
-                    "connect build container {hostname} to the default bridge: {e}"
+                    "connect build container {hostname} to network {network}: {e}"
                 ))
             })?;
-        let guard = BridgeLease {
+        let mut guard = BridgeLease {
             d: self.d.clone(),
             rt: self.rt.clone(),
             id: id.to_string(),
+            dns: None,
         };
+        // On a user network the step asks the embedded DNS server, as a container there does.
+        let embedded = self.network_id.is_some();
+        if embedded {
+            let _rt = self.rt.enter();
+            guard.dns = Some(wire::serve_dns(&self.d, id, &ns).map_err(|e| {
+                BuildError::Internal(format!("DNS for build container {hostname}: {e}"))
+            })?);
+        }
         let hosts = berth_network::etc::hosts(
             &[(std::net::IpAddr::V4(ip), vec![hostname.to_string()])],
             &[],
@@ -193,7 +213,10 @@ impl Host for DaemonHost {
         Ok(Some(RunNetwork {
             netns: ns,
             hosts,
-            resolv_conf: wire::resolv_conf_with(&berth_network::etc::ResolvOptions::default()),
+            resolv_conf: wire::resolv_conf_with(&berth_network::etc::ResolvOptions {
+                embedded,
+                ..Default::default()
+            }),
             guard: Box::new(guard),
         }))
     }
@@ -202,13 +225,14 @@ impl Host for DaemonHost {
 /// Wires build step `id` to the default bridge as [`wire::setup`] wires a container: a
 /// namespace under the exec root, a lease owned by `id`, a veth with the default route. On
 /// error nothing is left.
-async fn join_bridge(
+async fn join_network(
     d: &Arc<Daemon>,
     id: &str,
     hostname: &str,
+    network: &str,
 ) -> ApiResult<(std::path::PathBuf, std::net::Ipv4Addr)> {
     let r = async {
-        let n = d.networks.get("bridge")?;
+        let n = d.networks.get(network)?;
         let ns = wire::netns_path(d, id);
         wire::create_netns(ns.clone()).await?;
         let att = Attachment {
@@ -233,10 +257,13 @@ struct BridgeLease {
     d: Arc<Daemon>,
     rt: tokio::runtime::Handle,
     id: String,
+    /// The embedded DNS server of a step on a user network; stops when dropped.
+    dns: Option<berth_network::dns::DnsServer>,
 }
 
 impl Drop for BridgeLease {
     fn drop(&mut self) {
+        drop(self.dns.take());
         self.rt.block_on(wire::release(&self.d, &self.id));
     }
 }
@@ -341,6 +368,7 @@ fn build(
         lines: lines.clone(),
         platform: p.platform.clone(),
         auths: p.auths.clone(),
+        network_id: p.network_id.clone(),
     };
     let eng = Engine {
         content: &d.content,

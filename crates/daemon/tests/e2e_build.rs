@@ -965,12 +965,44 @@ fn unknown_network_mode_is_refused_before_any_step() {
         body.contains("container:abc") && body.contains("is not supported for builds"),
         "{body}"
     );
-    // A user network exists but is no place for RUN here: said so, by name.
-    d.ok(&["network", "create", "--driver", "bridge", "usernet"]);
-    let o = build(&d, ctx.path(), &["--network", "usernet"]);
-    assert!(!o.status.success(), "{}", o.out());
-    assert!(o.err().contains("usernet"), "{}", o.err());
-    assert!(!o.out().contains("ran-a-step"), "{}", o.out());
+}
+
+/// `--network <user network>`: RUN steps join that network (as dockerd's builder does), get
+/// an address in its subnet and its embedded DNS, and so reach a container there by name;
+/// afterwards nothing of the steps is left on it.
+#[test]
+fn run_steps_join_a_user_network_and_resolve_its_names() {
+    require_runtime();
+    let d = TestDaemon::start_in_netns();
+    d.ok(&["network", "create", "--subnet", "10.88.0.0/24", "usernet"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "websrv",
+        "--network",
+        "usernet",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /w && echo served-$((3*4)) > /w/index.html && httpd -f -p 80 -h /w",
+    ]);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN ip -4 -o addr show eth0 > /addr && cat /etc/resolv.conf > /resolv && \\\n    for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO /page http://websrv/ && break; sleep 0.5; done\n",
+    )]);
+    let o = build(&d, ctx.path(), &["--network", "usernet", "-t", "onnet"]);
+    assert!(o.status.success(), "{}\n{}", o.out(), o.err());
+    let addr = run_out(&d, "onnet", &["cat", "/addr"]);
+    assert!(addr.contains("inet 10.88.0."), "{addr}");
+    let resolv = run_out(&d, "onnet", &["cat", "/resolv"]);
+    assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
+    assert_eq!(run_out(&d, "onnet", &["cat", "/page"]), "served-12");
+    // Only websrv is left on the network.
+    let eps = d.ok(&["network", "inspect", "-f", "{{len .Containers}}", "usernet"]);
+    assert_eq!(eps.trim(), "1", "{eps}");
+    d.ok(&["rm", "-f", "websrv"]);
+    assert_network_clean(&d);
 }
 
 #[test]

@@ -275,7 +275,7 @@ fn on_user_network(d: &Daemon, rec: &ContainerRecord) -> bool {
 }
 
 /// Starts the embedded DNS server for a container on a user network.
-fn serve_dns(d: &Daemon, id: &str, ns: &std::path::Path) -> ApiResult<DnsServer> {
+pub(crate) fn serve_dns(d: &Daemon, id: &str, ns: &std::path::Path) -> ApiResult<DnsServer> {
     let resolver = Arc::new(Resolver {
         table: d.networks.table(),
         cid: id.to_string(),

@@ -38,6 +38,7 @@ fn params(d: &Daemon, q: &Params, headers: &HeaderMap) -> ApiResult<BuildParams>
         .into_iter()
         .map(|(k, v)| (k, v.unwrap_or_default()))
         .collect();
+    let (network, network_id) = build::parse_network(d, q.get("networkmode"))?;
     Ok(BuildParams {
         dockerfile: q.get("dockerfile").unwrap_or("Dockerfile").to_string(),
         tags,
@@ -54,7 +55,8 @@ fn params(d: &Daemon, q: &Params, headers: &HeaderMap) -> ApiResult<BuildParams>
             .get("platform")
             .filter(|p| !p.is_empty())
             .map(str::to_string),
-        network: build::parse_network(d, q.get("networkmode"))?,
+        network,
+        network_id,
         auths: build::parse_registry_config(
             headers
                 .get("X-Registry-Config")
