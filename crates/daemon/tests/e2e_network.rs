@@ -107,6 +107,34 @@ fn published_port_answers_on_loopback_and_bridge_address() {
     assert!(ps.contains("0.0.0.0:8080->80/tcp"), "{ps}");
     let ports = d.ok(&["port", "pub"]);
     assert!(ports.contains("80/tcp -> 0.0.0.0:8080"), "{ports}");
+    // IPv6 clients on the host ([::1], or `localhost` resolving to it) get there too, through
+    // the userland proxy, as with dockerd.
+    assert!(host_get(&d, "http://[::1]:8080/").starts_with("hello-from-"));
+    // A port published on one IPv4 address only has no IPv6 side.
+    httpd(&d, "pub4", &["-p", "127.0.0.1:8081:80"]);
+    assert!(host_get(&d, "http://127.0.0.1:8081/").starts_with("hello-from-"));
+    let o = d.host(&[
+        busybox(),
+        "timeout",
+        "5",
+        busybox(),
+        "wget",
+        "-qO-",
+        "http://[::1]:8081/",
+    ]);
+    assert!(!o.status.success(), "{}", out_str(&o));
+    // After rm, the IPv6 side is closed too.
+    d.ok(&["rm", "-f", "pub"]);
+    let o = d.host(&[
+        busybox(),
+        "timeout",
+        "5",
+        busybox(),
+        "wget",
+        "-qO-",
+        "http://[::1]:8080/",
+    ]);
+    assert!(!o.status.success(), "still served: {}", out_str(&o));
 }
 
 #[test]

@@ -84,3 +84,70 @@ impl RawFdCompat for std::os::fd::BorrowedFd<'_> {
         std::os::fd::AsRawFd::as_raw_fd(self)
     }
 }
+
+/// A userland proxy that serves IPv6 clients of a published TCP port: it listens on `[::]:port`
+/// (IPv6 only, beside the IPv4 reservation of the same port) and copies each connection to the
+/// container's IPv4 address, as Docker's docker-proxy does for `::`. Stops when dropped.
+#[derive(Debug)]
+pub struct V6Proxy {
+    pub port: u16,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Starts a [`V6Proxy`] for host port `port` to `to`, on the current tokio runtime. Fails when
+/// the host has no IPv6 or `[::]:port` is taken.
+pub fn proxy_v6_tcp(port: u16, to: std::net::SocketAddrV4) -> Result<V6Proxy> {
+    let shown = format!("[::]:{port}");
+    let fail = |e: nix::errno::Errno| -> NetError {
+        if e == nix::errno::Errno::EADDRINUSE {
+            NetError::Conflict(format!(
+                "Bind for {shown} failed: port is already allocated"
+            ))
+        } else {
+            NetError::Io {
+                what: format!("Bind for {shown}/tcp failed"),
+                source: std::io::Error::from(e),
+            }
+        }
+    };
+    let rt = tokio::runtime::Handle::try_current()
+        .map_err(|_| NetError::Invalid("proxy_v6_tcp needs a tokio runtime".into()))?;
+    let fd: OwnedFd = socket(
+        AddressFamily::Inet6,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        Some(SockProtocol::Tcp),
+    )
+    .map_err(fail)?;
+    // IPv6 only: the IPv4 side of the port is the reservation's (and DNATed in the kernel).
+    nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv6V6Only, &true)
+        .map_err(fail)?;
+    let addr = std::net::SocketAddrV6::new(std::net::Ipv6Addr::UNSPECIFIED, port, 0, 0);
+    bind(fd.as_fd().as_raw_fd_compat(), &SockaddrIn6::from(addr)).map_err(fail)?;
+    listen(&fd, Backlog::new(128).map_err(fail)?).map_err(fail)?;
+    let std_listener = std::net::TcpListener::from(fd);
+    let listener = {
+        let _g = rt.enter();
+        tokio::net::TcpListener::from_std(std_listener).map_err(|e| NetError::Io {
+            what: format!("listen on {shown}"),
+            source: e,
+        })?
+    };
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+    rt.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut rx => return,
+                acc = listener.accept() => {
+                    let Ok((mut client, _)) = acc else { continue };
+                    tokio::spawn(async move {
+                        if let Ok(mut up) = tokio::net::TcpStream::connect(to).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                        }
+                    });
+                }
+            }
+        }
+    });
+    Ok(V6Proxy { port, _stop: tx })
+}

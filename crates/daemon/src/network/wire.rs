@@ -30,6 +30,27 @@ pub const TABLE: &str = "berth";
 pub struct Live {
     pub reservations: Vec<Reservation>,
     pub dns: Option<DnsServer>,
+    /// Userland proxies for IPv6 clients of published TCP ports (`[::]:port`).
+    pub v6_proxies: Vec<berth_network::ports::V6Proxy>,
+}
+
+/// For a TCP port published on all addresses, IPv6 clients (`[::1]:port`, `localhost` where it
+/// resolves to ::1) reach the container through a userland proxy, as with dockerd's
+/// docker-proxy; best effort: a host without IPv6, or `[::]:port` held by someone else, only
+/// costs the IPv6 side (said in the log).
+fn proxy_v6(live: &mut Live, p: &Published, cid: &str) {
+    if p.proto != "tcp" || p.host_ip.is_some_and(|ip| !ip.is_unspecified()) {
+        return;
+    }
+    let to = std::net::SocketAddrV4::new(p.container_ip, p.container_port);
+    match berth_network::ports::proxy_v6_tcp(p.host_port, to) {
+        Ok(px) => live.v6_proxies.push(px),
+        Err(e) => tracing::warn!(
+            "IPv6 side of port {} of {}: {e}",
+            p.host_port,
+            crate::util::short(cid)
+        ),
+    }
 }
 
 fn net_err(what: &str, e: NetError) -> ApiError {
@@ -361,14 +382,16 @@ async fn setup_inner(d: &Arc<Daemon>, c: &Arc<Container>, rec: &ContainerRecord)
                     rec.name, ep.endpoint_id
                 ))
             })?;
-            published.push(Published {
+            let p = Published {
                 proto: pports::proto_name(req.proto).into(),
                 host_ip,
                 host_port: r.port,
                 container_port: req.container_port,
                 container_ip: ep.ip,
                 bridge: n.bridge.clone(),
-            });
+            };
+            proxy_v6(&mut live, &p, &rec.id);
+            published.push(p);
             live.reservations.push(r);
         }
     }
@@ -766,7 +789,10 @@ pub async fn restore(d: &Arc<Daemon>) {
         for p in &rec.published {
             let proto = pports::parse_proto(&p.proto).unwrap_or(firewall::Proto::Tcp);
             match berth_network::ports::reserve(proto, p.host_ip, p.host_port) {
-                Ok(r) => live.reservations.push(r),
+                Ok(r) => {
+                    live.reservations.push(r);
+                    proxy_v6(&mut live, p, &rec.id);
+                }
                 Err(e) => {
                     tracing::warn!("re-reserve port {} of {}: {e}", p.host_port, c.short_id())
                 }
