@@ -250,11 +250,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>, restarting: bool) -> 
         _ => {}
     }
     let t0 = std::time::Instant::now();
-    let net = match crate::network::wire::prepare(d, c).await {
-        Ok(()) => crate::network::wire::setup(d, c).await,
-        e => e,
-    };
-    if let Err(e) = net {
+    if let Err(e) = crate::network::wire::setup(d, c).await {
         let _ = c.update(|r| r.state.error = e.message.clone());
         return Err(e);
     }

@@ -29,10 +29,15 @@ fn out_str(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
-/// Fetches a URL from berthd's namespace (the "host" side), retrying while the server starts.
+/// One fetch of a URL from berthd's namespace (the "host" side), 5 s at most.
+fn host_try(d: &TestDaemon, url: &str) -> Output {
+    d.host(&[busybox(), "timeout", "5", busybox(), "wget", "-qO-", url])
+}
+
+/// Fetches a URL from berthd's namespace, retrying while the server starts.
 fn host_get(d: &TestDaemon, url: &str) -> String {
     wait_until(&format!("{url} to answer"), T, || {
-        let o = d.host(&[busybox(), "timeout", "5", busybox(), "wget", "-qO-", url]);
+        let o = host_try(d, url);
         o.status.success().then(|| out_str(&o))
     })
 }
@@ -113,27 +118,11 @@ fn published_port_answers_on_loopback_and_bridge_address() {
     // A port published on one IPv4 address only has no IPv6 side.
     httpd(&d, "pub4", &["-p", "127.0.0.1:8081:80"]);
     assert!(host_get(&d, "http://127.0.0.1:8081/").starts_with("hello-from-"));
-    let o = d.host(&[
-        busybox(),
-        "timeout",
-        "5",
-        busybox(),
-        "wget",
-        "-qO-",
-        "http://[::1]:8081/",
-    ]);
+    let o = host_try(&d, "http://[::1]:8081/");
     assert!(!o.status.success(), "{}", out_str(&o));
     // After rm, the IPv6 side is closed too.
     d.ok(&["rm", "-f", "pub"]);
-    let o = d.host(&[
-        busybox(),
-        "timeout",
-        "5",
-        busybox(),
-        "wget",
-        "-qO-",
-        "http://[::1]:8080/",
-    ]);
+    let o = host_try(&d, "http://[::1]:8080/");
     assert!(!o.status.success(), "still served: {}", out_str(&o));
 }
 

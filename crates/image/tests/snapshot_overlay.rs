@@ -126,11 +126,7 @@ fn snapshot_three_layers_with_whiteouts() {
         std::fs::remove_file(ctr.0.join("c/y")).expect("delete in container");
     }
     drop(view);
-    let upper = rw
-        .options
-        .iter()
-        .find_map(|o| o.strip_prefix("upperdir="))
-        .expect("upperdir");
+    let upper = upper_dir(&rw);
     assert_eq!(
         std::fs::read(Path::new(upper).join("c/w")).expect("upper"),
         b"w"
@@ -261,11 +257,7 @@ fn snapshot_volatile_mount_writes_reach_the_upper_dir() {
     assert!(line.contains("volatile"), "{line}");
     std::fs::write(target.join("a/2"), b"two").expect("write");
     drop(guard);
-    let upper = rw
-        .options
-        .iter()
-        .find_map(|o| o.strip_prefix("upperdir="))
-        .expect("upperdir");
+    let upper = upper_dir(&rw);
     assert_eq!(
         std::fs::read(Path::new(upper).join("a/2")).expect("upper"),
         b"two"
@@ -290,4 +282,12 @@ impl Drop for Unmount {
             let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
         }
     }
+}
+
+/// The upper dir of a writable overlay spec.
+fn upper_dir(spec: &berth_image::snapshot::MountSpec) -> &str {
+    spec.options
+        .iter()
+        .find_map(|o| o.strip_prefix("upperdir="))
+        .expect("upperdir")
 }

@@ -21,13 +21,9 @@ pub struct Reservation {
     _socket: std::os::fd::OwnedFd,
 }
 
-/// Binds `proto` on `host_ip:port` (all addresses when None; port 0 = an ephemeral port).
-/// A taken port is `NetError::Conflict` naming it, as Docker: "Bind for 0.0.0.0:8080 failed:
-/// port is already allocated".
-pub fn reserve(proto: Proto, host_ip: Option<IpAddr>, port: u16) -> Result<Reservation> {
-    let ip = host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let shown = SocketAddr::new(ip, port);
-    let fail = |e: nix::errno::Errno| -> NetError {
+/// Docker's words for a failed bind of `shown` (an address:port): a taken port is a Conflict.
+fn bind_error(shown: &str, proto: Proto) -> impl Fn(nix::errno::Errno) -> NetError + Copy + '_ {
+    move |e| {
         if e == nix::errno::Errno::EADDRINUSE {
             NetError::Conflict(format!(
                 "Bind for {shown} failed: port is already allocated"
@@ -38,7 +34,16 @@ pub fn reserve(proto: Proto, host_ip: Option<IpAddr>, port: u16) -> Result<Reser
                 source: std::io::Error::from(e),
             }
         }
-    };
+    }
+}
+
+/// Binds `proto` on `host_ip:port` (all addresses when None; port 0 = an ephemeral port).
+/// A taken port is `NetError::Conflict` naming it, as Docker: "Bind for 0.0.0.0:8080 failed:
+/// port is already allocated".
+pub fn reserve(proto: Proto, host_ip: Option<IpAddr>, port: u16) -> Result<Reservation> {
+    let ip = host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let shown = SocketAddr::new(ip, port).to_string();
+    let fail = bind_error(&shown, proto);
     let family = match ip {
         IpAddr::V4(_) => AddressFamily::Inet,
         IpAddr::V6(_) => AddressFamily::Inet6,
@@ -98,18 +103,7 @@ pub struct V6Proxy {
 /// the host has no IPv6 or `[::]:port` is taken.
 pub fn proxy_v6_tcp(port: u16, to: std::net::SocketAddrV4) -> Result<V6Proxy> {
     let shown = format!("[::]:{port}");
-    let fail = |e: nix::errno::Errno| -> NetError {
-        if e == nix::errno::Errno::EADDRINUSE {
-            NetError::Conflict(format!(
-                "Bind for {shown} failed: port is already allocated"
-            ))
-        } else {
-            NetError::Io {
-                what: format!("Bind for {shown}/tcp failed"),
-                source: std::io::Error::from(e),
-            }
-        }
-    };
+    let fail = bind_error(&shown, Proto::Tcp);
     let rt = tokio::runtime::Handle::try_current()
         .map_err(|_| NetError::Invalid("proxy_v6_tcp needs a tokio runtime".into()))?;
     let fd: OwnedFd = socket(
@@ -139,7 +133,11 @@ pub fn proxy_v6_tcp(port: u16, to: std::net::SocketAddrV4) -> Result<V6Proxy> {
             tokio::select! {
                 _ = &mut rx => return,
                 acc = listener.accept() => {
-                    let Ok((mut client, _)) = acc else { continue };
+                    let Ok((mut client, _)) = acc else {
+                        // Out of descriptors, say: wait instead of spinning on accept.
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    };
                     tokio::spawn(async move {
                         if let Ok(mut up) = tokio::net::TcpStream::connect(to).await {
                             let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;

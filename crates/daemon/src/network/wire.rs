@@ -306,23 +306,6 @@ pub(crate) fn serve_dns(d: &Daemon, id: &str, ns: &std::path::Path) -> ApiResult
     dns::serve(ns, resolver, ups).map_err(|e| net_err("start embedded DNS", e))
 }
 
-/// Creates a bridge-mode container's network namespace and records it, so the runtime can
-/// join it by path while [`setup`] wires it. On error nothing is left.
-pub async fn prepare(d: &Arc<Daemon>, c: &Arc<Container>) -> ApiResult<()> {
-    if c.lock().networks.is_empty() {
-        return Ok(());
-    }
-    let ns = netns_path(d, &c.id);
-    let made = create_netns(ns.clone())
-        .await
-        .and_then(|()| c.update(|r| r.netns = Some(ns)).map(drop));
-    if let Err(e) = made {
-        teardown(d, c).await;
-        return Err(e);
-    }
-    Ok(())
-}
-
 /// Creates a network namespace file at `ns` (and its directory).
 pub(crate) async fn create_netns(ns: PathBuf) -> ApiResult<()> {
     tokio::task::spawn_blocking(move || -> ApiResult<()> {
@@ -337,9 +320,8 @@ pub(crate) async fn create_netns(ns: PathBuf) -> ApiResult<()> {
     .and_then(|r| r)
 }
 
-/// Wires a bridge-mode container whose namespace [`prepare`] made, before its process starts
-/// (it may run while the shim creates the container: nothing here needs the process). On
-/// error nothing is left.
+/// Wires a bridge-mode container before its process starts: its namespace (joined by path by
+/// the runtime), veths, ports, DNS, etc files. On error nothing is left.
 pub async fn setup(d: &Arc<Daemon>, c: &Arc<Container>) -> ApiResult<()> {
     let rec = c.snapshot();
     if rec.networks.is_empty() {
@@ -356,10 +338,8 @@ pub async fn setup(d: &Arc<Daemon>, c: &Arc<Container>) -> ApiResult<()> {
 }
 
 async fn setup_inner(d: &Arc<Daemon>, c: &Arc<Container>, rec: &ContainerRecord) -> ApiResult<()> {
-    let ns = rec
-        .netns
-        .clone()
-        .ok_or_else(|| ApiError::internal(format!("{}: no network namespace", rec.id)))?;
+    let ns = netns_path(d, &rec.id);
+    create_netns(ns.clone()).await?;
     let mut eps: Vec<(NetworkRecord, Endpoint)> = Vec::new();
     let mut gateway_set = false;
     for (i, att) in rec.networks.iter().enumerate() {
@@ -400,7 +380,11 @@ async fn setup_inner(d: &Arc<Daemon>, c: &Arc<Container>, rec: &ContainerRecord)
     }
     write_etc(d, rec, &eps)?;
     let has_ports = !published.is_empty();
-    c.update(|r| r.published = published)?;
+    // One save for both: the start path's budget is milliseconds.
+    c.update(|r| {
+        r.netns = Some(ns.clone());
+        r.published = published;
+    })?;
     if let Ok(mut l) = d.networks.live.lock() {
         l.insert(rec.id.clone(), live);
     }
