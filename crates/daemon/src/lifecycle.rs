@@ -460,12 +460,14 @@ async fn handle_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitInfo) {
     let mut attrs = rec.event_attrs();
     attrs.insert("exitCode".into(), exit.code.to_string());
     d.events.emit("container", "die", &rec.id, attrs);
+    // Read before the exit is announced: `restart` waits for that and then clears it.
+    let restarting = c.restarting.load(std::sync::atomic::Ordering::SeqCst);
     c.lifecycle.send_modify(|l| {
         l.exits += 1;
         l.running = false;
         l.exit_code = i64::from(exit.code);
     });
-    if rec.host_config.auto_remove.unwrap_or(false) {
+    if rec.host_config.auto_remove.unwrap_or(false) && !restarting {
         let dd = d.clone();
         let cc = c.clone();
         tokio::spawn(async move {
@@ -667,7 +669,11 @@ pub async fn restart(
     t: Option<i64>,
 ) -> ApiResult<()> {
     let _op = c.op.lock().await;
-    match stop_locked(d, c, sig, t).await {
+    use std::sync::atomic::Ordering;
+    c.restarting.store(true, Ordering::SeqCst);
+    let stopped = stop_locked(d, c, sig, t).await;
+    c.restarting.store(false, Ordering::SeqCst);
+    match stopped {
         Ok(()) => {}
         Err(e) if e.kind == crate::error::Kind::NotModified => {}
         Err(e) => return Err(e),

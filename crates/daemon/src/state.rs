@@ -45,6 +45,9 @@ pub struct Container {
     pub op: tokio::sync::Mutex<()>,
     pub lifecycle: watch::Sender<Lifecycle>,
     pub pending_attach: Mutex<Vec<PendingAttach>>,
+    /// Set while `restart` stops and starts it: that exit does not auto-remove a `--rm`
+    /// container (as dockerd suspends AutoRemove for a restart).
+    pub restarting: std::sync::atomic::AtomicBool,
 }
 
 impl Container {
@@ -62,6 +65,7 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             lifecycle: tx,
             pending_attach: Mutex::new(Vec::new()),
+            restarting: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

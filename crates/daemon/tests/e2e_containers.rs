@@ -483,6 +483,27 @@ fn run_rm_leaves_nothing() {
     });
     assert_eq!(d.ok(&["ps", "-aq"]), "");
     assert!(d.mounts_under_root().is_empty());
+    // A --rm container restarts as with dockerd (its volatile rootfs mounts again), keeps its
+    // files across the restart, and is removed when it finally exits.
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept >> /f; sleep 100",
+    ]);
+    d.ok(&["restart", "-t", "1", &id]);
+    wait_until("--rm container running again", T, || {
+        (d.status(&id).as_deref() == Some("running")).then_some(())
+    });
+    assert_eq!(d.ok(&["exec", &id, "cat", "/f"]), "kept\nkept");
+    d.ok(&["kill", &id]);
+    wait_until("restarted --rm container removed", T, || {
+        d.status(&id).is_none().then_some(())
+    });
+    assert!(d.mounts_under_root().is_empty());
     let shims = d.shim_pids();
     assert!(shims.is_empty(), "shims left: {shims:?}");
 }

@@ -434,6 +434,19 @@ pub fn mount_volatile(spec: &MountSpec, target: &Path) -> Result<(), SnapshotErr
     if spec.fstype != "overlay" {
         return mount(spec, target);
     }
+    // A volatile mount leaves <workdir>/work/incompat/volatile behind, and overlayfs refuses
+    // any later mount of that workdir while it is there (after a crash the upper may be
+    // inconsistent). These uppers are thrown away or remade, and this one was unmounted by
+    // berthd (a `--rm` container restarted): the marker goes.
+    if let Some(w) = spec.options.iter().find_map(|o| o.strip_prefix("workdir=")) {
+        let marker = Path::new(w).join("work").join("incompat");
+        match std::fs::remove_dir_all(&marker) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_err("remove", &marker)(e));
+            }
+            _ => {}
+        }
+    }
     let mut v = spec.clone();
     v.options.push("volatile".into());
     mount(&v, target).or_else(|_| mount(spec, target))

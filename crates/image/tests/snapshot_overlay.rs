@@ -262,6 +262,12 @@ fn snapshot_volatile_mount_writes_reach_the_upper_dir() {
         std::fs::read(Path::new(upper).join("a/2")).expect("upper"),
         b"two"
     );
+    // Mounted again on the same dirs (a restarted `--rm` container): the volatile marker the
+    // first mount left does not make overlayfs refuse it, and the upper's file is there.
+    berth_image::snapshot::mount_volatile(&rw, &target).expect("mount volatile again");
+    let again = Unmount(target.clone());
+    assert_eq!(std::fs::read(target.join("a/2")).expect("read"), b"two");
+    drop(again);
     // Not an overlay: mounted as given.
     let ro = s.mounts(&chain, "", true).expect("ro");
     assert_eq!(ro.fstype, "bind");
