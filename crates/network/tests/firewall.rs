@@ -271,3 +271,57 @@ fn icc_false_blocks_containers_of_one_bridge_but_not_the_host() {
         assert_eq!(fetch_from(&a.path, "10.84.0.3:80").unwrap(), "10.84.0.2");
     });
 }
+
+/// berth needs no br_netfilter: a neighbour on the same bridge reaches a published port through
+/// the gateway (DNAT, and masquerade so the answer comes back through the host) and the
+/// container directly, with the bridge's netfilter calls on and off.
+#[test]
+fn same_bridge_neighbour_reaches_published_port_with_and_without_br_netfilter() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    in_private_netns(|| {
+        bridge("br-h", "10.85.0.1/24");
+        let web = container("br-h", "vbhweb", "10.85.0.2", "10.85.0.1");
+        let client = container("br-h", "vbhcli", "10.85.0.3", "10.85.0.1");
+        serve_peer_address(&web.path, "10.85.0.2:80");
+        let rules = Ruleset {
+            networks: vec![NetworkRules {
+                bridge: "br-h".into(),
+                subnet: "10.85.0.0/24".parse().unwrap(),
+                internal: false,
+                masquerade: true,
+                icc: true,
+            }],
+            ports: vec![PortRule {
+                proto: Proto::Tcp,
+                host_ip: None,
+                host_port: 18081,
+                container_ip: "10.85.0.2".parse().unwrap(),
+                container_port: 80,
+                bridge: "br-h".into(),
+            }],
+        };
+        firewall::apply("berth", &rules).unwrap();
+        let knob = Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables");
+        let settings: &[&str] = if knob.exists() { &["1", "0"] } else { &["-"] };
+        for setting in settings {
+            if knob.exists() {
+                std::fs::write(knob, setting).unwrap();
+            }
+            assert_eq!(
+                fetch_from(&client.path, "10.85.0.1:18081").unwrap(),
+                "10.85.0.1",
+                "br_netfilter {setting}"
+            );
+            assert_eq!(
+                fetch_from(&client.path, "10.85.0.2:80").unwrap(),
+                "10.85.0.3",
+                "br_netfilter {setting}"
+            );
+        }
+        firewall::remove("berth").unwrap();
+        drop((web, client));
+    });
+}
