@@ -237,8 +237,7 @@ async fn join_network(
         wire::create_netns(ns.clone()).await?;
         let att = Attachment {
             network_id: n.id.clone(),
-            aliases: Vec::new(),
-            ipv4: None,
+            ..Default::default()
         };
         let (n, ep) = wire::attach_one(d, id, hostname, &att, 0, &ns, true).await?;
         wire::emit(d, &n, id, "connect");

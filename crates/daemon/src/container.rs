@@ -1,6 +1,7 @@
 //! The container record: what was asked (config, host config), what it became (image, mounts,
 //! snapshot), and its lifecycle status, saved atomically as `containers/<id>/container.json`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use berth_api::models::{ContainerConfig, HostConfig, MountPoint};
@@ -182,12 +183,23 @@ pub struct ContainerRecord {
 
 /// A container's membership of a network, as configured (create, connect); the live endpoint
 /// (address, veth) is in the network's record while the container runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     pub network_id: String,
     pub aliases: Vec<String>,
     /// `--ip`: asked for at every start.
     pub ipv4: Option<std::net::Ipv4Addr>,
+    /// Links on a user network (`container:alias`, as given): the alias resolves to that
+    /// container for this one only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    /// `--mac-address` on this network (`02:42:...`), instead of the one derived from the
+    /// address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// The endpoint's driver options, kept and reported as given.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
 }
 
 pub const RECORD_FILE: &str = "container.json";

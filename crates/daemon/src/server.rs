@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Kind};
 use crate::state::Daemon;
 
 pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -36,7 +36,28 @@ pub fn router(d: Arc<Daemon>) -> Router {
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::not_found(format!("page not found: {method} {}", uri.path()))
+    unserved(&method, uri.path())
+}
+
+/// The answer for a path no route serves. berthd is never part of a swarm, so the swarm
+/// endpoints answer as dockerd does on a node outside one (503, its wording), which clients
+/// rely on: docker-py's `leave_swarm(force=True)` takes that 503 as "nothing to leave".
+fn unserved(method: &Method, path: &str) -> ApiError {
+    const NOT_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+    let mut parts = path.trim_start_matches('/').split('/');
+    match (parts.next().unwrap_or(""), parts.next()) {
+        ("swarm", Some("leave")) => {
+            ApiError::new(Kind::Unavailable, "This node is not part of a swarm")
+        }
+        ("swarm", Some("init" | "join")) => ApiError::new(
+            Kind::Unavailable,
+            "berth does not run swarm mode: this node cannot init or join a swarm",
+        ),
+        ("swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs", _) => {
+            ApiError::new(Kind::Unavailable, NOT_MANAGER)
+        }
+        _ => ApiError::not_found(format!("page not found: {method} {path}")),
+    }
 }
 
 /// Strips `/vX.Y`, refuses versions out of range, records the version in the request, and

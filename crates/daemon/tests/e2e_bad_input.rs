@@ -267,3 +267,49 @@ fn malformed_bodies_and_versions() {
     // The daemon is fine afterwards.
     assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "ok"]), "ok");
 }
+
+/// berthd is never in a swarm: the swarm endpoints answer 503 as dockerd does on a node
+/// outside one (docker-py's `leave_swarm(force=True)`, run by its tests' teardown, takes that
+/// as "nothing to leave"); an unknown path stays 404.
+#[test]
+fn swarm_endpoints_answer_as_a_node_outside_a_swarm() {
+    let d = TestDaemon::start();
+    let r = d.http("POST", "/v1.43/swarm/leave?force=1", None);
+    assert_eq!(api_error(&r, 503), "This node is not part of a swarm");
+    for (method, path) in [
+        ("GET", "/swarm"),
+        ("GET", "/v1.43/services"),
+        ("GET", "/nodes"),
+        ("GET", "/tasks"),
+        ("GET", "/secrets"),
+        ("GET", "/configs"),
+        ("POST", "/swarm/update"),
+    ] {
+        let r = d.http(method, path, None);
+        let m = api_error(&r, 503);
+        assert!(
+            m.starts_with("This node is not a swarm manager."),
+            "{path}: {m}"
+        );
+    }
+    let r = d.http("POST", "/swarm/init", Some("{}"));
+    let m = api_error(&r, 503);
+    assert!(m.contains("swarm"), "{m}");
+    let r = d.http("GET", "/swarmy", None);
+    assert!(api_error(&r, 404).contains("page not found"));
+    // The CLI says what dockerd's would.
+    let o = d.docker(&["service", "ls"]);
+    assert_ne!(o.code(), 0);
+    assert!(
+        o.err().contains("This node is not a swarm manager"),
+        "{}",
+        o.err()
+    );
+    let o = d.docker(&["swarm", "leave", "--force"]);
+    assert_ne!(o.code(), 0);
+    assert!(
+        o.err().contains("This node is not part of a swarm"),
+        "{}",
+        o.err()
+    );
+}

@@ -644,3 +644,155 @@ fn bip_fixed_cidr_mtu_and_address_pools() {
         assert!(err.contains(want), "{flag}: {err}");
     }
 }
+
+/// Endpoint settings beyond addresses, as dockerd keeps them: `--link` on a user network
+/// (the alias resolves for the linking container only), a MAC address per network (the CLI's
+/// `--mac-address`, the API's endpoint `MacAddress`, and the container-wide `MacAddress` of
+/// older API versions and docker-py), driver options echoed; bad ones refused.
+#[test]
+fn endpoint_links_mac_addresses_and_driver_options() {
+    let d = TestDaemon::start_in_netns();
+    d.ok(&["network", "create", "--subnet", "10.78.0.0/24", "linknet"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "linknet",
+        "--link",
+        "upstream:bar",
+        "--mac-address",
+        "02:42:0a:4e:00:99",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    // The linked container may come later, as with dockerd.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "upstream",
+        "--network",
+        "linknet",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "bystander",
+        "--network",
+        "linknet",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let up_ip = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.linknet.IPAddress}}",
+        "upstream",
+    ]);
+    let o = d.docker(&["exec", "client", "nslookup", "bar"]);
+    assert!(out_str(&o).contains(up_ip.trim()), "{}", out_str(&o));
+    let o = d.docker(&["exec", "bystander", "nslookup", "bar"]);
+    assert!(!out_str(&o).contains(up_ip.trim()), "{}", out_str(&o));
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{json .NetworkSettings.Networks.linknet.Links}}",
+            "client"
+        ])
+        .trim(),
+        r#"["upstream:bar"]"#
+    );
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.linknet.MacAddress}}",
+            "client"
+        ])
+        .trim(),
+        "02:42:0a:4e:00:99"
+    );
+    assert_eq!(
+        d.ok(&["exec", "client", "cat", "/sys/class/net/eth0/address"])
+            .trim(),
+        "02:42:0a:4e:00:99"
+    );
+
+    // docker-py's shape: the MAC address in the config, driver options on the default bridge.
+    let r = d.http(
+        "POST",
+        "/v1.43/containers/create?name=pyish",
+        Some(r#"{"Image":"busybox","Cmd":["sleep","300"],"MacAddress":"02:42:ac:11:00:0a",
+            "HostConfig":{"NetworkMode":"bridge"},
+            "NetworkingConfig":{"EndpointsConfig":{"bridge":{"DriverOpts":{"com.docker-py.setting":"on"}}}}}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    d.ok(&["start", "pyish"]);
+    let v = d.http("GET", "/v1.43/containers/pyish/json", None).json();
+    assert_eq!(v["NetworkSettings"]["MacAddress"], "02:42:ac:11:00:0a");
+    let br = &v["NetworkSettings"]["Networks"]["bridge"];
+    assert_eq!(br["MacAddress"], "02:42:ac:11:00:0a");
+    assert_eq!(br["DriverOpts"]["com.docker-py.setting"], "on");
+    assert_eq!(
+        d.ok(&["exec", "pyish", "cat", "/sys/class/net/eth0/address"])
+            .trim(),
+        "02:42:ac:11:00:0a"
+    );
+
+    // A connect to a created container keeps its MAC address until it runs.
+    d.ok(&["create", "--name", "later", "busybox", "sleep", "300"]);
+    let r = d.http(
+        "POST",
+        "/networks/linknet/connect",
+        Some(r#"{"Container":"later","EndpointConfig":{"MacAddress":"02:42:0a:4e:00:aa"}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.linknet.MacAddress}}",
+            "later"
+        ])
+        .trim(),
+        "02:42:0a:4e:00:aa"
+    );
+
+    // Bad input: nothing is created.
+    for (body, what) in [
+        (r#""MacAddress":"02:42:zz:11:00:0a""#, "invalid MAC address"),
+        (r#""MacAddress":"01:00:5e:00:00:01""#, "multicast"),
+        (
+            r#""NetworkingConfig":{"EndpointsConfig":{"linknet":{"Links":["a:b:c"]}}},"HostConfig":{"NetworkMode":"linknet"}"#,
+            "invalid link",
+        ),
+    ] {
+        let r = d.http(
+            "POST",
+            "/containers/create?name=bad",
+            Some(&format!(r#"{{"Image":"busybox",{body}}}"#)),
+        );
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        assert!(r.text().contains(what), "{body}: {}", r.text());
+    }
+    assert_eq!(d.docker(&["inspect", "bad"]).status.code(), Some(1));
+    d.ok(&["create", "--name", "loner", "busybox"]);
+    let r = d.http(
+        "POST",
+        "/networks/linknet/connect",
+        Some(r#"{"Container":"loner","EndpointConfig":{"MacAddress":"nope"}}"#),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("invalid MAC address"), "{}", r.text());
+    let members = d.ok(&["network", "inspect", "-f", "{{json .Containers}}", "linknet"]);
+    assert!(!members.contains("loner"), "{members}");
+}

@@ -46,6 +46,9 @@ pub struct Endpoint {
     pub host_ifname: String,
     /// The interface inside the container (eth0, eth1, ...).
     pub ifname: String,
+    /// The container's links on this network (`container:alias`), resolved for it alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

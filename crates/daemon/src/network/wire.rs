@@ -103,8 +103,7 @@ pub fn plan_attachments(
         .unwrap_or_default();
     let mut out = vec![Attachment {
         network_id: primary.id.clone(),
-        aliases: Vec::new(),
-        ipv4: None,
+        ..Default::default()
     }];
     let mut keys: Vec<&String> = eps.keys().collect();
     keys.sort();
@@ -180,11 +179,56 @@ pub fn attachment_for(
             )));
         }
     }
+    let mac = match s.mac_address.as_deref().filter(|m| !m.is_empty()) {
+        None => None,
+        Some(m) => Some(mac_string(parse_mac(m)?)),
+    };
+    let mut links = Vec::new();
+    for l in s.links.iter().flatten() {
+        let (target, alias) = l.split_once(':').unwrap_or((l, l));
+        let target = target.trim_start_matches('/');
+        if target.is_empty() || alias.is_empty() || alias.contains(':') {
+            return Err(ApiError::invalid(format!(
+                "invalid link {l:?}: expected container[:alias]"
+            )));
+        }
+        links.push(format!("{target}:{alias}"));
+    }
     Ok(Attachment {
         network_id: n.id.clone(),
         aliases,
         ipv4,
+        links,
+        mac,
+        driver_opts: s
+            .driver_opts
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
     })
+}
+
+/// `aa:bb:cc:dd:ee:ff` (or with `-`), as Go's `net.ParseMAC` takes a 48-bit address; a
+/// multicast address cannot be an interface's.
+pub fn parse_mac(m: &str) -> ApiResult<[u8; 6]> {
+    let bad = || ApiError::invalid(format!("invalid MAC address {m:?}"));
+    let sep = if m.contains('-') { '-' } else { ':' };
+    let mut out = [0u8; 6];
+    let mut parts = m.split(sep);
+    for b in &mut out {
+        let p = parts.next().filter(|p| p.len() == 2).ok_or_else(bad)?;
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    if out[0] & 1 == 1 {
+        return Err(ApiError::invalid(format!(
+            "invalid MAC address {m:?}: a multicast address cannot be an interface's"
+        )));
+    }
+    Ok(out)
 }
 
 async fn ensure_bridge(d: &Daemon, n: &NetworkRecord) -> ApiResult<()> {
@@ -237,10 +281,14 @@ pub(crate) async fn attach_one(
             name: name.to_string(),
             endpoint_id: endpoint_id.clone(),
             ip,
-            mac: mac_string(link::mac_for(ip)),
+            mac: att
+                .mac
+                .clone()
+                .unwrap_or_else(|| mac_string(link::mac_for(ip))),
             aliases: att.aliases.clone(),
             host_ifname: host_ifname.clone(),
             ifname: format!("eth{index}"),
+            links: att.links.clone(),
         };
         n.endpoints.insert(owner.to_string(), ep.clone());
         Ok(ep)
@@ -257,7 +305,7 @@ pub(crate) async fn attach_one(
         address: Ipv4Net::new(ep.ip, pool.subnet.prefix_len())
             .map_err(|e| ApiError::internal(format!("address {}: {e}", ep.ip)))?,
         gateway: (want_gateway && !n.internal).then_some(pool.gateway),
-        mac: link::mac_for(ep.ip),
+        mac: parse_mac(&ep.mac)?,
         mtu: n.mtu,
     };
     link::attach(&cfg)
@@ -832,6 +880,22 @@ impl Resolve for Resolver {
                     out.push(ep.ip);
                 }
             }
+            // This container's links on the network: the alias names the linked container
+            // for it alone.
+            let links = n.endpoints.get(&self.cid).map(|e| e.links.as_slice());
+            for (target, alias) in links
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|l| l.split_once(':'))
+            {
+                if !hit(alias) {
+                    continue;
+                }
+                let linked = n.endpoints.values().find(|ep| {
+                    ep.name == target || (target.len() >= 12 && ep.container_id.starts_with(target))
+                });
+                out.extend(linked.map(|ep| ep.ip));
+            }
         }
         out.dedup();
         (!out.is_empty()).then_some(out)
@@ -885,6 +949,7 @@ mod tests {
                             aliases: aliases.iter().map(|s| s.to_string()).collect(),
                             host_ifname: String::new(),
                             ifname: "eth0".into(),
+                            links: Vec::new(),
                         },
                     )
                 })
@@ -934,5 +999,60 @@ mod tests {
             Some("web.app")
         );
         assert_eq!(r.reverse("10.1.0.2".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn links_resolve_for_the_linking_container_only() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let mut n = net(
+            "app",
+            &[
+                (&a, "upstream", [10, 0, 0, 2], &[]),
+                (&b, "client", [10, 0, 0, 3], &[]),
+            ],
+        );
+        if let Some(ep) = n.endpoints.get_mut(&b) {
+            ep.links = vec!["upstream:bar".into(), "gone:nowhere".into()];
+        }
+        let table = Arc::new(Mutex::new(BTreeMap::from([(n.id.clone(), n)])));
+        let client = Resolver {
+            table: table.clone(),
+            cid: b.clone(),
+        };
+        let ip = |s: &str| Some(vec![s.parse::<Ipv4Addr>().unwrap()]);
+        assert_eq!(client.lookup("bar"), ip("10.0.0.2"));
+        assert_eq!(client.lookup("bar.app"), ip("10.0.0.2"));
+        // A link to a container not on the network answers nothing.
+        assert_eq!(client.lookup("nowhere"), None);
+        // The alias is the linking container's alone.
+        let upstream = Resolver { table, cid: a };
+        assert_eq!(upstream.lookup("bar"), None);
+    }
+
+    #[test]
+    fn mac_addresses_parse_as_go_does() {
+        assert_eq!(
+            parse_mac("02:42:ac:11:00:0a").unwrap(),
+            [0x02, 0x42, 0xac, 0x11, 0x00, 0x0a]
+        );
+        assert_eq!(
+            parse_mac("02-42-AC-11-00-0B").unwrap(),
+            [0x02, 0x42, 0xac, 0x11, 0x00, 0x0b]
+        );
+        for bad in [
+            "",
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:0a:01",
+            "zz:42:ac:11:00:0a",
+            "2:42:ac:11:00:0a",
+        ] {
+            let e = parse_mac(bad).unwrap_err();
+            assert!(e.message.contains("invalid MAC address"), "{bad}: {e}");
+        }
+        assert!(parse_mac("01:00:5e:00:00:01")
+            .unwrap_err()
+            .message
+            .contains("multicast"));
     }
 }

@@ -287,17 +287,55 @@ pub fn inspect_of(d: &Daemon, rec: &ContainerRecord, size: bool) -> ContainerIns
     }
 }
 
+/// The create body, with the container-wide `MacAddress` that API versions before 1.44 (and
+/// docker-py) send in the config rather than in the endpoint settings.
+#[derive(serde::Deserialize)]
+struct CreateRequest {
+    #[serde(flatten)]
+    body: ContainerCreateBody,
+    #[serde(rename = "MacAddress", default)]
+    mac_address: Option<String>,
+}
+
 async fn create(
     State(d): State<Arc<Daemon>>,
     q: Params,
-    JsonBody(body): JsonBody<ContainerCreateBody>,
+    JsonBody(req): JsonBody<CreateRequest>,
 ) -> ApiResult<Response> {
     let name = q.get("name").filter(|s| !s.is_empty()).map(str::to_string);
+    let mut body = req.body;
+    if let Some(mac) = req.mac_address.filter(|m| !m.is_empty()) {
+        primary_endpoint_mac(&mut body, mac);
+    }
     let (id, warnings) = lifecycle::create(&d, name, body).await?;
     Ok(json_status(
         StatusCode::CREATED,
         &ContainerCreateResponse { id, warnings },
     ))
+}
+
+/// Moves a container-wide MAC address to the endpoint settings of the primary network (where
+/// API 1.44+ clients put it), unless those name one already; host, none and container: modes
+/// have no endpoint of their own to give it to.
+fn primary_endpoint_mac(body: &mut ContainerCreateBody, mac: String) {
+    let mode = body
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.clone())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "default".into());
+    if matches!(mode.as_str(), "host" | "none") || mode.starts_with("container:") {
+        return;
+    }
+    let eps = body
+        .networking_config
+        .get_or_insert_with(Default::default)
+        .endpoints_config
+        .get_or_insert_with(Default::default);
+    let ep = eps.entry(mode).or_default();
+    if ep.mac_address.as_deref().is_none_or(str::is_empty) {
+        ep.mac_address = Some(mac);
+    }
 }
 
 pub const LIST_FILTERS: &[&str] = &[

@@ -32,7 +32,8 @@ pub fn router() -> Router<Arc<Daemon>> {
 fn ipam_of(n: &NetworkRecord) -> Ipam {
     Ipam {
         driver: Some("default".into()),
-        options: Some(HashMap::new()),
+        // dockerd reports no IPAM driver options as null (docker-py's tests check it).
+        options: None,
         config: Some(
             n.pool
                 .iter()
@@ -379,8 +380,14 @@ pub fn endpoint_settings(
                     ipv4_address: Some(ip.to_string()),
                     ..Default::default()
                 }),
-                links: None,
-                mac_address: Some(ep.map(|e| e.mac.clone()).unwrap_or_default()),
+                links: (!a.links.is_empty()).then(|| a.links.clone()),
+                mac_address: Some(
+                    ep.map(|e| e.mac.clone())
+                        .or_else(|| a.mac.clone())
+                        .unwrap_or_default(),
+                ),
+                driver_opts: (!a.driver_opts.is_empty())
+                    .then(|| a.driver_opts.clone().into_iter().collect()),
                 aliases: (!a.aliases.is_empty()).then(|| a.aliases.clone()),
                 network_id: Some(n.id.clone()),
                 endpoint_id: Some(ep.map(|e| e.endpoint_id.clone()).unwrap_or_default()),
