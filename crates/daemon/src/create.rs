@@ -766,6 +766,14 @@ pub async fn create(
         Some(n) => n.trim_start_matches('/').to_string(),
         None => generate_name(d),
     };
+    let mut hc = hc;
+    let mode = hc.network_mode.clone().unwrap_or_default();
+    if matches!(mode.as_str(), "" | "default" | "bridge" | "host") || mode.starts_with("container:")
+    {
+        let links = hc.links.clone().unwrap_or_default();
+        let links = crate::network::links::normalize(d, &name, &mode, &links)?;
+        hc.links = (!links.is_empty()).then_some(links);
+    }
     {
         let mut r = d
             .reserved_names

@@ -152,7 +152,12 @@ fn prepare_bundle(d: &Daemon, rec: &ContainerRecord) -> ApiResult<std::path::Pat
             cgroup_parent: d.config.cgroup_parent.as_deref(),
             default_ulimits: &d.config.default_ulimits,
         };
-        let spec = crate::spec::build(rec, &inputs)?;
+        let linked = crate::network::links::resolve(d, rec)?;
+        let spec = if linked.is_empty() {
+            crate::spec::build(rec, &inputs)?
+        } else {
+            crate::spec::build(&crate::network::links::with_env(rec, &linked), &inputs)?
+        };
         let bytes = serde_json::to_vec(&spec)
             .map_err(|e| ApiError::internal(format!("encode config.json: {e}")))?;
         std::fs::write(bundle.join("config.json"), bytes)

@@ -748,6 +748,16 @@ fn endpoint_links_mac_addresses_and_driver_options() {
         "02:42:ac:11:00:0a"
     );
 
+    // Unset endpoint fields are there as null, as dockerd writes them.
+    let v = d.http("GET", "/containers/client/json", None).json();
+    let ep = v["NetworkSettings"]["Networks"]["linknet"]
+        .as_object()
+        .unwrap()
+        .clone();
+    for k in ["IPAMConfig", "Aliases", "DriverOpts"] {
+        assert_eq!(ep.get(k), Some(&serde_json::Value::Null), "{k}: {ep:?}");
+    }
+
     // A connect to a created container keeps its MAC address until it runs.
     d.ok(&["create", "--name", "later", "busybox", "sleep", "300"]);
     let r = d.http(
@@ -793,6 +803,120 @@ fn endpoint_links_mac_addresses_and_driver_options() {
     );
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("invalid MAC address"), "{}", r.text());
-    let members = d.ok(&["network", "inspect", "-f", "{{json .Containers}}", "linknet"]);
+    let members = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{json .Containers}}",
+        "linknet",
+    ]);
     assert!(!members.contains("loner"), "{members}");
+}
+
+/// Legacy links on the default bridge (`--link child:alias`), as dockerd: hosts entries and
+/// `ALIAS_*` variables for a running child, `/child:/parent/alias` in inspect, `rm --link`;
+/// a missing or stopped child and host mode refused.
+#[test]
+fn legacy_links_on_the_default_bridge() {
+    let d = TestDaemon::start_in_netns();
+    httpd(&d, "db", &["-e", "FOO=1", "--expose", "80"]);
+    let db_ip = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.bridge.IPAddress}}",
+        "db",
+    ]);
+    let db_ip = db_ip.trim();
+    d.ok(&[
+        "run", "-d", "--name", "web", "--link", "db:store", "busybox", "sleep", "300",
+    ]);
+    let env = d.ok(&["exec", "web", "env"]);
+    for want in [
+        "STORE_NAME=/web/store".to_string(),
+        "STORE_ENV_FOO=1".to_string(),
+        format!("STORE_PORT=tcp://{db_ip}:80"),
+        format!("STORE_PORT_80_TCP_ADDR={db_ip}"),
+        "STORE_PORT_80_TCP_PORT=80".to_string(),
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} in {env}");
+    }
+    assert!(!env.contains("STORE_ENV_PATH"), "{env}");
+    let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.starts_with(db_ip) && l.split_whitespace().any(|w| w == "store")),
+        "{hosts}"
+    );
+    let o = d.docker(&[
+        "exec",
+        "web",
+        "timeout",
+        "5",
+        "wget",
+        "-qO-",
+        "http://store/",
+    ]);
+    assert!(
+        out_str(&o).starts_with("hello-from-"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "web"])
+            .trim(),
+        r#"["/db:/web/store"]"#
+    );
+    // rm --link: the parent forgets it, both containers stay.
+    d.ok(&["rm", "--link", "web/store"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "web"])
+            .trim(),
+        "null"
+    );
+    assert_eq!(d.ok(&["ps", "-q"]).lines().count(), 2);
+    let o = d.docker(&["rm", "--link", "web"]);
+    assert!(
+        out_str_err(&o).contains("cannot remove the default link name"),
+        "{}",
+        out_str_err(&o)
+    );
+
+    // Bad input.
+    let o = d.docker(&["create", "--link", "nosuch:x", "busybox"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        out_str_err(&o).contains("could not get container for nosuch"),
+        "{}",
+        out_str_err(&o)
+    );
+    let o = d.docker(&["create", "--network", "host", "--link", "db:x", "busybox"]);
+    assert!(
+        out_str_err(&o).contains("conflicting options"),
+        "{}",
+        out_str_err(&o)
+    );
+    d.ok(&["create", "--name", "sleeper", "busybox", "sleep", "300"]);
+    d.ok(&[
+        "create",
+        "--name",
+        "needy",
+        "--link",
+        "sleeper:s",
+        "busybox",
+        "true",
+    ]);
+    let o = d.docker(&["start", "needy"]);
+    assert!(
+        out_str_err(&o).contains("Cannot link to a non running container: /sleeper AS /needy/s"),
+        "{}",
+        out_str_err(&o)
+    );
+    // The refused start left nothing wired.
+    let members = d.ok(&["network", "inspect", "-f", "{{len .Containers}}", "bridge"]);
+    assert_eq!(members.trim(), "2");
+}
+
+fn out_str_err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
 }

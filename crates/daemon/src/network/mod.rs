@@ -3,10 +3,12 @@
 //! file per network under `<data-root>/network/`, and the operations the API and the container
 //! lifecycle call. The kernel work is berth-network's; this module decides what to ask of it.
 //!
+//! - [`links`]: legacy links on the default bridge (hosts entries, `ALIAS_*` variables).
 //! - [`ports`]: published-port specs (`-p`, `-P`) parsed and validated into a plan.
 //! - [`wire`]: a container's start/stop path (netns, veths, reservations, firewall, DNS, etc
 //!   files) and the sweep/restore at daemon start.
 
+pub mod links;
 pub mod ports;
 pub mod wire;
 

@@ -497,6 +497,7 @@ fn write_etc(
             extra.push((name.to_string(), ip));
         }
     }
+    extra.extend(super::links::hosts(&super::links::resolve(d, rec)?));
     let hosts = etc::hosts(&own, &extra);
     let dir = d.container_dir(&rec.id);
     for (f, body) in [("hosts", hosts), ("resolv.conf", resolv_conf(d, rec))] {

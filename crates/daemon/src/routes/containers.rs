@@ -44,6 +44,7 @@ pub fn router() -> Router<Arc<Daemon>> {
         .route("/containers/{id}/pause", post(pause))
         .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}", delete(remove))
+        .route("/containers/{id}/{alias}", delete(remove_link))
 }
 
 /// Docker's `units.HumanDuration`.
@@ -447,13 +448,14 @@ async fn inspect(
     let c = d.find(&id)?;
     let rec = c.snapshot();
     let out = inspect_of(&d, &rec, q.bool("size"));
+    let mut val = serde_json::to_value(&out)
+        .map_err(|e| ApiError::internal(format!("encode inspect: {e}")))?;
+    endpoint_nulls(&mut val);
     if v.0 >= berth_api::version::ApiVersion(1, 52) {
-        return Ok(json(&out));
+        return Ok(json(&val));
     }
     // Before API 1.52 NetworkSettings also carried the default bridge's endpoint at its top
     // level (`{{.NetworkSettings.IPAddress}}` in scripts); the models no longer have the fields.
-    let mut val = serde_json::to_value(&out)
-        .map_err(|e| ApiError::internal(format!("encode inspect: {e}")))?;
     if let Some(ns) = val
         .get_mut("NetworkSettings")
         .and_then(|n| n.as_object_mut())
@@ -491,6 +493,23 @@ async fn inspect(
         ns.insert("IPv6Gateway".into(), serde_json::json!(""));
     }
     Ok(json(&val))
+}
+
+/// dockerd writes every field of an endpoint's settings, unset lists and maps as null, and
+/// clients index them without a default (docker-py's tests read `['Aliases']`,
+/// `['IPAMConfig']`); the models skip unset fields.
+fn endpoint_nulls(val: &mut serde_json::Value) {
+    const NULLABLE: &[&str] = &["IPAMConfig", "Links", "Aliases", "DriverOpts", "DNSNames"];
+    let networks = val
+        .pointer_mut("/NetworkSettings/Networks")
+        .and_then(|n| n.as_object_mut());
+    for ep in networks.into_iter().flat_map(|n| n.values_mut()) {
+        if let Some(ep) = ep.as_object_mut() {
+            for k in NULLABLE {
+                ep.entry(*k).or_insert(serde_json::Value::Null);
+            }
+        }
+    }
 }
 
 async fn start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult<Response> {
@@ -665,8 +684,50 @@ async fn remove(
     Path(id): Path<String>,
     q: Params,
 ) -> ApiResult<Response> {
+    if q.bool("link") {
+        return unlink(&d, &id);
+    }
     let c = d.find(&id)?;
     lifecycle::remove(&d, &c, q.bool("force"), q.bool("v")).await?;
+    Ok(no_content())
+}
+
+/// `DELETE /containers/parent/alias?link=1` (`docker rm --link`): the parent forgets the link;
+/// both containers stay.
+async fn remove_link(
+    State(d): State<Arc<Daemon>>,
+    Path((id, alias)): Path<(String, String)>,
+    q: Params,
+) -> ApiResult<Response> {
+    if !q.bool("link") {
+        return Err(ApiError::not_found(format!(
+            "No such container: {id}/{alias}"
+        )));
+    }
+    unlink(&d, &format!("{id}/{alias}"))
+}
+
+fn unlink(d: &Daemon, name: &str) -> ApiResult<Response> {
+    let Some((parent, alias)) = name.trim_start_matches('/').split_once('/') else {
+        return Err(ApiError::conflict(
+            "Conflict, cannot remove the default link name of the container",
+        ));
+    };
+    let c = d.find(parent).map_err(|_| {
+        ApiError::not_found(format!("Cannot get parent /{parent} for link name /{name}"))
+    })?;
+    let links = c.snapshot().host_config.links.unwrap_or_default();
+    let keep: Vec<String> = links
+        .iter()
+        .filter(|l| crate::network::links::parse(l).map_or(true, |p| p.alias != alias))
+        .cloned()
+        .collect();
+    if keep.len() == links.len() {
+        return Err(ApiError::not_found(format!(
+            "No such link: /{parent}/{alias}"
+        )));
+    }
+    c.update(|r| r.host_config.links = (!keep.is_empty()).then_some(keep))?;
     Ok(no_content())
 }
 
