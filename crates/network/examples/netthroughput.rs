@@ -29,6 +29,8 @@ fn container(dir: &Path, name: &str, ip: &str) -> PathBuf {
         netns: path.clone(),
         address,
         gateway: Some("10.90.0.1".parse().unwrap()),
+        address6: None,
+        gateway6: None,
         mac: link::mac_for(address.addr()),
         mtu: 1500,
     })
@@ -102,6 +104,7 @@ fn main() {
     link::ensure_bridge_sync(&BridgeConfig {
         name: "berth0".into(),
         address: "10.90.0.1/24".parse().unwrap(),
+        address6: None,
         mtu: 1500,
     })
     .unwrap();

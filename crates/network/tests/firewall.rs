@@ -18,6 +18,7 @@ fn bridge(name: &str, gw: &str) {
     link::ensure_bridge_sync(&BridgeConfig {
         name: name.into(),
         address: gw.parse().unwrap(),
+        address6: None,
         mtu: 1500,
     })
     .unwrap();
@@ -34,6 +35,8 @@ fn container(bridge: &str, host_if: &str, ip: &str, gw: &str) -> Ns {
         netns: ns.path.clone(),
         address,
         gateway: Some(gw.parse().unwrap()),
+        address6: None,
+        gateway6: None,
         mac: link::mac_for(address.addr()),
         mtu: 1500,
     })
