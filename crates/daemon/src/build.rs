@@ -239,6 +239,7 @@ async fn join_network(
             network_id: n.id.clone(),
             aliases: Vec::new(),
             ipv4: None,
+            ipv6: None,
         };
         let (n, ep) = wire::attach_one(d, id, hostname, &att, 0, &ns, true).await?;
         wire::emit(d, &n, id, "connect");

@@ -117,6 +117,7 @@ fn main() {
             networks: vec![NetworkRules {
                 bridge: "berth0".into(),
                 subnet: "10.90.0.0/24".parse().unwrap(),
+                subnet6: None,
                 internal: false,
                 masquerade: true,
                 icc: true,

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::{NetError, Result};
 
@@ -13,6 +13,8 @@ use crate::{NetError, Result};
 pub struct NetworkRules {
     pub bridge: String,
     pub subnet: Ipv4Net,
+    /// The IPv6 subnet, on IPv6 networks.
+    pub subnet6: Option<Ipv6Net>,
     /// No traffic in or out of the subnet except among its members.
     pub internal: bool,
     /// Masquerade traffic leaving the subnet (Docker's `enable_ip_masquerade`, default true).
@@ -292,6 +294,7 @@ mod tests {
         NetworkRules {
             bridge: bridge.into(),
             subnet: subnet.parse().unwrap(),
+            subnet6: None,
             internal: false,
             masquerade: true,
             icc: true,

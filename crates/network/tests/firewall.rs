@@ -157,6 +157,7 @@ fn published_ports_nat_isolation_and_internal_networks_with_real_traffic() {
         let internal = NetworkRules {
             bridge: "br-int".into(),
             subnet: "10.81.0.0/24".parse().unwrap(),
+            subnet6: None,
             internal: true,
             masquerade: true,
             icc: true,
@@ -166,6 +167,7 @@ fn published_ports_nat_isolation_and_internal_networks_with_real_traffic() {
                 NetworkRules {
                     bridge: "berth0".into(),
                     subnet: "10.80.0.0/24".parse().unwrap(),
+                    subnet6: None,
                     internal: false,
                     masquerade: true,
                     icc: true,
@@ -173,6 +175,7 @@ fn published_ports_nat_isolation_and_internal_networks_with_real_traffic() {
                 NetworkRules {
                     bridge: "br-a".into(),
                     subnet: "10.83.0.0/24".parse().unwrap(),
+                    subnet6: None,
                     internal: false,
                     ..internal.clone()
                 },
@@ -255,6 +258,7 @@ fn icc_false_blocks_containers_of_one_bridge_but_not_the_host() {
             networks: vec![NetworkRules {
                 bridge: "br-q".into(),
                 subnet: "10.84.0.0/24".parse().unwrap(),
+                subnet6: None,
                 internal: false,
                 masquerade: true,
                 icc: false,

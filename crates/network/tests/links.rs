@@ -324,6 +324,7 @@ fn a_container_on_two_networks_leaves_nothing_behind() {
                 .map(|((br, _), p)| NetworkRules {
                     bridge: br.to_string(),
                     subnet: p.subnet,
+                    subnet6: None,
                     internal: false,
                     masquerade: true,
                     icc: true,

@@ -5,7 +5,7 @@
 //! daemon starts ([`restore`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -105,6 +105,7 @@ pub fn plan_attachments(
         network_id: primary.id.clone(),
         aliases: Vec::new(),
         ipv4: None,
+        ipv6: None,
     }];
     let mut keys: Vec<&String> = eps.keys().collect();
     keys.sort();
@@ -155,8 +156,20 @@ pub fn attachment_for(
                 .map_err(|_| ApiError::invalid(format!("invalid IPv4 address: {ip}")))?,
         ),
     };
+    let ipv6 = match s
+        .ipam_config
+        .as_ref()
+        .and_then(|c| c.ipv6_address.as_deref())
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(ip) => Some(
+            ip.parse::<Ipv6Addr>()
+                .map_err(|_| ApiError::invalid(format!("invalid IPv6 address: {ip}")))?,
+        ),
+    };
     if n.is_default_bridge() {
-        if ipv4.is_some() {
+        if ipv4.is_some() || ipv6.is_some() {
             return Err(ApiError::invalid(
                 "user specified IP address is supported on user defined networks only",
             ));
@@ -180,10 +193,26 @@ pub fn attachment_for(
             )));
         }
     }
+    if let Some(ip) = ipv6 {
+        // dockerd: a static address needs a configured subnet of its family; with an IPv6
+        // configuration but without EnableIPv6 it is kept (and shown) but not assigned.
+        let Some(v6) = n.ipam6.as_ref() else {
+            return Err(ApiError::invalid(
+                "user specified IP address is supported only when connecting to networks with user configured subnets",
+            ));
+        };
+        if !v6.subnet.contains(&ip) {
+            return Err(ApiError::invalid(format!(
+                "invalid IPv6 address {ip}: it is not in the subnet of network {}",
+                n.name
+            )));
+        }
+    }
     Ok(Attachment {
         network_id: n.id.clone(),
         aliases,
         ipv4,
+        ipv6,
     })
 }
 
@@ -203,6 +232,9 @@ async fn ensure_bridge(d: &Daemon, n: &NetworkRecord) -> ApiResult<()> {
     link::ensure_bridge(&cfg)
         .await
         .map_err(|e| net_err(&format!("create bridge {}", n.bridge), e))?;
+    if cfg.address6.is_some() {
+        link::enable_ipv6_forwarding().map_err(|e| net_err(&format!("network {}", n.name), e))?;
+    }
     if let Ok(mut b) = d.networks.bridges_up.lock() {
         b.insert(n.bridge.clone());
     }
@@ -232,11 +264,18 @@ pub(crate) async fn attach_one(
         let ip = pool
             .allocate(owner, att.ipv4)
             .map_err(|e| net_err(&format!("allocate address on network {}", n.name), e))?;
+        let ip6 = match n.pool6.as_mut().filter(|_| n.enable_ipv6) {
+            Some(p6) => Some(p6.allocate(owner, att.ipv6).map_err(|e| {
+                net_err(&format!("allocate IPv6 address on network {}", n.name), e)
+            })?),
+            None => None,
+        };
         let ep = Endpoint {
             container_id: owner.to_string(),
             name: name.to_string(),
             endpoint_id: endpoint_id.clone(),
             ip,
+            ip6,
             mac: mac_string(link::mac_for(ip)),
             aliases: att.aliases.clone(),
             host_ifname: host_ifname.clone(),
@@ -257,6 +296,14 @@ pub(crate) async fn attach_one(
         address: Ipv4Net::new(ep.ip, pool.subnet.prefix_len())
             .map_err(|e| ApiError::internal(format!("address {}: {e}", ep.ip)))?,
         gateway: (want_gateway && !n.internal).then_some(pool.gateway),
+        address6: ep
+            .ip6
+            .and_then(|ip| n.pool6.as_ref().map(|p| p.with_prefix(ip))),
+        gateway6: n
+            .pool6
+            .as_ref()
+            .filter(|_| want_gateway && !n.internal && ep.ip6.is_some())
+            .map(|p| p.gateway),
         mac: link::mac_for(ep.ip),
         mtu: n.mtu,
     };
@@ -424,10 +471,12 @@ fn write_etc(
         .clone()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| crate::util::short(&rec.id).to_string());
+    // As dockerd: the hostname for the first network's addresses, IPv6 too.
     let own: Vec<(IpAddr, Vec<String>)> = eps
         .iter()
         .take(1)
-        .map(|(_, ep)| (IpAddr::V4(ep.ip), vec![hostname.clone()]))
+        .flat_map(|(_, ep)| std::iter::once(IpAddr::V4(ep.ip)).chain(ep.ip6.map(IpAddr::V6)))
+        .map(|ip| (ip, vec![hostname.clone()]))
         .collect();
     let gateway = eps
         .first()
@@ -512,10 +561,7 @@ pub(crate) async fn release(d: &Daemon, id: &str) {
     let id = id.to_string();
     let mut links = Vec::new();
     for n in d.networks.all() {
-        let owns_lease = n
-            .pool
-            .as_ref()
-            .is_some_and(|p| p.leases.values().any(|o| *o == id));
+        let owns_lease = n.owns_lease(&id);
         if !n.endpoints.contains_key(&id) && !owns_lease {
             continue;
         }
@@ -525,9 +571,7 @@ pub(crate) async fn release(d: &Daemon, id: &str) {
         }
         let r = d.networks.modify(&n.id, false, |n| {
             n.endpoints.remove(&id);
-            if let Some(p) = n.pool.as_mut() {
-                p.leases.retain(|_, o| *o != id);
-            }
+            n.retain_leases(|o| o != id);
             Ok(())
         });
         if let Err(e) = r {
@@ -635,9 +679,7 @@ async fn detach_live(d: &Daemon, cid: &str, net_id: &str) {
         if let Some(ep) = n.endpoints.remove(cid) {
             link_name = Some(ep.host_ifname);
         }
-        if let Some(p) = n.pool.as_mut() {
-            p.leases.retain(|_, o| o != cid);
-        }
+        n.retain_leases(|o| o != cid);
         Ok(())
     });
     if let Some(l) = link_name {
@@ -720,13 +762,14 @@ pub async fn restore(d: &Arc<Daemon>) {
         let stale_lease = n
             .pool
             .as_ref()
-            .is_some_and(|p| p.leases.values().any(|o| !running.contains_key(o)));
+            .is_some_and(|p| p.leases.values().any(|o| !running.contains_key(o)))
+            || n.pool6
+                .as_ref()
+                .is_some_and(|p| p.leases.values().any(|o| !running.contains_key(o)));
         if stale_ep || stale_lease {
             let _ = d.networks.modify(&n.id, true, |n| {
                 n.endpoints.retain(|k, _| running.contains_key(k));
-                if let Some(p) = n.pool.as_mut() {
-                    p.leases.retain(|_, o| running.contains_key(o));
-                }
+                n.retain_leases(|o| running.contains_key(o));
                 Ok(())
             });
         }
@@ -871,6 +914,9 @@ mod tests {
             icc: true,
             masquerade: true,
             host_binding: None,
+            enable_ipv6: false,
+            ipam6: None,
+            pool6: None,
             endpoints: eps
                 .iter()
                 .map(|(cid, cname, ip, aliases)| {
@@ -881,6 +927,7 @@ mod tests {
                             name: cname.to_string(),
                             endpoint_id: String::new(),
                             ip: Ipv4Addr::from(*ip),
+                            ip6: None,
                             mac: String::new(),
                             aliases: aliases.iter().map(|s| s.to_string()).collect(),
                             host_ifname: String::new(),
