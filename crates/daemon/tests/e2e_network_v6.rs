@@ -136,6 +136,9 @@ fn dual_stack_network_addresses_routes_inspect_and_cleanup() {
     assert!(body.starts_with("hello-from-"), "{body}");
     // The host side (berthd's namespace) reaches it through the bridge's gateway address.
     assert!(host_get(&d, &url).starts_with("hello-from-"));
+    // The embedded DNS answers AAAA with it (busybox nslookup asks for the type given).
+    let ns = run_on(&d, "n6", &["nslookup", "-type=AAAA", "a", "127.0.0.11"]);
+    assert!(ns.contains(&a6), "{ns}");
     // /etc/hosts names the container's IPv6 address too.
     let hosts = d.ok(&["exec", "a", "cat", "/etc/hosts"]);
     assert!(hosts.contains(&a6), "{hosts}");
@@ -203,8 +206,40 @@ fn dual_stack_network_addresses_routes_inspect_and_cleanup() {
     ]);
     assert!(err_str(&o).contains("not in the subnet"), "{}", err_str(&o));
 
-    // After rm: no address, lease, link or route left.
-    d.ok(&["rm", "-f", "a", "s", "dup"]);
+    // A published port: DNAT in the ip6 table for the host's IPv6 addresses (the bridge's
+    // here), the userland proxy for [::1].
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "p",
+        "--network",
+        "n6",
+        "-p",
+        "8086:80",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let p6 = fmt(
+        &d,
+        "{{.NetworkSettings.Networks.n6.GlobalIPv6Address}}",
+        "p",
+    );
+    let nft = out_str(&d.host(&["nft", "list", "table", "ip6", "berth"]));
+    assert!(
+        nft.contains(&format!("tcp dport 8086 dnat to [{p6}]:80")),
+        "{nft}"
+    );
+    assert!(nft.contains("ip6 saddr fd00:b0::/64 masquerade"), "{nft}");
+    assert!(host_get(&d, "http://[fd00:b0::1]:8086/").starts_with("hello-from-"));
+    assert!(host_get(&d, "http://[::1]:8086/").starts_with("hello-from-"));
+
+    // After rm: no address, lease, link, route or DNAT rule left.
+    d.ok(&["rm", "-f", "a", "s", "dup", "p"]);
+    let nft = out_str(&d.host(&["nft", "list", "table", "ip6", "berth"]));
+    assert!(!nft.contains("8086"), "{nft}");
     let rec = record(&d, "n6");
     assert_eq!(rec["pool6"]["leases"], serde_json::json!({}), "{rec}");
     assert_eq!(rec["endpoints"], serde_json::json!({}), "{rec}");
@@ -221,6 +256,76 @@ fn dual_stack_network_addresses_routes_inspect_and_cleanup() {
     d.ok(&["network", "rm", "n6"]);
     let links = out_str(&d.host(&["ip", "-o", "link", "show"]));
     assert!(!links.contains(&br), "{links}");
+    // Without IPv6 networks the ip6 table is gone.
+    let o = d.host(&["nft", "list", "table", "ip6", "berth"]);
+    assert!(!o.status.success(), "{}", out_str(&o));
+}
+
+#[test]
+fn ipv6_leases_survive_a_daemon_restart() {
+    let mut d = TestDaemon::start_in_netns();
+    d.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:d0::/64",
+        "r6",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keep",
+        "--network",
+        "r6",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "gone",
+        "--network",
+        "r6",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let keep6 = fmt(
+        &d,
+        "{{.NetworkSettings.Networks.r6.GlobalIPv6Address}}",
+        "keep",
+    );
+    d.terminate();
+    d.spawn();
+    d.ok(&["rm", "-f", "gone"]);
+    // keep's address is still leased: a new container gets another one.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "new",
+        "--network",
+        "r6",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let new6 = fmt(
+        &d,
+        "{{.NetworkSettings.Networks.r6.GlobalIPv6Address}}",
+        "new",
+    );
+    assert_ne!(new6, keep6);
+    let rec = record(&d, "r6");
+    let leases = rec["pool6"]["leases"].as_object().unwrap().clone();
+    assert_eq!(leases.len(), 2, "{rec}");
+    assert!(leases.contains_key(&keep6), "{rec}");
+    let addr = d.ok(&["exec", "keep", "ip", "-6", "addr", "show", "eth0"]);
+    assert!(addr.contains(&keep6), "{addr}");
 }
 
 #[test]

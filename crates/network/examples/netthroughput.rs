@@ -127,6 +127,7 @@ fn main() {
                 host_ip: None,
                 host_port: 18080,
                 container_ip: "10.90.0.3".parse().unwrap(),
+                container_ip6: None,
                 container_port: 5001,
                 bridge: "berth0".into(),
             }],

@@ -6,7 +6,7 @@
 //! read, every read is bounds-checked, and anything malformed gets FORMERR (or is dropped when
 //! not even the id can be read) — it must never panic on what a container sends.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,11 @@ pub trait Resolve: Send + Sync + 'static {
     /// A/AAAA lookup of a container name, alias or id prefix on the container's networks
     /// (case-insensitive, without the trailing dot). None = not ours: forward upstream.
     fn lookup(&self, name: &str) -> Option<Vec<Ipv4Addr>>;
+    /// The IPv6 addresses of a name [`Resolve::lookup`] knows (AAAA); empty when it has only
+    /// IPv4 ones, which makes an empty NOERROR answer, not NXDOMAIN.
+    fn lookup6(&self, _name: &str) -> Vec<Ipv6Addr> {
+        Vec::new()
+    }
     /// PTR lookup of an address on the container's networks.
     fn reverse(&self, ip: Ipv4Addr) -> Option<String>;
 }
@@ -445,22 +450,34 @@ pub mod wire {
                 let Some(ips) = resolver.lookup(&q.name) else {
                     return Action::Forward;
                 };
-                // A known name: A records for A, and an empty NOERROR for anything else (AAAA
-                // included: containers have no IPv6 address to give).
-                let ips = if qtype == TYPE_A { ips } else { Vec::new() };
+                // A known name: A records for A, AAAA records for AAAA (its IPv6 addresses
+                // on IPv6 networks, none otherwise), and an empty NOERROR for anything else.
+                let (rtype, rdatas): (u16, Vec<Vec<u8>>) = match qtype {
+                    TYPE_A => (TYPE_A, ips.iter().map(|ip| ip.octets().to_vec()).collect()),
+                    TYPE_AAAA => (
+                        TYPE_AAAA,
+                        resolver
+                            .lookup6(&q.name)
+                            .iter()
+                            .map(|ip| ip.octets().to_vec())
+                            .collect(),
+                    ),
+                    _ => (qtype, Vec::new()),
+                };
+                let per_record = 12 + if rtype == TYPE_AAAA { 16 } else { 4 };
                 let room = if udp { UDP_MAX } else { 65535 };
-                let fit = room.saturating_sub(HEADER + qsection.len()) / 16;
-                let truncated = ips.len() > fit;
-                let ips = &ips[..ips.len().min(fit)];
-                let Ok(an) = u16::try_from(ips.len()) else {
+                let fit = room.saturating_sub(HEADER + qsection.len()) / per_record;
+                let truncated = rdatas.len() > fit;
+                let rdatas = &rdatas[..rdatas.len().min(fit)];
+                let Ok(an) = u16::try_from(rdatas.len()) else {
                     return Action::Drop;
                 };
                 let Some(mut out) = header(query, 0, 1, an, truncated) else {
                     return Action::Drop;
                 };
                 out.extend_from_slice(qsection);
-                for ip in ips {
-                    push_record(&mut out, TYPE_A, &ip.octets());
+                for rdata in rdatas {
+                    push_record(&mut out, rtype, rdata);
                 }
                 Action::Reply(out)
             }
@@ -498,6 +515,56 @@ mod tests {
         fn reverse(&self, ip: Ipv4Addr) -> Option<String> {
             (ip == Ipv4Addr::new(172, 18, 0, 5)).then(|| "web.mynet".to_string())
         }
+    }
+
+    /// A resolver with a dual-stack name.
+    struct Fake6;
+
+    impl Resolve for Fake6 {
+        fn lookup(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
+            match name {
+                "web6" | "many6" => Some(vec![Ipv4Addr::new(172, 18, 0, 6)]),
+                _ => Fake.lookup(name),
+            }
+        }
+        fn lookup6(&self, name: &str) -> Vec<Ipv6Addr> {
+            match name {
+                "web6" => vec!["fd00:b0::6".parse().unwrap()],
+                "many6" => (0..100u16)
+                    .map(|i| Ipv6Addr::new(0xfd00, 0xb0, 0, 0, 0, 0, 0, i))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        }
+        fn reverse(&self, _ip: Ipv4Addr) -> Option<String> {
+            None
+        }
+    }
+
+    #[test]
+    fn aaaa_of_a_dual_stack_name_answers_its_ipv6_address() {
+        let r = reply(local_answer(&query(9, "web6", TYPE_AAAA), &Fake6, true));
+        assert_eq!(r[3] & 0x0F, 0, "NOERROR");
+        assert_eq!(&r[6..8], &[0, 1], "one answer");
+        let tail = &r[r.len() - 28..];
+        assert_eq!(&tail[..2], &[0xC0, 0x0C]);
+        assert_eq!(u16::from_be_bytes([tail[2], tail[3]]), TYPE_AAAA);
+        assert_eq!(u16::from_be_bytes([tail[10], tail[11]]), 16);
+        let want: Ipv6Addr = "fd00:b0::6".parse().unwrap();
+        assert_eq!(&tail[12..], &want.octets());
+        // Its A query still answers A.
+        let r = reply(local_answer(&query(9, "web6", TYPE_A), &Fake6, true));
+        assert_eq!(&r[r.len() - 4..], &[172, 18, 0, 6]);
+        // A name with IPv4 only: empty NOERROR for AAAA, not NXDOMAIN.
+        let r = reply(local_answer(&query(9, "web", TYPE_AAAA), &Fake6, true));
+        assert_eq!(r[3] & 0x0F, 0);
+        assert_eq!(&r[6..8], &[0, 0]);
+        // Many AAAA records over UDP: truncated to what fits in 512 bytes.
+        let r = reply(local_answer(&query(9, "many6", TYPE_AAAA), &Fake6, true));
+        assert!(r.len() <= 512, "{}", r.len());
+        assert_eq!(r[2] & 0x02, 0x02, "TC");
+        let r = reply(local_answer(&query(9, "many6", TYPE_AAAA), &Fake6, false));
+        assert_eq!(&r[6..8], &[0, 100]);
     }
 
     fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {

@@ -186,6 +186,7 @@ fn published_ports_nat_isolation_and_internal_networks_with_real_traffic() {
                 host_ip: None,
                 host_port: 18080,
                 container_ip: "10.80.0.2".parse().unwrap(),
+                container_ip6: None,
                 container_port: 80,
                 bridge: "berth0".into(),
             }],

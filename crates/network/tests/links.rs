@@ -335,6 +335,7 @@ fn a_container_on_two_networks_leaves_nothing_behind() {
                 host_ip: None,
                 host_port: 18081,
                 container_ip: ips[0],
+                container_ip6: None,
                 container_port: 80,
                 bridge: "br-one".into(),
             }],

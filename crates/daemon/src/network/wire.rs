@@ -415,6 +415,7 @@ async fn setup_inner(d: &Arc<Daemon>, c: &Arc<Container>, rec: &ContainerRecord)
                 host_port: r.port,
                 container_port: req.container_port,
                 container_ip: ep.ip,
+                container_ip6: ep.ip6,
                 bridge: n.bridge.clone(),
             };
             proxy_v6(&mut live, &p, &rec.id);
@@ -719,6 +720,7 @@ pub fn ruleset(d: &Daemon) -> Ruleset {
                 host_ip: p.host_ip,
                 host_port: p.host_port,
                 container_ip: p.container_ip,
+                container_ip6: p.container_ip6,
                 container_port: p.container_port,
                 bridge: p.bridge.clone(),
             });
@@ -854,8 +856,9 @@ struct Resolver {
     cid: String,
 }
 
-impl Resolve for Resolver {
-    fn lookup(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
+impl Resolver {
+    /// The endpoints `name` stands for on the container's user networks.
+    fn matches<T>(&self, name: &str, mut pick: impl FnMut(&Endpoint) -> Option<T>) -> Vec<T> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         let t = self.table.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
@@ -872,12 +875,25 @@ impl Resolve for Resolver {
                     || ep.aliases.iter().any(|a| hit(a))
                     || hit(crate::util::short(&ep.container_id))
                 {
-                    out.push(ep.ip);
+                    out.extend(pick(ep));
                 }
             }
         }
+        out
+    }
+}
+
+impl Resolve for Resolver {
+    fn lookup(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
+        let mut out = self.matches(name, |ep| Some(ep.ip));
         out.dedup();
         (!out.is_empty()).then_some(out)
+    }
+
+    fn lookup6(&self, name: &str) -> Vec<Ipv6Addr> {
+        let mut out = self.matches(name, |ep| ep.ip6);
+        out.dedup();
+        out
     }
 
     fn reverse(&self, ip: Ipv4Addr) -> Option<String> {
@@ -976,10 +992,39 @@ mod tests {
         // db shares only the default bridge (no name resolution there) and another network.
         assert_eq!(r.lookup("db"), None);
         assert_eq!(r.lookup("example.com"), None);
+        assert_eq!(r.lookup6("web"), Vec::<Ipv6Addr>::new());
         assert_eq!(
             r.reverse("10.0.0.2".parse().unwrap()).as_deref(),
             Some("web.app")
         );
         assert_eq!(r.reverse("10.1.0.2".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn resolver_answers_aaaa_with_ipv6_addresses_on_shared_networks() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let mut n = net(
+            "six",
+            &[
+                (&a, "web", [10, 0, 0, 2], &["www"]),
+                (&b, "client", [10, 0, 0, 3], &[]),
+            ],
+        );
+        let six: Ipv6Addr = "fd00:b0::2".parse().unwrap();
+        if let Some(ep) = n.endpoints.get_mut(&a) {
+            ep.ip6 = Some(six);
+        }
+        let t = BTreeMap::from([(n.id.clone(), n)]);
+        let r = Resolver {
+            table: Arc::new(Mutex::new(t)),
+            cid: b.clone(),
+        };
+        assert_eq!(r.lookup6("web"), vec![six]);
+        assert_eq!(r.lookup6("WWW.six."), vec![six]);
+        // client has IPv4 only: known (A), no AAAA.
+        assert!(r.lookup("client").is_some());
+        assert!(r.lookup6("client").is_empty());
+        assert!(r.lookup6("nothere").is_empty());
     }
 }
