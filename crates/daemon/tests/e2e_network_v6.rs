@@ -532,3 +532,77 @@ fn bad_ipv6_input_is_refused_and_leaves_nothing() {
         "no bridge before a container needs one: {links}"
     );
 }
+
+/// daemon.json's `ipv6` and `fixed-cidr-v6` (the `--ipv6 --fixed-cidr-v6` flags): the default
+/// bridge is dual-stack, its containers show their IPv6 address at the top of
+/// NetworkSettings (API < 1.52) as dockerd does; `--ipv6` alone stops berthd naming the
+/// missing option.
+#[test]
+fn default_bridge_ipv6_from_daemon_config() {
+    let mut d = TestDaemon::start_in_netns();
+    d.terminate();
+    let cfg = d.root.join("no-daemon.json");
+    std::fs::write(&cfg, r#"{"ipv6": true, "fixed-cidr-v6": "fd00:e0::/64"}"#).unwrap();
+    d.spawn();
+    let net = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.EnableIPv6}} {{json .IPAM.Config}}",
+        "bridge",
+    ]);
+    assert!(net.starts_with("true "), "{net}");
+    let nft = out_str(&d.host(&["nft", "list", "table", "ip6", "berth"]));
+    assert!(nft.contains("ip6 saddr fd00:e0::/64 masquerade"), "{nft}");
+    assert!(
+        net.contains(r#""Subnet":"fd00:e0::/64","Gateway":"fd00:e0::1""#),
+        "{net}"
+    );
+    d.ok(&["run", "-d", "--name", "b6", "busybox", "sleep", "300"]);
+    let r = d.http("GET", "/v1.43/containers/b6/json", None);
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    let ns = &v["NetworkSettings"];
+    let g6 = ns["GlobalIPv6Address"].as_str().unwrap().to_string();
+    assert!(g6.starts_with("fd00:e0::"), "{ns}");
+    assert_eq!(ns["GlobalIPv6PrefixLen"], 64, "{ns}");
+    assert_eq!(ns["IPv6Gateway"], "fd00:e0::1", "{ns}");
+    let addr = d.ok(&["exec", "b6", "ip", "-6", "addr", "show", "eth0"]);
+    assert!(addr.contains(&format!("{g6}/64")), "{addr}");
+    let fwd = out_str(&d.host(&["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]));
+    assert_eq!(fwd, "1");
+    d.ok(&["rm", "-f", "b6"]);
+    // Without the options at the next start the idle bridge is IPv4-only again.
+    d.terminate();
+    std::fs::write(&cfg, "{}").unwrap();
+    d.spawn();
+    let net = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.EnableIPv6}} {{len .IPAM.Config}}",
+        "bridge",
+    ]);
+    assert_eq!(net.trim(), "false 1");
+    // ... and the sweep at start took the ip6 table away.
+    let o = d.host(&["nft", "list", "table", "ip6", "berth"]);
+    assert!(!o.status.success(), "{}", out_str(&o));
+    let o = d.docker(&["run", "--rm", "busybox", "ip", "-6", "addr", "show", "eth0"]);
+    assert!(!out_str(&o).contains("inet6"), "{}", out_str(&o));
+
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"));
+    c.args([
+        "--ipv6",
+        "--config-file",
+        "/nonexistent.json",
+        "--data-root",
+    ])
+    .arg(d.root.join("bad-d"))
+    .arg("--exec-root")
+    .arg(d.root.join("bad-x"))
+    .arg("-H")
+    .arg(format!("unix://{}", d.root.join("bad.sock").display()));
+    let o = berth_testutil::harness::run_with_timeout(c, T, None);
+    assert!(!o.status.success(), "--ipv6 alone accepted");
+    assert!(err_str(&o).contains("--fixed-cidr-v6"), "{}", err_str(&o));
+}

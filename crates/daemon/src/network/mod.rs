@@ -302,6 +302,8 @@ impl Networks {
             };
             if name == "bridge" {
                 rec.pool = Some(self.default_bridge_pool()?);
+                rec.pool6 = self.default_bridge_pool6()?;
+                rec.enable_ipv6 = rec.pool6.is_some();
                 rec.user_subnet = self.cfg.bip.is_some();
                 rec.mtu = self.cfg.mtu;
                 rec.bridge = DEFAULT_BRIDGE.into();
@@ -330,6 +332,17 @@ impl Networks {
             .map_err(|e| ApiError::invalid(format!("default bridge: {e}")))
     }
 
+    /// The default bridge's IPv6 pool: `--fixed-cidr-v6`, the gateway its first address.
+    fn default_bridge_pool6(&self) -> ApiResult<Option<Pool6>> {
+        self.cfg
+            .fixed_cidr_v6
+            .map(|s| {
+                Pool6::new(s, None, None)
+                    .map_err(|e| ApiError::invalid(format!("default bridge: {e}")))
+            })
+            .transpose()
+    }
+
     /// A default bridge made by an earlier start with other --bip/--fixed-cidr/--mtu takes the
     /// new ones when no container is on it (as dockerd reconfigures its bridge at start);
     /// otherwise it keeps its addresses, and says so.
@@ -343,13 +356,17 @@ impl Networks {
         let want_bip = self.cfg.bip.map(|b| (b.trunc(), b.addr()));
         let bip_differs = want_bip.is_some_and(|w| w != (pool.subnet, pool.gateway))
             || (want_bip.is_none() && cur.user_subnet);
-        let differs = bip_differs || pool.range != self.cfg.fixed_cidr || cur.mtu != self.cfg.mtu;
+        let v6_differs = cur.pool6.as_ref().map(|p| p.subnet) != self.cfg.fixed_cidr_v6;
+        let differs = bip_differs
+            || v6_differs
+            || pool.range != self.cfg.fixed_cidr
+            || cur.mtu != self.cfg.mtu;
         if !differs {
             return Ok(());
         }
         if !cur.endpoints.is_empty() {
             tracing::warn!(
-                "the default bridge keeps {} (mtu {}): containers are on it; --bip/--fixed-cidr/--mtu apply once they are gone",
+                "the default bridge keeps {} (mtu {}): containers are on it; --bip/--fixed-cidr/--fixed-cidr-v6/--mtu apply once they are gone",
                 pool.subnet,
                 cur.mtu
             );
@@ -373,6 +390,10 @@ impl Networks {
         };
         let mut rec = cur.clone();
         rec.pool = Some(new_pool);
+        if v6_differs {
+            rec.pool6 = self.default_bridge_pool6()?;
+            rec.enable_ipv6 = rec.pool6.is_some();
+        }
         rec.user_subnet = self.cfg.bip.is_some();
         rec.mtu = self.cfg.mtu;
         rec.options
