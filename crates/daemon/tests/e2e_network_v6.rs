@@ -204,7 +204,13 @@ fn dual_stack_network_addresses_routes_inspect_and_cleanup() {
         "busybox",
         "true",
     ]);
-    assert!(err_str(&o).contains("not in the subnet"), "{}", err_str(&o));
+    assert!(
+        err_str(&o).contains(
+            "Invalid address fd00:b1::5: It does not belong to any of this network's subnets"
+        ),
+        "{}",
+        err_str(&o)
+    );
 
     // A published port: DNAT in the ip6 table for the host's IPv6 addresses (the bridge's
     // here), the userland proxy for [::1].
@@ -381,7 +387,8 @@ fn docker_py_shaped_requests() {
     let d = TestDaemon::start_in_netns();
     // docker-py's test_create_network_ipv6_enabled: an IPv6 config only, host bits in it.
     let body = r#"{"Name":"py6","Driver":"bridge","EnableIPv6":true,
-        "IPAM":{"Driver":"default","Config":[{"Subnet":"2001:389::1/64","Gateway":"2001:389::1"}]}}"#;
+        "IPAM":{"Driver":"default","Config":[{"Subnet":"2001:389::1/64",
+        "IPRange":"2001:389::0/96","Gateway":"2001:389::ffff"}]}}"#;
     let r = d.http("POST", "/v1.41/networks/create", Some(body));
     assert_eq!(r.status, 201, "{}", r.text());
     let net = d.inspect("py6");
@@ -389,7 +396,8 @@ fn docker_py_shaped_requests() {
     let cfg = net["IPAM"]["Config"].as_array().unwrap().clone();
     assert_eq!(cfg.len(), 2, "{net}");
     assert_eq!(cfg[1]["Subnet"], "2001:389::/64");
-    assert_eq!(cfg[1]["Gateway"], "2001:389::1");
+    assert_eq!(cfg[1]["Gateway"], "2001:389::ffff");
+    assert_eq!(cfg[1]["IPRange"], "2001:389::/96");
 
     // docker-py's test_create_with_ipv6_address: IPv6 config without EnableIPv6; the
     // container's requested address is echoed, but the network stays IPv4-only.
@@ -439,6 +447,31 @@ fn docker_py_shaped_requests() {
     );
     let addr = d.ok(&["exec", "c6", "ip", "-6", "addr", "show", "eth1"]);
     assert!(addr.contains("2001:389::77/64"), "{addr}");
+    // A dynamic address comes from the IPRange (the gateway is outside it).
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dyn",
+        "--network",
+        "py6",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(
+        fmt(
+            &d,
+            "{{.NetworkSettings.Networks.py6.GlobalIPv6Address}}",
+            "dyn"
+        ),
+        "2001:389::1"
+    );
+    assert_eq!(
+        fmt(&d, "{{.NetworkSettings.Networks.py6.IPv6Gateway}}", "dyn"),
+        "2001:389::ffff"
+    );
+    d.ok(&["rm", "-f", "dyn"]);
     // disconnect releases it.
     d.ok(&["network", "disconnect", "py6", "c6"]);
     let rec = record(&d, "py6");
@@ -483,7 +516,8 @@ fn bad_ipv6_input_is_refused_and_leaves_nothing() {
     let r = d.http("POST", "/networks/create", Some(body));
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(
-        r.text().contains("invalid subnet fd00:zz::/64"),
+        r.text()
+            .contains("Invalid subnet fd00:zz::/64 : invalid CIDR address"),
         "{}",
         r.text()
     );

@@ -664,7 +664,7 @@ pub fn parse_ipam(cfg: &[berth_api::models::IpamConfig]) -> ApiResult<IpamReques
     let v6s: Vec<_> = cfg.iter().filter(is_v6).collect();
     if v6s.len() > 1 {
         return Err(ApiError::invalid(
-            "berth supports one IPv6 IPAM configuration per network",
+            "bridge driver doesn't support multiple subnets",
         ));
     }
     let v6 = v6s.first().map(|c| parse_ipam6(c)).transpose()?;
@@ -722,14 +722,15 @@ pub fn parse_ipam(cfg: &[berth_api::models::IpamConfig]) -> ApiResult<IpamReques
     })
 }
 
-/// One IPv6 IPAM configuration, in the words of dockerd's `ValidateIPAM`. Host bits in the
+/// One IPv6 IPAM configuration, in dockerd 20.10's words where it has them (subnet, gateway),
+/// else in those of dockerd 25+'s `ValidateIPAM` (ranges; 20.10 accepts any). Host bits in the
 /// subnet are dropped (docker-py's tests send `2001:389::1/64`, which dockerd accepts).
 fn parse_ipam6(c: &berth_api::models::IpamConfig) -> ApiResult<Ipam6> {
-    let bad = |m: String| ApiError::invalid(format!("invalid network config:\n{m}"));
+    let bad = |m: String| ApiError::invalid(m);
     let s = c.subnet.as_deref().unwrap_or_default();
     let subnet = s
         .parse::<Ipv6Net>()
-        .map_err(|_| bad(format!("invalid subnet {s}: invalid CIDR block notation")))?
+        .map_err(|_| bad(format!("Invalid subnet {s} : invalid CIDR address: {s}")))?
         .trunc();
     let gateway = match c.gateway.as_deref().filter(|g| !g.is_empty()) {
         None => None,
@@ -741,11 +742,15 @@ fn parse_ipam6(c: &berth_api::models::IpamConfig) -> ApiResult<Ipam6> {
                         "invalid gateway {g}: parent subnet is an IPv6 block"
                     )))
                 }
-                Err(_) => return Err(bad(format!("invalid gateway {g}: invalid address"))),
+                Err(_) => {
+                    return Err(bad(format!(
+                        "invalid gateway address {g} in Ipam configuration"
+                    )))
+                }
             };
             if !subnet.contains(&ip) {
                 return Err(bad(format!(
-                    "invalid gateway {g}: parent subnet {subnet} doesn't contain this address"
+                    "failed to allocate gateway ({g}): Requested address is out of range"
                 )));
             }
             Some(ip)
@@ -850,7 +855,12 @@ mod tests {
 
         let err = |c: &[IpamConfig]| parse_ipam(c).unwrap_err().to_string();
         let e = err(&[cfg("fd00:b0::/64", "fd00:b1::1", "")]);
-        assert!(e.contains("invalid gateway fd00:b1::1: parent subnet fd00:b0::/64 doesn't contain this address"), "{e}");
+        assert!(
+            e.contains(
+                "failed to allocate gateway (fd00:b1::1): Requested address is out of range"
+            ),
+            "{e}"
+        );
         let e = err(&[cfg("fd00:b0::/64", "10.0.0.1", "")]);
         assert!(e.contains("parent subnet is an IPv6 block"), "{e}");
         let e = err(&[cfg("fd00:b0::/64", "", "fd00:b1::/80")]);
@@ -859,13 +869,18 @@ mod tests {
         assert!(e.contains("bigger than its parent subnet"), "{e}");
         let e = err(&[cfg("fd00:zz::/64", "", "")]);
         assert!(
-            e.contains("invalid subnet fd00:zz::/64: invalid CIDR block notation"),
+            e.contains("Invalid subnet fd00:zz::/64 : invalid CIDR address: fd00:zz::/64"),
+            "{e}"
+        );
+        let e = err(&[cfg("fd00:b0::/64", "nonsense", "")]);
+        assert!(
+            e.contains("invalid gateway address nonsense in Ipam configuration"),
             "{e}"
         );
         let e = err(&[cfg("fd00:b0::/127", "", "")]);
         assert!(e.contains("at most /126"), "{e}");
         let e = err(&[cfg("fd00:b0::/64", "", ""), cfg("fd00:b1::/64", "", "")]);
-        assert!(e.contains("one IPv6"), "{e}");
+        assert!(e.contains("doesn't support multiple subnets"), "{e}");
     }
 
     #[test]

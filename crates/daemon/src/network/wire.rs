@@ -202,9 +202,9 @@ pub fn attachment_for(
             ));
         };
         if !v6.subnet.contains(&ip) {
+            // dockerd 20.10's words (it says so at start; dockerd 25+ and berth at create).
             return Err(ApiError::invalid(format!(
-                "invalid IPv6 address {ip}: it is not in the subnet of network {}",
-                n.name
+                "Invalid address {ip}: It does not belong to any of this network's subnets"
             )));
         }
     }
