@@ -640,3 +640,96 @@ fn default_bridge_ipv6_from_daemon_config() {
     assert!(!o.status.success(), "--ipv6 alone accepted");
     assert!(err_str(&o).contains("--fixed-cidr-v6"), "{}", err_str(&o));
 }
+
+/// The ip6 table's policy with real traffic: networks do not route to one another over IPv6,
+/// and an internal network's containers have no IPv6 way out (no default route).
+#[test]
+fn ipv6_networks_are_isolated_and_internal_ones_have_no_way_out() {
+    let d = TestDaemon::start_in_netns();
+    d.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:f1::/64",
+        "i1",
+    ]);
+    d.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:f2::/64",
+        "i2",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "i1",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let w6 = fmt(
+        &d,
+        "{{.NetworkSettings.Networks.i1.GlobalIPv6Address}}",
+        "web",
+    );
+    let url = format!("http://[{w6}]/");
+    // Reachable from its own network (and so serving) ...
+    assert!(run_on(&d, "i1", &["timeout", "5", "wget", "-qO-", &url]).starts_with("hello-from-"));
+    // ... but not from the other one, although the host routes IPv6 between the bridges. The
+    // SYN is dropped: `timeout` must not be pid 1 (which ignores its SIGTERM), so sh stays
+    // (a second command keeps it from exec'ing the first).
+    let cmd = format!("timeout 3 wget -qO- {url}; exit $?");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "i2",
+        "busybox",
+        "sh",
+        "-c",
+        &cmd,
+    ]);
+    // Killed by the timeout (143): the packets were dropped on the way, not refused.
+    assert_eq!(
+        o.status.code(),
+        Some(143),
+        "from i2 to {url}: {} {}",
+        out_str(&o),
+        err_str(&o)
+    );
+    let nft = out_str(&d.host(&["nft", "list", "table", "ip6", "berth"]));
+    assert!(nft.contains("iifname \"br-"), "{nft}");
+
+    d.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--internal",
+        "--subnet",
+        "fd00:f3::/64",
+        "in6",
+    ]);
+    let route = run_on(&d, "in6", &["ip", "-6", "route", "show"]);
+    assert!(
+        route.contains("fd00:f3::/64") && !route.contains("default"),
+        "{route}"
+    );
+    let nft = out_str(&d.host(&["nft", "list", "table", "ip6", "berth"]));
+    assert!(
+        !nft.lines()
+            .any(|l| l.contains("oifname !=") && l.contains("fd00:f3::/64")),
+        "an internal network masquerades: {nft}"
+    );
+    let br = record(&d, "in6")["bridge"].as_str().unwrap().to_string();
+    assert!(
+        nft.contains(&format!("iifname \"{br}\" oifname != \"{br}\" drop")),
+        "{nft}"
+    );
+}
