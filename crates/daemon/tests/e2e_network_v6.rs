@@ -139,6 +139,9 @@ fn dual_stack_network_addresses_routes_inspect_and_cleanup() {
     // The embedded DNS answers AAAA with it (busybox nslookup asks for the type given).
     let ns = run_on(&d, "n6", &["nslookup", "-type=AAAA", "a", "127.0.0.11"]);
     assert!(ns.contains(&a6), "{ns}");
+    // ... and PTR for it (ip6.arpa) with name.network.
+    let ptr = run_on(&d, "n6", &["nslookup", &a6, "127.0.0.11"]);
+    assert!(ptr.contains("a.n6"), "{ptr}");
     // /etc/hosts names the container's IPv6 address too.
     let hosts = d.ok(&["exec", "a", "cat", "/etc/hosts"]);
     assert!(hosts.contains(&a6), "{hosts}");

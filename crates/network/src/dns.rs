@@ -25,6 +25,10 @@ pub trait Resolve: Send + Sync + 'static {
     fn lookup6(&self, _name: &str) -> Vec<Ipv6Addr> {
         Vec::new()
     }
+    /// PTR lookup of an IPv6 address on the container's networks.
+    fn reverse6(&self, _ip: Ipv6Addr) -> Option<String> {
+        None
+    }
     /// PTR lookup of an address on the container's networks.
     fn reverse(&self, ip: Ipv4Addr) -> Option<String>;
 }
@@ -245,7 +249,7 @@ pub fn upstreams_from_resolv_conf(text: &str) -> Vec<SocketAddr> {
 
 /// DNS messages: just enough of RFC 1035 to read one question and write answers to it.
 pub mod wire {
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::{Resolve, TTL};
 
@@ -401,6 +405,23 @@ pub mod wire {
         }
     }
 
+    /// `b.a.9.8.….ip6.arpa` (32 nibbles, the last first) → the address.
+    pub fn reverse_v6(name: &str) -> Option<Ipv6Addr> {
+        let lower = name.to_ascii_lowercase();
+        let rest = lower.strip_suffix(".ip6.arpa")?;
+        let mut bits: u128 = 0;
+        let mut count = 0;
+        for nibble in rest.split('.').rev() {
+            let &[c] = nibble.as_bytes() else {
+                return None;
+            };
+            let d = char::from(c).to_digit(16)?;
+            bits = (bits << 4) | u128::from(d);
+            count += 1;
+        }
+        (count == 32).then(|| Ipv6Addr::from(bits))
+    }
+
     /// Answers from the container's networks, or says to forward (or to drop).
     pub fn local_answer(query: &[u8], resolver: &dyn Resolve, udp: bool) -> Action {
         let Some(flags) = query.get(2..4) else {
@@ -429,10 +450,12 @@ pub mod wire {
         };
         match q.qtype {
             TYPE_PTR => {
-                let Some(ip) = reverse_v4(&q.name) else {
-                    return Action::Forward;
+                let target = match (reverse_v4(&q.name), reverse_v6(&q.name)) {
+                    (Some(ip), _) => resolver.reverse(ip),
+                    (None, Some(ip)) => resolver.reverse6(ip),
+                    (None, None) => None,
                 };
-                let Some(target) = resolver.reverse(ip) else {
+                let Some(target) = target else {
                     return Action::Forward;
                 };
                 let mut rdata = Vec::new();
@@ -539,6 +562,31 @@ mod tests {
         fn reverse(&self, _ip: Ipv4Addr) -> Option<String> {
             None
         }
+        fn reverse6(&self, ip: Ipv6Addr) -> Option<String> {
+            (ip == "fd00:b0::6".parse::<Ipv6Addr>().unwrap()).then(|| "web6.n6".to_string())
+        }
+    }
+
+    #[test]
+    fn ptr_of_an_ipv6_container_address_names_it() {
+        let name = "6.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.b.0.0.0.0.d.f.ip6.arpa";
+        assert_eq!(reverse_v6(name), Some("fd00:b0::6".parse().unwrap()));
+        assert_eq!(
+            reverse_v6(&name.to_ascii_uppercase().replace("IP6.ARPA", "ip6.arpa")),
+            reverse_v6(name)
+        );
+        assert_eq!(reverse_v6("6.0.ip6.arpa"), None);
+        assert_eq!(reverse_v6(&name.replace("6.0.0", "g.0.0")), None);
+        assert_eq!(reverse_v6(&name.replace("6.0.0", "66.0")), None);
+        let r = reply(local_answer(&query(3, name, TYPE_PTR), &Fake6, true));
+        assert_eq!(&r[6..8], &[0, 1], "one answer");
+        assert!(r.windows(4).any(|w| w == b"web6"), "{r:?}");
+        // Not ours: forwarded.
+        let other = name.replace("6.0.0", "7.0.0");
+        assert_eq!(
+            local_answer(&query(3, &other, TYPE_PTR), &Fake6, true),
+            Action::Forward
+        );
     }
 
     #[test]

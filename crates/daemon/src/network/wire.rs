@@ -907,6 +907,18 @@ impl Resolve for Resolver {
                     .map(|e| format!("{}.{}", e.name, n.name))
             })
     }
+
+    fn reverse6(&self, ip: Ipv6Addr) -> Option<String> {
+        let t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        t.values()
+            .filter(|n| !n.is_default_bridge() && n.endpoints.contains_key(&self.cid))
+            .find_map(|n| {
+                n.endpoints
+                    .values()
+                    .find(|e| e.ip6 == Some(ip))
+                    .map(|e| format!("{}.{}", e.name, n.name))
+            })
+    }
 }
 
 #[cfg(test)]
@@ -1026,5 +1038,7 @@ mod tests {
         assert!(r.lookup("client").is_some());
         assert!(r.lookup6("client").is_empty());
         assert!(r.lookup6("nothere").is_empty());
+        assert_eq!(r.reverse6(six).as_deref(), Some("web.six"));
+        assert_eq!(r.reverse6("fd00:b0::9".parse().unwrap()), None);
     }
 }
