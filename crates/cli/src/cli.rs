@@ -284,6 +284,9 @@ pub enum NetworkCmd {
         /// IPv4 address (e.g., "172.30.100.104")
         #[arg(long)]
         ip: Option<String>,
+        /// IPv6 address (e.g., "2001:db8::33")
+        #[arg(long)]
+        ip6: Option<String>,
         /// Add network-scoped alias for the container
         #[arg(long)]
         alias: Vec<String>,
@@ -314,15 +317,18 @@ pub struct NetworkCreateArgs {
     /// Driver to manage the Network
     #[arg(short, long, default_value = "bridge")]
     pub driver: String,
-    /// Subnet in CIDR format that represents a network segment
+    /// Subnet in CIDR format that represents a network segment (repeatable: one IPv4, one IPv6)
     #[arg(long)]
-    pub subnet: Option<String>,
-    /// IPv4 Gateway for the master subnet
+    pub subnet: Vec<String>,
+    /// IPv4 or IPv6 Gateway for the master subnet
     #[arg(long)]
-    pub gateway: Option<String>,
+    pub gateway: Vec<String>,
     /// Allocate container ip from a sub-range
     #[arg(long = "ip-range")]
-    pub ip_range: Option<String>,
+    pub ip_range: Vec<String>,
+    /// Enable IPv6 networking
+    #[arg(long)]
+    pub ipv6: bool,
     /// Restrict external access to the network
     #[arg(long)]
     pub internal: bool,
@@ -506,6 +512,9 @@ pub struct RunArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long, value_name = "string")]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long, value_name = "string")]
+    pub ip6: Option<String>,
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", value_name = "list")]
     pub network_alias: Vec<String>,

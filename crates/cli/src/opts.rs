@@ -677,17 +677,17 @@ pub fn create_spec(a: &RunArgs) -> Result<CreateSpec, OptError> {
         if !a.network_alias.is_empty() {
             ep.insert("Aliases".into(), json!(a.network_alias));
         }
-        if let Some(ip) = &a.ip {
-            ep.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
+        if let Some(ipam) = endpoint_ipam(a.ip.as_deref(), a.ip6.as_deref()) {
+            ep.insert("IPAMConfig".into(), ipam);
         }
         endpoints.insert(net.to_string(), Value::Object(ep));
-    } else if a.ip.is_some() || !a.network_alias.is_empty() {
+    } else if a.ip.is_some() || a.ip6.is_some() || !a.network_alias.is_empty() {
         let mut ep = Map::new();
         if !a.network_alias.is_empty() {
             ep.insert("Aliases".into(), json!(a.network_alias));
         }
-        if let Some(ip) = &a.ip {
-            ep.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
+        if let Some(ipam) = endpoint_ipam(a.ip.as_deref(), a.ip6.as_deref()) {
+            ep.insert("IPAMConfig".into(), ipam);
         }
         endpoints.insert("bridge".into(), Value::Object(ep));
     }
@@ -863,6 +863,18 @@ pub fn split_ref(r: &str) -> (String, String) {
         Some(i) => (r[..slash + i].to_string(), r[slash + i + 1..].to_string()),
         None => (r.to_string(), "latest".to_string()),
     }
+}
+
+/// An endpoint's `IPAMConfig` from `--ip` / `--ip6` (None when neither is given).
+pub fn endpoint_ipam(ip: Option<&str>, ip6: Option<&str>) -> Option<Value> {
+    let mut m = Map::new();
+    if let Some(ip) = ip {
+        m.insert("IPv4Address".into(), json!(ip));
+    }
+    if let Some(ip6) = ip6 {
+        m.insert("IPv6Address".into(), json!(ip6));
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
 }
 
 #[cfg(test)]

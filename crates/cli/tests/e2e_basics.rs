@@ -274,3 +274,65 @@ fn help_for_every_command_and_completion() {
         "run flags in the bash completion"
     );
 }
+
+/// `berth network create --ipv6` with a subnet of each family, gateways matched to their
+/// subnets as the docker CLI does; `--ip6` on create is sent as IPAMConfig.IPv6Address (the
+/// network record only: no container starts, so no bridge is made on this host).
+#[test]
+fn network_create_ipv6_and_ip6_flags() {
+    let d = TestDaemon::start();
+    d.bok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.71.0.0/24",
+        "--subnet",
+        "fd00:71::/64",
+        "--gateway",
+        "fd00:71::fe",
+        "--ip-range",
+        "fd00:71::/80",
+        "cli6",
+    ]);
+    let net = d.inspect("cli6");
+    assert_eq!(net["EnableIPv6"], true, "{net}");
+    let cfg = net["IPAM"]["Config"].as_array().unwrap().clone();
+    assert_eq!(cfg[0]["Subnet"], "10.71.0.0/24", "{net}");
+    assert_eq!(cfg[1]["Subnet"], "fd00:71::/64", "{net}");
+    assert_eq!(cfg[1]["Gateway"], "fd00:71::fe", "{net}");
+    assert_eq!(cfg[1]["IPRange"], "fd00:71::/80", "{net}");
+    d.bok(&[
+        "create",
+        "--name",
+        "c6",
+        "--network",
+        "cli6",
+        "--ip6",
+        "fd00:71::99",
+        "busybox",
+        "true",
+    ]);
+    let c = d.inspect("c6");
+    assert_eq!(
+        c["NetworkSettings"]["Networks"]["cli6"]["IPAMConfig"]["IPv6Address"], "fd00:71::99",
+        "{c}"
+    );
+    let o = d.berth(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.72.0.0/24",
+        "--gateway",
+        "fd00::1",
+        "bad",
+    ]);
+    assert_eq!(o.code(), 125, "{}", o.err());
+    assert!(
+        o.err().contains("no matching subnet for gateway fd00::1"),
+        "{}",
+        o.err()
+    );
+    d.bok(&["rm", "c6"]);
+    d.bok(&["network", "rm", "cli6"]);
+}

@@ -127,6 +127,8 @@ pub struct FileConfig {
     pub default_address_pools: Option<Vec<FilePool>>,
     pub mtu: Option<u32>,
     pub iptables: Option<bool>,
+    pub ipv6: Option<bool>,
+    pub fixed_cidr_v6: Option<String>,
 }
 
 /// One entry of daemon.json's `default-address-pools`.
@@ -187,6 +189,8 @@ pub struct NetConfig {
     /// The part of the default bridge's subnet containers get addresses from.
     pub fixed_cidr: Option<ipnet::Ipv4Net>,
     pub mtu: u32,
+    /// `--fixed-cidr-v6` given with `--ipv6`: the default bridge's IPv6 subnet.
+    pub fixed_cidr_v6: Option<ipnet::Ipv6Net>,
 }
 
 impl Default for NetConfig {
@@ -196,6 +200,7 @@ impl Default for NetConfig {
             bip: None,
             fixed_cidr: None,
             mtu: 1500,
+            fixed_cidr_v6: None,
         }
     }
 }
@@ -256,7 +261,38 @@ impl NetConfig {
             bip,
             fixed_cidr,
             mtu,
+            fixed_cidr_v6: None,
         })
+    }
+
+    /// `--ipv6` and `--fixed-cidr-v6` (daemon.json `ipv6`, `fixed-cidr-v6`): the default
+    /// bridge's IPv6 subnet. `--ipv6` needs the subnet, as dockerd 20.10 says at start;
+    /// `--fixed-cidr-v6` alone is ignored, as dockerd does.
+    pub fn with_ipv6(
+        mut self,
+        ipv6: bool,
+        fixed_cidr_v6: Option<&str>,
+    ) -> Result<NetConfig, String> {
+        if !ipv6 {
+            return Ok(self);
+        }
+        let Some(v) = fixed_cidr_v6 else {
+            return Err(
+                "IPv6 is enabled for the default bridge, but no subnet is configured. Specify an IPv6 subnet using --fixed-cidr-v6"
+                    .to_string(),
+            );
+        };
+        let net = v.parse::<ipnet::Ipv6Net>().map_err(|_| {
+            format!("invalid --fixed-cidr-v6 {v:?}: an IPv6 subnet like fd00:1::/64")
+        })?;
+        if net.prefix_len() > berth_network::ipam::MAX_V6_PREFIX {
+            return Err(format!(
+                "invalid --fixed-cidr-v6 {v}: the prefix must be at most /{}",
+                berth_network::ipam::MAX_V6_PREFIX
+            ));
+        }
+        self.fixed_cidr_v6 = Some(net.trunc());
+        Ok(self)
     }
 }
 
@@ -432,6 +468,22 @@ mod tests {
         assert!(parse_pool_flag("base=10.10.0.0/16").is_err());
         assert!(parse_pool_flag("size=x,base=1.0.0.0/8").is_err());
         assert!(parse_pool_flag("bogus").is_err());
+    }
+
+    #[test]
+    fn ipv6_default_bridge_options() {
+        let n = NetConfig::default();
+        assert_eq!(n.clone().with_ipv6(false, Some("fd00:1::/64")).unwrap(), n);
+        let e = n.clone().with_ipv6(true, None).unwrap_err();
+        assert!(e.contains("--fixed-cidr-v6"), "{e}");
+        let v6 = n.clone().with_ipv6(true, Some("fd00:1::5/64")).unwrap();
+        assert_eq!(v6.fixed_cidr_v6.unwrap().to_string(), "fd00:1::/64");
+        assert!(n.clone().with_ipv6(true, Some("10.0.0.0/8")).is_err());
+        assert!(n.with_ipv6(true, Some("fd00::/127")).is_err());
+        let f: FileConfig =
+            serde_json::from_str(r#"{"ipv6": true, "fixed-cidr-v6": "fd00:2::/64"}"#).unwrap();
+        assert_eq!(f.ipv6, Some(true));
+        assert_eq!(f.fixed_cidr_v6.as_deref(), Some("fd00:2::/64"));
     }
 
     #[test]

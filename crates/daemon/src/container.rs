@@ -189,6 +189,9 @@ pub struct Attachment {
     pub aliases: Vec<String>,
     /// `--ip`: asked for at every start.
     pub ipv4: Option<std::net::Ipv4Addr>,
+    /// `--ip6`: asked for at every start on IPv6 networks (echoed only on the others).
+    #[serde(default)]
+    pub ipv6: Option<std::net::Ipv6Addr>,
     /// Links on a user network (`container:alias`, as given): the alias resolves to that
     /// container for this one only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

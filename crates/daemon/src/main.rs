@@ -80,6 +80,12 @@ struct Args {
     /// MTU of the default bridge and its containers' interfaces.
     #[arg(long)]
     mtu: Option<u32>,
+    /// Give the default bridge an IPv6 subnet (--fixed-cidr-v6).
+    #[arg(long)]
+    ipv6: bool,
+    /// The default bridge's IPv6 subnet, e.g. fd00:1::/64 (with --ipv6).
+    #[arg(long)]
+    fixed_cidr_v6: Option<String>,
 }
 
 fn build_config(a: Args) -> Result<(Config, String)> {
@@ -162,6 +168,12 @@ fn build_config(a: Args) -> Result<(Config, String)> {
         &pools,
         a.mtu.or(file.mtu),
     )
+    .and_then(|n| {
+        n.with_ipv6(
+            a.ipv6 || file.ipv6.unwrap_or(false),
+            a.fixed_cidr_v6.as_deref().or(file.fixed_cidr_v6.as_deref()),
+        )
+    })
     .map_err(anyhow::Error::msg)?;
     let cfg = Config {
         hosts,

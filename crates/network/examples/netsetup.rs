@@ -26,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     link::ensure_bridge_sync(&BridgeConfig {
         name: "br-bench".into(),
         address: "10.88.0.1/16".parse()?,
+        address6: None,
         mtu: 1500,
     })?;
     let dir = tempfile::tempdir()?;
@@ -43,6 +44,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             netns: path.clone(),
             address: ipnet::Ipv4Net::new(ip, 16)?,
             gateway: Some("10.88.0.1".parse()?),
+            address6: None,
+            gateway6: None,
             mac: link::mac_for(ip),
             mtu: 1500,
         })?;

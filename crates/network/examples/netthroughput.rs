@@ -29,6 +29,8 @@ fn container(dir: &Path, name: &str, ip: &str) -> PathBuf {
         netns: path.clone(),
         address,
         gateway: Some("10.90.0.1".parse().unwrap()),
+        address6: None,
+        gateway6: None,
         mac: link::mac_for(address.addr()),
         mtu: 1500,
     })
@@ -102,6 +104,7 @@ fn main() {
     link::ensure_bridge_sync(&BridgeConfig {
         name: "berth0".into(),
         address: "10.90.0.1/24".parse().unwrap(),
+        address6: None,
         mtu: 1500,
     })
     .unwrap();
@@ -114,6 +117,7 @@ fn main() {
             networks: vec![NetworkRules {
                 bridge: "berth0".into(),
                 subnet: "10.90.0.0/24".parse().unwrap(),
+                subnet6: None,
                 internal: false,
                 masquerade: true,
                 icc: true,
@@ -123,6 +127,7 @@ fn main() {
                 host_ip: None,
                 host_port: 18080,
                 container_ip: "10.90.0.3".parse().unwrap(),
+                container_ip6: None,
                 container_port: 5001,
                 bridge: "berth0".into(),
             }],

@@ -6,7 +6,7 @@
 //! read, every read is bounds-checked, and anything malformed gets FORMERR (or is dropped when
 //! not even the id can be read) — it must never panic on what a container sends.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,15 @@ pub trait Resolve: Send + Sync + 'static {
     /// A/AAAA lookup of a container name, alias or id prefix on the container's networks
     /// (case-insensitive, without the trailing dot). None = not ours: forward upstream.
     fn lookup(&self, name: &str) -> Option<Vec<Ipv4Addr>>;
+    /// The IPv6 addresses of a name [`Resolve::lookup`] knows (AAAA); empty when it has only
+    /// IPv4 ones, which makes an empty NOERROR answer, not NXDOMAIN.
+    fn lookup6(&self, _name: &str) -> Vec<Ipv6Addr> {
+        Vec::new()
+    }
+    /// PTR lookup of an IPv6 address on the container's networks.
+    fn reverse6(&self, _ip: Ipv6Addr) -> Option<String> {
+        None
+    }
     /// PTR lookup of an address on the container's networks.
     fn reverse(&self, ip: Ipv4Addr) -> Option<String>;
 }
@@ -240,7 +249,7 @@ pub fn upstreams_from_resolv_conf(text: &str) -> Vec<SocketAddr> {
 
 /// DNS messages: just enough of RFC 1035 to read one question and write answers to it.
 pub mod wire {
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::{Resolve, TTL};
 
@@ -396,6 +405,23 @@ pub mod wire {
         }
     }
 
+    /// `b.a.9.8.….ip6.arpa` (32 nibbles, the last first) → the address.
+    pub fn reverse_v6(name: &str) -> Option<Ipv6Addr> {
+        let lower = name.to_ascii_lowercase();
+        let rest = lower.strip_suffix(".ip6.arpa")?;
+        let mut bits: u128 = 0;
+        let mut count = 0;
+        for nibble in rest.split('.').rev() {
+            let &[c] = nibble.as_bytes() else {
+                return None;
+            };
+            let d = char::from(c).to_digit(16)?;
+            bits = (bits << 4) | u128::from(d);
+            count += 1;
+        }
+        (count == 32).then(|| Ipv6Addr::from(bits))
+    }
+
     /// Answers from the container's networks, or says to forward (or to drop).
     pub fn local_answer(query: &[u8], resolver: &dyn Resolve, udp: bool) -> Action {
         let Some(flags) = query.get(2..4) else {
@@ -424,10 +450,12 @@ pub mod wire {
         };
         match q.qtype {
             TYPE_PTR => {
-                let Some(ip) = reverse_v4(&q.name) else {
-                    return Action::Forward;
+                let target = match (reverse_v4(&q.name), reverse_v6(&q.name)) {
+                    (Some(ip), _) => resolver.reverse(ip),
+                    (None, Some(ip)) => resolver.reverse6(ip),
+                    (None, None) => None,
                 };
-                let Some(target) = resolver.reverse(ip) else {
+                let Some(target) = target else {
                     return Action::Forward;
                 };
                 let mut rdata = Vec::new();
@@ -445,22 +473,34 @@ pub mod wire {
                 let Some(ips) = resolver.lookup(&q.name) else {
                     return Action::Forward;
                 };
-                // A known name: A records for A, and an empty NOERROR for anything else (AAAA
-                // included: containers have no IPv6 address to give).
-                let ips = if qtype == TYPE_A { ips } else { Vec::new() };
+                // A known name: A records for A, AAAA records for AAAA (its IPv6 addresses
+                // on IPv6 networks, none otherwise), and an empty NOERROR for anything else.
+                let (rtype, rdatas): (u16, Vec<Vec<u8>>) = match qtype {
+                    TYPE_A => (TYPE_A, ips.iter().map(|ip| ip.octets().to_vec()).collect()),
+                    TYPE_AAAA => (
+                        TYPE_AAAA,
+                        resolver
+                            .lookup6(&q.name)
+                            .iter()
+                            .map(|ip| ip.octets().to_vec())
+                            .collect(),
+                    ),
+                    _ => (qtype, Vec::new()),
+                };
+                let per_record = 12 + if rtype == TYPE_AAAA { 16 } else { 4 };
                 let room = if udp { UDP_MAX } else { 65535 };
-                let fit = room.saturating_sub(HEADER + qsection.len()) / 16;
-                let truncated = ips.len() > fit;
-                let ips = &ips[..ips.len().min(fit)];
-                let Ok(an) = u16::try_from(ips.len()) else {
+                let fit = room.saturating_sub(HEADER + qsection.len()) / per_record;
+                let truncated = rdatas.len() > fit;
+                let rdatas = &rdatas[..rdatas.len().min(fit)];
+                let Ok(an) = u16::try_from(rdatas.len()) else {
                     return Action::Drop;
                 };
                 let Some(mut out) = header(query, 0, 1, an, truncated) else {
                     return Action::Drop;
                 };
                 out.extend_from_slice(qsection);
-                for ip in ips {
-                    push_record(&mut out, TYPE_A, &ip.octets());
+                for rdata in rdatas {
+                    push_record(&mut out, rtype, rdata);
                 }
                 Action::Reply(out)
             }
@@ -498,6 +538,81 @@ mod tests {
         fn reverse(&self, ip: Ipv4Addr) -> Option<String> {
             (ip == Ipv4Addr::new(172, 18, 0, 5)).then(|| "web.mynet".to_string())
         }
+    }
+
+    /// A resolver with a dual-stack name.
+    struct Fake6;
+
+    impl Resolve for Fake6 {
+        fn lookup(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
+            match name {
+                "web6" | "many6" => Some(vec![Ipv4Addr::new(172, 18, 0, 6)]),
+                _ => Fake.lookup(name),
+            }
+        }
+        fn lookup6(&self, name: &str) -> Vec<Ipv6Addr> {
+            match name {
+                "web6" => vec!["fd00:b0::6".parse().unwrap()],
+                "many6" => (0..100u16)
+                    .map(|i| Ipv6Addr::new(0xfd00, 0xb0, 0, 0, 0, 0, 0, i))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        }
+        fn reverse(&self, _ip: Ipv4Addr) -> Option<String> {
+            None
+        }
+        fn reverse6(&self, ip: Ipv6Addr) -> Option<String> {
+            (ip == "fd00:b0::6".parse::<Ipv6Addr>().unwrap()).then(|| "web6.n6".to_string())
+        }
+    }
+
+    #[test]
+    fn ptr_of_an_ipv6_container_address_names_it() {
+        let name = "6.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.b.0.0.0.0.d.f.ip6.arpa";
+        assert_eq!(reverse_v6(name), Some("fd00:b0::6".parse().unwrap()));
+        assert_eq!(
+            reverse_v6(&name.to_ascii_uppercase().replace("IP6.ARPA", "ip6.arpa")),
+            reverse_v6(name)
+        );
+        assert_eq!(reverse_v6("6.0.ip6.arpa"), None);
+        assert_eq!(reverse_v6(&name.replace("6.0.0", "g.0.0")), None);
+        assert_eq!(reverse_v6(&name.replace("6.0.0", "66.0")), None);
+        let r = reply(local_answer(&query(3, name, TYPE_PTR), &Fake6, true));
+        assert_eq!(&r[6..8], &[0, 1], "one answer");
+        assert!(r.windows(4).any(|w| w == b"web6"), "{r:?}");
+        // Not ours: forwarded.
+        let other = name.replace("6.0.0", "7.0.0");
+        assert_eq!(
+            local_answer(&query(3, &other, TYPE_PTR), &Fake6, true),
+            Action::Forward
+        );
+    }
+
+    #[test]
+    fn aaaa_of_a_dual_stack_name_answers_its_ipv6_address() {
+        let r = reply(local_answer(&query(9, "web6", TYPE_AAAA), &Fake6, true));
+        assert_eq!(r[3] & 0x0F, 0, "NOERROR");
+        assert_eq!(&r[6..8], &[0, 1], "one answer");
+        let tail = &r[r.len() - 28..];
+        assert_eq!(&tail[..2], &[0xC0, 0x0C]);
+        assert_eq!(u16::from_be_bytes([tail[2], tail[3]]), TYPE_AAAA);
+        assert_eq!(u16::from_be_bytes([tail[10], tail[11]]), 16);
+        let want: Ipv6Addr = "fd00:b0::6".parse().unwrap();
+        assert_eq!(&tail[12..], &want.octets());
+        // Its A query still answers A.
+        let r = reply(local_answer(&query(9, "web6", TYPE_A), &Fake6, true));
+        assert_eq!(&r[r.len() - 4..], &[172, 18, 0, 6]);
+        // A name with IPv4 only: empty NOERROR for AAAA, not NXDOMAIN.
+        let r = reply(local_answer(&query(9, "web", TYPE_AAAA), &Fake6, true));
+        assert_eq!(r[3] & 0x0F, 0);
+        assert_eq!(&r[6..8], &[0, 0]);
+        // Many AAAA records over UDP: truncated to what fits in 512 bytes.
+        let r = reply(local_answer(&query(9, "many6", TYPE_AAAA), &Fake6, true));
+        assert!(r.len() <= 512, "{}", r.len());
+        assert_eq!(r[2] & 0x02, 0x02, "TC");
+        let r = reply(local_answer(&query(9, "many6", TYPE_AAAA), &Fake6, false));
+        assert_eq!(&r[6..8], &[0, 100]);
     }
 
     fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {

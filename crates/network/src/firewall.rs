@@ -2,9 +2,9 @@
 //! applied in one transaction: adding or removing a container's ports re-renders the table, and
 //! applying at daemon start sweeps whatever a crash left.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::{NetError, Result};
 
@@ -13,6 +13,8 @@ use crate::{NetError, Result};
 pub struct NetworkRules {
     pub bridge: String,
     pub subnet: Ipv4Net,
+    /// The IPv6 subnet, on IPv6 networks.
+    pub subnet6: Option<Ipv6Net>,
     /// No traffic in or out of the subnet except among its members.
     pub internal: bool,
     /// Masquerade traffic leaving the subnet (Docker's `enable_ip_masquerade`, default true).
@@ -36,6 +38,8 @@ pub struct PortRule {
     pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_ip: Ipv4Addr,
+    /// The container's IPv6 address, on IPv6 networks: IPv6 clients are DNATed to it.
+    pub container_ip6: Option<Ipv6Addr>,
     pub container_port: u16,
     pub bridge: String,
 }
@@ -213,6 +217,109 @@ pub fn render(table: &str, rules: &Ruleset) -> String {
     s
 }
 
+/// The `nft -f` script that replaces the table `ip6 {table}`: the IPv6 side of the networks
+/// with an IPv6 subnet, the same policy as the `ip` table (masquerade out, internal networks
+/// cut off, no routing between networks, icc) and published ports DNATed to containers'
+/// IPv6 addresses. Always deleted first, so a daemon whose IPv6 networks are gone sweeps it;
+/// declared again only when an IPv6 network exists.
+///
+/// `::1` is left to the userland proxy on `[::]:port`: the kernel never routes a loopback
+/// source out of a bridge (IPv6 has no route_localnet), so a DNAT of it would blackhole.
+pub fn render6(table: &str, rules: &Ruleset) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(s, "table ip6 {table} {{}}");
+    let _ = writeln!(s, "delete table ip6 {table}");
+    let v6: Vec<(&NetworkRules, Ipv6Net)> = rules
+        .networks
+        .iter()
+        .filter_map(|n| n.subnet6.map(|s6| (n, s6.trunc())))
+        .collect();
+    if v6.is_empty() {
+        return s;
+    }
+    let _ = writeln!(s, "table ip6 {table} {{");
+    let _ = writeln!(s, "\tchain publish {{");
+    for p in &rules.ports {
+        let Some(cip6) = p.container_ip6 else {
+            continue;
+        };
+        let daddr = match p.host_ip {
+            Some(IpAddr::V6(ip)) if !ip.is_unspecified() => format!("ip6 daddr {ip} "),
+            // An IPv4 host address has no place in an ip6 table.
+            Some(IpAddr::V4(ip)) if !ip.is_unspecified() => continue,
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "\t\t{daddr}{proto} dport {hp} dnat to [{cip6}]:{cp}",
+            proto = p.proto,
+            hp = p.host_port,
+            cp = p.container_port
+        );
+    }
+    let _ = writeln!(s, "\t}}");
+    let _ = writeln!(s, "\tchain prerouting {{");
+    let _ = writeln!(
+        s,
+        "\t\ttype nat hook prerouting priority dstnat; policy accept;"
+    );
+    let _ = writeln!(s, "\t\tfib daddr type local jump publish");
+    let _ = writeln!(s, "\t}}");
+    let _ = writeln!(s, "\tchain output {{");
+    let _ = writeln!(s, "\t\ttype nat hook output priority -100; policy accept;");
+    let _ = writeln!(s, "\t\tip6 daddr != ::1 fib daddr type local jump publish");
+    let _ = writeln!(s, "\t}}");
+
+    let _ = writeln!(s, "\tchain postrouting {{");
+    let _ = writeln!(
+        s,
+        "\t\ttype nat hook postrouting priority srcnat; policy accept;"
+    );
+    for (n, net) in &v6 {
+        let br = &n.bridge;
+        let _ = writeln!(
+            s,
+            "\t\toifname \"{br}\" ip6 saddr {net} ct status dnat masquerade"
+        );
+        if n.masquerade && !n.internal {
+            let _ = writeln!(s, "\t\toifname != \"{br}\" ip6 saddr {net} masquerade");
+        }
+    }
+    let _ = writeln!(s, "\t}}");
+
+    let _ = writeln!(s, "\tchain forward {{");
+    let _ = writeln!(
+        s,
+        "\t\ttype filter hook forward priority filter; policy accept;"
+    );
+    let _ = writeln!(s, "\t\tct state established,related accept");
+    for n in rules.networks.iter().filter(|n| n.internal) {
+        let br = n.bridge.as_str();
+        let _ = writeln!(s, "\t\tiifname \"{br}\" oifname != \"{br}\" drop");
+        let _ = writeln!(s, "\t\toifname \"{br}\" iifname != \"{br}\" drop");
+    }
+    let _ = writeln!(s, "\t\tct status dnat accept");
+    let bridges: Vec<&str> = rules.networks.iter().map(|n| n.bridge.as_str()).collect();
+    for n in &rules.networks {
+        let br = n.bridge.as_str();
+        let others: Vec<&str> = bridges.iter().copied().filter(|b| *b != br).collect();
+        if !others.is_empty() {
+            let _ = writeln!(
+                s,
+                "\t\tiifname \"{br}\" oifname {} drop",
+                quoted_set(&others)
+            );
+        }
+        if !n.icc {
+            let _ = writeln!(s, "\t\tiifname \"{br}\" oifname \"{br}\" drop");
+        }
+    }
+    let _ = writeln!(s, "\t}}");
+    let _ = writeln!(s, "}}");
+    s
+}
+
 /// Runs `nft -f -` with `script` on stdin.
 fn nft(script: &str) -> Result<()> {
     use std::io::Write as _;
@@ -254,7 +361,12 @@ fn write_sysctl(path: &str, value: &str) -> Result<()> {
 /// rules need (ip_forward, route_localnet on the bridges for 127.0.0.1 publishing).
 pub fn apply(table: &str, rules: &Ruleset) -> Result<()> {
     validate(table, rules)?;
-    nft(&render(table, rules))?;
+    // Both families in one script: one transaction.
+    let mut script = render(table, rules);
+    if ipv6_available() {
+        script.push_str(&render6(table, rules));
+    }
+    nft(&script)?;
     if !rules.networks.is_empty() {
         write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
     }
@@ -281,7 +393,18 @@ pub fn apply(table: &str, rules: &Ruleset) -> Result<()> {
 /// Deletes the table (when the daemon is told to stop managing the firewall).
 pub fn remove(table: &str) -> Result<()> {
     check_name("table", table)?;
-    nft(&format!("table ip {table} {{}}\ndelete table ip {table}\n"))
+    let mut script = format!("table ip {table} {{}}\ndelete table ip {table}\n");
+    if ipv6_available() {
+        script.push_str(&format!(
+            "table ip6 {table} {{}}\ndelete table ip6 {table}\n"
+        ));
+    }
+    nft(&script)
+}
+
+/// Whether the kernel has IPv6 (an ip6 table cannot be declared without it).
+fn ipv6_available() -> bool {
+    std::path::Path::new("/proc/net/if_inet6").exists()
 }
 
 #[cfg(test)]
@@ -292,6 +415,7 @@ mod tests {
         NetworkRules {
             bridge: bridge.into(),
             subnet: subnet.parse().unwrap(),
+            subnet6: None,
             internal: false,
             masquerade: true,
             icc: true,
@@ -304,6 +428,7 @@ mod tests {
             host_ip: host_ip.map(|h| h.parse().unwrap()),
             host_port: hp,
             container_ip: cip.parse().unwrap(),
+            container_ip6: None,
             container_port: cp,
             bridge: "berth0".into(),
         }
@@ -437,5 +562,95 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("invalid proto"));
+    }
+
+    #[test]
+    fn ip6_table_is_swept_and_only_declared_for_ipv6_networks() {
+        let s = render6("berth", &Ruleset::default());
+        assert_eq!(s, "table ip6 berth {}\ndelete table ip6 berth\n");
+        // IPv4-only networks: the ip6 table stays away.
+        let s = render6(
+            "berth",
+            &Ruleset {
+                networks: vec![net("berth0", "172.17.0.0/16")],
+                ports: vec![port(None, 8080, "172.17.0.2", 80)],
+            },
+        );
+        assert_eq!(s, "table ip6 berth {}\ndelete table ip6 berth\n");
+        // And the ip table is what it always was.
+        assert!(render("berth", &Ruleset::default()).starts_with("table ip berth {}\n"));
+    }
+
+    #[test]
+    fn ip6_table_renders_dnat_masquerade_and_isolation() {
+        let mut n6 = net("br-6", "172.20.0.0/16");
+        n6.subnet6 = Some("fd00:b0::/64".parse().unwrap());
+        let mut int6 = net("br-i6", "172.21.0.0/16");
+        int6.subnet6 = Some("fd00:b1::/64".parse().unwrap());
+        int6.internal = true;
+        int6.icc = false;
+        let with6 = |host: Option<&str>, hp: u16, cip6: Option<&str>| PortRule {
+            container_ip6: cip6.map(|c| c.parse().unwrap()),
+            bridge: "br-6".into(),
+            ..port(host, hp, "172.20.0.2", 80)
+        };
+        let rules = Ruleset {
+            networks: vec![net("berth0", "172.17.0.0/16"), n6, int6],
+            ports: vec![
+                with6(None, 8080, Some("fd00:b0::2")),
+                with6(Some("fd00:b0::1"), 8081, Some("fd00:b0::2")),
+                with6(Some("127.0.0.1"), 8082, Some("fd00:b0::2")),
+                // A container without IPv6: the userland proxy's business.
+                with6(None, 8083, None),
+            ],
+        };
+        let s = render6("berth", &rules);
+        assert!(
+            s.starts_with("table ip6 berth {}\ndelete table ip6 berth\ntable ip6 berth {\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("\t\ttcp dport 8080 dnat to [fd00:b0::2]:80\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("ip6 daddr fd00:b0::1 tcp dport 8081 dnat to [fd00:b0::2]:80"),
+            "{s}"
+        );
+        assert!(!s.contains("8082") && !s.contains("8083"), "{s}");
+        assert!(
+            s.contains("ip6 daddr != ::1 fib daddr type local jump publish"),
+            "{s}"
+        );
+        assert!(
+            s.contains("oifname != \"br-6\" ip6 saddr fd00:b0::/64 masquerade"),
+            "{s}"
+        );
+        assert!(
+            s.contains("oifname \"br-6\" ip6 saddr fd00:b0::/64 ct status dnat masquerade"),
+            "{s}"
+        );
+        assert!(
+            !s.contains("oifname != \"br-i6\" ip6 saddr"),
+            "internal: no masquerade: {s}"
+        );
+        assert!(
+            s.contains("iifname \"br-i6\" oifname != \"br-i6\" drop"),
+            "{s}"
+        );
+        assert!(
+            s.contains("iifname \"br-i6\" oifname \"br-i6\" drop"),
+            "{s}"
+        );
+        assert!(
+            s.contains("iifname \"br-6\" oifname { \"berth0\", \"br-i6\" } drop"),
+            "{s}"
+        );
+        let est = s.find("ct state established,related accept").unwrap();
+        let dnat = s.find("ct status dnat accept").unwrap();
+        let iso = s.find("iifname \"br-6\" oifname {").unwrap();
+        assert!(est < dnat && dnat < iso, "{s}");
+        // No IPv4 in the ip6 table.
+        assert!(!s.contains("172."), "{s}");
     }
 }

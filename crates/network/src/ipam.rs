@@ -2,9 +2,9 @@
 //! serialisable, so the daemon persists it with the network record.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::{NetError, Result};
@@ -200,6 +200,191 @@ impl Pool {
     }
 }
 
+/// The longest IPv6 prefix a network may have: a /126 holds the subnet-router address, the
+/// gateway and two hosts (dockerd refuses longer ones too).
+pub const MAX_V6_PREFIX: u8 = 126;
+
+/// The ULA /48 (`fdXX:XXXX:XXXX::/48`, RFC 4193) that networks with IPv6 but no IPv6 subnet take
+/// /64s from, made of the 40-bit global ID `global_id` (its low 40 bits), as Docker 27+ derives
+/// its default IPv6 pool.
+pub fn ula_base(global_id: u64) -> Ipv6Net {
+    let g = global_id & 0xff_ffff_ffff;
+    let hi = (0xfdu128 << 120) | (u128::from(g) << 80);
+    Ipv6Net::new(Ipv6Addr::from(hi), 48).unwrap_or_else(|_| Ipv6Net::default())
+}
+
+/// Whether two IPv6 subnets share an address.
+pub fn overlaps6(a: &Ipv6Net, b: &Ipv6Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The first /64 of `base` (in order) overlapping none of `taken`.
+pub fn pick_subnet6(base: Ipv6Net, taken: &[Ipv6Net]) -> Option<Ipv6Net> {
+    if base.prefix_len() > 64 {
+        return None;
+    }
+    base.trunc()
+        .subnets(64)
+        .ok()?
+        .find(|s| !taken.iter().any(|t| overlaps6(s, t)))
+}
+
+/// A user-given IPv6 subnet against the other networks' IPv6 subnets: Docker's Conflict.
+pub fn check_overlap6(subnet: &Ipv6Net, others: &[Ipv6Net]) -> Result<()> {
+    match others.iter().find(|o| overlaps6(subnet, o)) {
+        Some(o) => Err(NetError::Conflict(format!(
+            "invalid pool request: Pool overlaps with other one on this address space ({subnet} overlaps {o})"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// One network's IPv6 address space and its leases. A /64 has 2^64 addresses: nothing is
+/// materialised per address; leases are a set, and dynamic allocation scans from a cursor
+/// (the address after the last one handed out), so the cost is bounded by the number of leases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool6 {
+    pub subnet: Ipv6Net,
+    pub gateway: Ipv6Addr,
+    /// `--ip-range` for IPv6: dynamic addresses come only from here.
+    pub range: Option<Ipv6Net>,
+    /// Leased address → owner (endpoint id).
+    pub leases: BTreeMap<Ipv6Addr, String>,
+    /// Where the next dynamic scan starts (absent: at the start of the range).
+    #[serde(default)]
+    pub cursor: Option<Ipv6Addr>,
+}
+
+impl Pool6 {
+    /// Validates subnet/gateway/range (the caller truncated host bits off the subnet when it
+    /// accepts them); the gateway defaults to the subnet's first address after the
+    /// subnet-router anycast address.
+    pub fn new(
+        subnet: Ipv6Net,
+        gateway: Option<Ipv6Addr>,
+        range: Option<Ipv6Net>,
+    ) -> Result<Pool6> {
+        if subnet.trunc() != subnet {
+            return Err(NetError::Invalid(format!(
+                "invalid subnet {subnet}: it should be {}",
+                subnet.trunc()
+            )));
+        }
+        if subnet.prefix_len() > MAX_V6_PREFIX {
+            return Err(NetError::Invalid(format!(
+                "invalid subnet {subnet}: the prefix must be at most /{MAX_V6_PREFIX} to hold a gateway and a host"
+            )));
+        }
+        let gateway = match gateway {
+            Some(g) => {
+                if !subnet.contains(&g) {
+                    return Err(NetError::Invalid(format!(
+                        "no matching subnet for gateway {g}: it is outside {subnet}"
+                    )));
+                }
+                if g == subnet.network() {
+                    return Err(NetError::Invalid(format!(
+                        "invalid gateway {g}: it is the subnet-router address of {subnet}"
+                    )));
+                }
+                g
+            }
+            None => Ipv6Addr::from(u128::from(subnet.network()) + 1),
+        };
+        if let Some(r) = range {
+            if r.trunc() != r {
+                return Err(NetError::Invalid(format!(
+                    "invalid ip range {r}: it should be {}",
+                    r.trunc()
+                )));
+            }
+            if !subnet.contains(&r) {
+                return Err(NetError::Invalid(format!(
+                    "invalid ip range {r}: it is not inside the subnet {subnet}"
+                )));
+            }
+        }
+        Ok(Pool6 {
+            subnet,
+            gateway,
+            range,
+            leases: BTreeMap::new(),
+            cursor: None,
+        })
+    }
+
+    fn usable(&self, ip: Ipv6Addr) -> bool {
+        ip != self.subnet.network() && ip != self.gateway && !self.leases.contains_key(&ip)
+    }
+
+    /// Leases `want` (inside the subnet, not the subnet-router address, the gateway or taken)
+    /// or the next free address of the range from the cursor, wrapping once.
+    pub fn allocate(&mut self, owner: &str, want: Option<Ipv6Addr>) -> Result<Ipv6Addr> {
+        if let Some(ip) = want {
+            if !self.subnet.contains(&ip) {
+                return Err(NetError::Invalid(format!(
+                    "invalid address {ip}: it does not belong to the subnet {}",
+                    self.subnet
+                )));
+            }
+            if ip == self.subnet.network() {
+                return Err(NetError::Invalid(format!(
+                    "invalid address {ip}: it is the subnet-router address of {}",
+                    self.subnet
+                )));
+            }
+            if !self.usable(ip) {
+                return Err(NetError::Conflict(format!("Address already in use: {ip}")));
+            }
+            self.leases.insert(ip, owner.to_string());
+            return Ok(ip);
+        }
+        let space = self.range.unwrap_or(self.subnet);
+        let (first, last) = (u128::from(space.network()), u128::from(space.broadcast()));
+        let start = self
+            .cursor
+            .map(u128::from)
+            .filter(|c| (first..=last).contains(c))
+            .unwrap_or(first);
+        // Every address that is not free is a lease, the gateway or the subnet-router address:
+        // a free one turns up within that many steps of any start, whatever the pool's size.
+        let budget = (self.leases.len() as u128).saturating_add(3);
+        let size = last - first + 1;
+        let mut n = start;
+        for _ in 0..budget.min(size) {
+            let ip = Ipv6Addr::from(n);
+            if self.usable(ip) {
+                self.leases.insert(ip, owner.to_string());
+                self.cursor = Some(Ipv6Addr::from(if n == last { first } else { n + 1 }));
+                return Ok(ip);
+            }
+            n = if n == last { first } else { n + 1 };
+        }
+        Err(NetError::Conflict(format!(
+            "no available IPv6 addresses on this network's address pools ({space})"
+        )))
+    }
+
+    pub fn release(&mut self, ip: Ipv6Addr) {
+        self.leases.remove(&ip);
+    }
+
+    /// Releases every lease of `owner`.
+    pub fn release_owner(&mut self, owner: &str) {
+        self.leases.retain(|_, o| o != owner);
+    }
+
+    /// The gateway with the subnet's prefix, as the bridge's address.
+    pub fn gateway_net(&self) -> Ipv6Net {
+        Ipv6Net::new(self.gateway, self.subnet.prefix_len()).unwrap_or(self.subnet)
+    }
+
+    /// An address with the subnet's prefix, as a container's interface address.
+    pub fn with_prefix(&self, ip: Ipv6Addr) -> Ipv6Net {
+        Ipv6Net::new(ip, self.subnet.prefix_len()).unwrap_or(self.subnet)
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -350,5 +535,143 @@ mod tests {
         let text = serde_json::to_string(&p).unwrap();
         let back: Pool = serde_json::from_str(&text).unwrap();
         assert_eq!(back, p);
+    }
+
+    fn net6(s: &str) -> Ipv6Net {
+        s.parse().unwrap()
+    }
+
+    fn ip6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn v6_pool_allocates_in_order_from_the_gateway_on() {
+        let mut p = Pool6::new(net6("fd00:b0::/64"), None, None).unwrap();
+        assert_eq!(p.gateway, ip6("fd00:b0::1"));
+        assert_eq!(p.gateway_net(), net6("fd00:b0::1/64"));
+        assert_eq!(p.allocate("a", None).unwrap(), ip6("fd00:b0::2"));
+        assert_eq!(p.allocate("b", None).unwrap(), ip6("fd00:b0::3"));
+        assert_eq!(
+            p.with_prefix(ip6("fd00:b0::3")).to_string(),
+            "fd00:b0::3/64"
+        );
+        // A released address is not handed out again at once: the cursor moves on (as
+        // dockerd's allocator does), and the set stays as small as the leases.
+        p.release_owner("a");
+        assert_eq!(p.allocate("c", None).unwrap(), ip6("fd00:b0::4"));
+        assert_eq!(p.leases.len(), 2);
+        p.release(ip6("fd00:b0::4"));
+        assert!(!p.leases.contains_key(&ip6("fd00:b0::4")));
+    }
+
+    #[test]
+    fn v6_pool_static_addresses_are_checked() {
+        let mut p =
+            Pool6::new(net6("2001:db8:1::/64"), Some(ip6("2001:db8:1::ffff")), None).unwrap();
+        assert_eq!(
+            p.allocate("a", Some(ip6("2001:db8:1::1"))).unwrap(),
+            ip6("2001:db8:1::1")
+        );
+        let e = p.allocate("b", Some(ip6("2001:db8:1::1"))).unwrap_err();
+        assert!(
+            matches!(e, NetError::Conflict(_)) && e.to_string().contains("Address already in use"),
+            "{e}"
+        );
+        let e = p.allocate("b", Some(ip6("2001:db8:1::ffff"))).unwrap_err();
+        assert!(e.to_string().contains("Address already in use"), "{e}");
+        let e = p.allocate("b", Some(ip6("2001:db8:2::5"))).unwrap_err();
+        assert!(
+            matches!(e, NetError::Invalid(_)) && e.to_string().contains("does not belong"),
+            "{e}"
+        );
+        let e = p.allocate("b", Some(ip6("2001:db8:1::"))).unwrap_err();
+        assert!(e.to_string().contains("subnet-router"), "{e}");
+        // The dynamic scan steps over the static lease.
+        assert_eq!(p.allocate("c", None).unwrap(), ip6("2001:db8:1::2"));
+    }
+
+    #[test]
+    fn v6_pool_exhaustion_on_a_126_and_cursor_wrap() {
+        let mut p = Pool6::new(net6("fd00:1::/126"), None, None).unwrap();
+        // ::0 subnet-router, ::1 gateway: ::2 and ::3 are leasable.
+        assert_eq!(p.allocate("a", None).unwrap(), ip6("fd00:1::2"));
+        assert_eq!(p.allocate("b", None).unwrap(), ip6("fd00:1::3"));
+        let e = p.allocate("c", None).unwrap_err();
+        assert!(
+            matches!(e, NetError::Conflict(_)) && e.to_string().contains("no available IPv6"),
+            "{e}"
+        );
+        // The cursor sits past the end: the scan wraps to the start and finds ::2 again.
+        p.release_owner("a");
+        assert_eq!(p.allocate("d", None).unwrap(), ip6("fd00:1::2"));
+        let e = Pool6::new(net6("fd00:1::/127"), None, None).unwrap_err();
+        assert!(e.to_string().contains("at most /126"), "{e}");
+    }
+
+    #[test]
+    fn v6_pool_in_a_huge_range_stays_small_and_fast() {
+        let mut p = Pool6::new(net6("fd00:2::/48"), None, Some(net6("fd00:2:0:1::/64"))).unwrap();
+        for i in 0..1000u32 {
+            let ip = p.allocate(&format!("e{i}"), None).unwrap();
+            assert!(net6("fd00:2:0:1::/64").contains(&ip));
+        }
+        assert_eq!(p.leases.len(), 1000);
+        // A range starting at the cursor's far end wraps within the range.
+        p.cursor = Some(ip6("fd00:2:0:1:ffff:ffff:ffff:ffff"));
+        assert_eq!(
+            p.allocate("last", None).unwrap(),
+            ip6("fd00:2:0:1:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(p.cursor, Some(ip6("fd00:2:0:1::")));
+        // The range's start was the first lease (it is not the subnet-router address of the
+        // /48): the wrapped scan steps over the 1000 leases.
+        assert_eq!(p.allocate("wrapped", None).unwrap(), ip6("fd00:2:0:1::3e8"));
+    }
+
+    #[test]
+    fn v6_pool_validation_errors() {
+        let e = Pool6::new(net6("fd00::/64"), Some(ip6("fd01::1")), None).unwrap_err();
+        assert!(e.to_string().contains("outside fd00::/64"), "{e}");
+        let e = Pool6::new(net6("fd00::/64"), None, Some(net6("fd01::/80"))).unwrap_err();
+        assert!(e.to_string().contains("not inside the subnet"), "{e}");
+        let e = Pool6::new(net6("fd00::1/64"), None, None).unwrap_err();
+        assert!(e.to_string().contains("it should be fd00::/64"), "{e}");
+        let e = Pool6::new(net6("fd00::/64"), Some(ip6("fd00::")), None).unwrap_err();
+        assert!(e.to_string().contains("subnet-router"), "{e}");
+    }
+
+    #[test]
+    fn ula_pool_gives_distinct_64s_in_order() {
+        let base = ula_base(0x12_3456_789a);
+        assert_eq!(base.to_string(), "fd12:3456:789a::/48");
+        // Only the low 40 bits count.
+        assert_eq!(ula_base(0xffff_ff12_3456_789a), base);
+        let a = pick_subnet6(base, &[]).unwrap();
+        assert_eq!(a.to_string(), "fd12:3456:789a::/64");
+        let b = pick_subnet6(base, &[a]).unwrap();
+        assert_eq!(b.to_string(), "fd12:3456:789a:1::/64");
+        // A wider user subnet inside the base takes all its /64s.
+        let c = pick_subnet6(base, &[a, net6("fd12:3456:789a:0::/62")]).unwrap();
+        assert_eq!(c.to_string(), "fd12:3456:789a:4::/64");
+        assert_eq!(pick_subnet6(base, &[base]), None);
+        let e = check_overlap6(&net6("fd00:b0::/64"), &[net6("fd00::/16")]).unwrap_err();
+        assert!(
+            matches!(e, NetError::Conflict(_)) && e.to_string().contains("overlaps"),
+            "{e}"
+        );
+        check_overlap6(&net6("fd00:b0::/64"), &[net6("fd00:b1::/64")]).unwrap();
+    }
+
+    #[test]
+    fn v6_pool_round_trips_and_loads_without_a_cursor() {
+        let mut p = Pool6::new(net6("fd00:b0::/64"), None, None).unwrap();
+        p.allocate("abc", None).unwrap();
+        let text = serde_json::to_string(&p).unwrap();
+        let back: Pool6 = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, p);
+        let old = r#"{"subnet":"fd00:b0::/64","gateway":"fd00:b0::1","range":null,"leases":{}}"#;
+        let p: Pool6 = serde_json::from_str(old).unwrap();
+        assert_eq!(p.cursor, None);
     }
 }

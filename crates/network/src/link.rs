@@ -5,11 +5,11 @@
 //! inline rather than paying a thread hop, and a socket opened inside a container's namespace
 //! (on a [`crate::netns::run_in`] thread) needs no runtime of its own.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::{NetError, Result};
 use sys::{is_errno, Netlink};
@@ -20,6 +20,8 @@ pub struct BridgeConfig {
     pub name: String,
     /// Gateway address with the subnet's prefix, e.g. 172.18.0.1/16.
     pub address: Ipv4Net,
+    /// The IPv6 gateway address with its prefix, on IPv6 networks.
+    pub address6: Option<Ipv6Net>,
     pub mtu: u32,
 }
 
@@ -36,6 +38,10 @@ pub struct EndpointConfig {
     pub address: Ipv4Net,
     /// Default route via this gateway; None for internal networks or secondary networks.
     pub gateway: Option<Ipv4Addr>,
+    /// On IPv6 networks: the interface's IPv6 address (IPv6 stays off on the others).
+    pub address6: Option<Ipv6Net>,
+    /// Default IPv6 route via this gateway (same rule as `gateway`).
+    pub gateway6: Option<Ipv6Addr>,
     pub mac: [u8; 6],
     pub mtu: u32,
 }
@@ -124,17 +130,77 @@ pub fn ensure_bridge_sync(cfg: &BridgeConfig) -> Result<()> {
         nl.del_address(index, *old)
             .map_err(|e| nl_err(format!("remove stale address {old} from {}", cfg.name), e))?;
     }
-    if current.contains(&cfg.address) {
+    if !current.contains(&cfg.address) {
+        match nl.add_address(index, cfg.address) {
+            Ok(()) => {}
+            Err(e) if is_errno(&e, libc::EEXIST) => {}
+            Err(e) => {
+                return Err(nl_err(
+                    format!("add address {} to {}", cfg.address, cfg.name),
+                    e,
+                ))
+            }
+        }
+    }
+    ensure_bridge_v6(&mut nl, index, cfg)
+}
+
+/// The bridge's IPv6 side: on IPv6 networks, IPv6 on and exactly the gateway as its global
+/// address (link-local ones stay); on the others, global addresses a former IPv6 life of the
+/// bridge left are removed.
+fn ensure_bridge_v6(nl: &mut Netlink, index: u32, cfg: &BridgeConfig) -> Result<()> {
+    if cfg.address6.is_some() {
+        // The daemon's namespace may have IPv6 off by default for new links; the bridge needs
+        // it to carry the gateway.
+        let path = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", cfg.name);
+        std::fs::write(&path, b"0").map_err(|e| NetError::Io {
+            what: format!("enable IPv6 on {} ({path})", cfg.name),
+            source: e,
+        })?;
+    }
+    let current = match nl.addresses_v6(index) {
+        Ok(c) => c,
+        // No IPv6 in this kernel: nothing to remove, and nothing was asked.
+        Err(e) if cfg.address6.is_none() && is_errno(&e, libc::EAFNOSUPPORT) => return Ok(()),
+        Err(e) => return Err(nl_err(format!("list IPv6 addresses of {}", cfg.name), e)),
+    };
+    for old in current
+        .iter()
+        .filter(|a| Some(**a) != cfg.address6 && !is_link_local(a.addr()))
+    {
+        nl.del_address6(index, *old)
+            .map_err(|e| nl_err(format!("remove stale address {old} from {}", cfg.name), e))?;
+    }
+    let Some(want) = cfg.address6 else {
+        return Ok(());
+    };
+    if current.contains(&want) {
         return Ok(());
     }
-    match nl.add_address(index, cfg.address) {
+    match nl.add_address6(index, want) {
         Ok(()) => Ok(()),
         Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
-        Err(e) => Err(nl_err(
-            format!("add address {} to {}", cfg.address, cfg.name),
-            e,
-        )),
+        Err(e) => Err(nl_err(format!("add address {want} to {}", cfg.name), e)),
     }
+}
+
+fn is_link_local(ip: Ipv6Addr) -> bool {
+    ip.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// Turns IPv6 forwarding on in the calling thread's namespace (`net.ipv6.conf.all.forwarding`),
+/// as dockerd does once an IPv6 network exists: containers' IPv6 traffic is routed through the
+/// bridge. As with any router, the host's interfaces then ignore router advertisements unless
+/// their `accept_ra` is 2.
+pub fn enable_ipv6_forwarding() -> Result<()> {
+    let path = "/proc/sys/net/ipv6/conf/all/forwarding";
+    if std::fs::read(path).is_ok_and(|v| v.starts_with(b"1")) {
+        return Ok(());
+    }
+    std::fs::write(path, b"1").map_err(|e| NetError::Io {
+        what: format!("write 1 to {path}"),
+        source: e,
+    })
 }
 
 /// Deletes a link by name; Ok when it does not exist.
@@ -228,6 +294,7 @@ pub fn attach_sync(cfg: &EndpointConfig) -> Result<()> {
         let ifname = cfg.container_ifname.clone();
         let address = cfg.address;
         let gateway = cfg.gateway;
+        let (address6, gateway6) = (cfg.address6, cfg.gateway6);
         crate::netns::try_run_in(&cfg.netns, move || {
             let mut nl = Netlink::open()?;
             let index = nl
@@ -235,10 +302,25 @@ pub fn attach_sync(cfg: &EndpointConfig) -> Result<()> {
                 .map_err(|e| nl_err(format!("look up {ifname} in the container"), e))?;
             nl.add_address(index, address)
                 .map_err(|e| nl_err(format!("add address {address} to {ifname}"), e))?;
+            if let Some(a6) = address6 {
+                // The namespace's default keeps IPv6 off (see netns::create); an IPv6 network
+                // turns it on for this interface only, before it goes up.
+                let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+                std::fs::write(&path, b"0").map_err(|e| NetError::Io {
+                    what: format!("enable IPv6 on {ifname} ({path})"),
+                    source: e,
+                })?;
+                nl.add_address6(index, a6)
+                    .map_err(|e| nl_err(format!("add address {a6} to {ifname}"), e))?;
+            }
             nl.set_link(index, None, None, true)
                 .map_err(|e| nl_err(format!("set {ifname} up"), e))?;
             if let Some(gw) = gateway {
                 nl.add_default_route(index, gw)
+                    .map_err(|e| nl_err(format!("add default route via {gw} on {ifname}"), e))?;
+            }
+            if let (Some(gw), Some(_)) = (gateway6, address6) {
+                nl.add_default_route6(index, gw)
                     .map_err(|e| nl_err(format!("add default route via {gw} on {ifname}"), e))?;
             }
             Ok(())
@@ -322,15 +404,17 @@ pub fn link_stats_in(netns: &Path, name: &str) -> Result<LinkStats> {
 /// Netlink plumbing: one blocking NETLINK_ROUTE socket, request/ack and dumps.
 pub(crate) mod sys {
     use std::io;
-    use std::net::{IpAddr, Ipv4Addr};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     use std::os::fd::RawFd;
 
-    use ipnet::Ipv4Net;
+    use ipnet::{Ipv4Net, Ipv6Net};
     use netlink_packet_core::{
         NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
         NLM_F_EXCL, NLM_F_REQUEST,
     };
-    use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
+    use netlink_packet_route::address::{
+        AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+    };
     use netlink_packet_route::link::{
         InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags,
         LinkInfo, LinkMessage,
@@ -669,6 +753,72 @@ pub(crate) mod sys {
                 RouteNetlinkMessage::NewAddress(m),
                 NLM_F_CREATE | NLM_F_EXCL,
             )
+        }
+
+        /// The global and link-local IPv6 addresses (with prefix) of the link `index`.
+        pub(crate) fn addresses_v6(&mut self, index: u32) -> io::Result<Vec<Ipv6Net>> {
+            let mut q = AddressMessage::default();
+            q.header.family = AddressFamily::Inet6;
+            let mut out = Vec::new();
+            for reply in self.dump(RouteNetlinkMessage::GetAddress(q))? {
+                let RouteNetlinkMessage::NewAddress(a) = reply else {
+                    continue;
+                };
+                if a.header.index != index || a.header.family != AddressFamily::Inet6 {
+                    continue;
+                }
+                for attr in &a.attributes {
+                    if let AddressAttribute::Address(IpAddr::V6(ip)) = attr {
+                        if let Ok(net) = Ipv6Net::new(*ip, a.header.prefix_len) {
+                            out.push(net);
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        }
+
+        pub(crate) fn del_address6(&mut self, index: u32, net: Ipv6Net) -> io::Result<()> {
+            let mut m = AddressMessage::default();
+            m.header.family = AddressFamily::Inet6;
+            m.header.prefix_len = net.prefix_len();
+            m.header.index = index;
+            m.attributes
+                .push(AddressAttribute::Address(IpAddr::V6(net.addr())));
+            self.request(RouteNetlinkMessage::DelAddress(m), 0)
+        }
+
+        /// An IPv6 address with IFA_F_NODAD: usable at once (no duplicate address detection
+        /// delaying the first packets), as dockerd adds them; the addresses come from berth's
+        /// own allocator, so a duplicate is not expected on the bridge.
+        pub(crate) fn add_address6(&mut self, index: u32, net: Ipv6Net) -> io::Result<()> {
+            let mut m = AddressMessage::default();
+            m.header.family = AddressFamily::Inet6;
+            m.header.prefix_len = net.prefix_len();
+            m.header.scope = AddressScope::Universe;
+            m.header.flags = AddressHeaderFlags::Nodad;
+            m.header.index = index;
+            m.attributes
+                .push(AddressAttribute::Address(IpAddr::V6(net.addr())));
+            m.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            self.request(
+                RouteNetlinkMessage::NewAddress(m),
+                NLM_F_CREATE | NLM_F_EXCL,
+            )
+        }
+
+        pub(crate) fn add_default_route6(&mut self, index: u32, gw: Ipv6Addr) -> io::Result<()> {
+            let mut m = RouteMessage::default();
+            m.header.address_family = AddressFamily::Inet6;
+            m.header.table = RouteHeader::RT_TABLE_MAIN;
+            m.header.protocol = RouteProtocol::Boot;
+            m.header.scope = RouteScope::Universe;
+            m.header.kind = RouteType::Unicast;
+            m.attributes
+                .push(RouteAttribute::Gateway(RouteAddress::Inet6(gw)));
+            m.attributes.push(RouteAttribute::Oif(index));
+            self.request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
         }
 
         pub(crate) fn add_default_route(&mut self, index: u32, gw: Ipv4Addr) -> io::Result<()> {

@@ -18,6 +18,7 @@ fn bridge(name: &str, gw: &str) {
     link::ensure_bridge_sync(&BridgeConfig {
         name: name.into(),
         address: gw.parse().unwrap(),
+        address6: None,
         mtu: 1500,
     })
     .unwrap();
@@ -34,6 +35,8 @@ fn container(bridge: &str, host_if: &str, ip: &str, gw: &str) -> Ns {
         netns: ns.path.clone(),
         address,
         gateway: Some(gw.parse().unwrap()),
+        address6: None,
+        gateway6: None,
         mac: link::mac_for(address.addr()),
         mtu: 1500,
     })
@@ -154,6 +157,7 @@ fn published_ports_nat_isolation_and_internal_networks_with_real_traffic() {
         let internal = NetworkRules {
             bridge: "br-int".into(),
             subnet: "10.81.0.0/24".parse().unwrap(),
+            subnet6: None,
             internal: true,
             masquerade: true,
             icc: true,
@@ -163,6 +167,7 @@ fn published_ports_nat_isolation_and_internal_networks_with_real_traffic() {
                 NetworkRules {
                     bridge: "berth0".into(),
                     subnet: "10.80.0.0/24".parse().unwrap(),
+                    subnet6: None,
                     internal: false,
                     masquerade: true,
                     icc: true,
@@ -170,6 +175,7 @@ fn published_ports_nat_isolation_and_internal_networks_with_real_traffic() {
                 NetworkRules {
                     bridge: "br-a".into(),
                     subnet: "10.83.0.0/24".parse().unwrap(),
+                    subnet6: None,
                     internal: false,
                     ..internal.clone()
                 },
@@ -180,6 +186,7 @@ fn published_ports_nat_isolation_and_internal_networks_with_real_traffic() {
                 host_ip: None,
                 host_port: 18080,
                 container_ip: "10.80.0.2".parse().unwrap(),
+                container_ip6: None,
                 container_port: 80,
                 bridge: "berth0".into(),
             }],
@@ -252,6 +259,7 @@ fn icc_false_blocks_containers_of_one_bridge_but_not_the_host() {
             networks: vec![NetworkRules {
                 bridge: "br-q".into(),
                 subnet: "10.84.0.0/24".parse().unwrap(),
+                subnet6: None,
                 internal: false,
                 masquerade: true,
                 icc: false,
@@ -290,6 +298,7 @@ fn same_bridge_neighbour_reaches_published_port_with_and_without_br_netfilter() 
             networks: vec![NetworkRules {
                 bridge: "br-h".into(),
                 subnet: "10.85.0.0/24".parse().unwrap(),
+                subnet6: None,
                 internal: false,
                 masquerade: true,
                 icc: true,
@@ -299,6 +308,7 @@ fn same_bridge_neighbour_reaches_published_port_with_and_without_br_netfilter() 
                 host_ip: None,
                 host_port: 18081,
                 container_ip: "10.85.0.2".parse().unwrap(),
+                container_ip6: None,
                 container_port: 80,
                 bridge: "br-h".into(),
             }],

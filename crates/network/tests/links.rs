@@ -23,6 +23,8 @@ fn endpoint(ns: &Ns, host: &str, ip: &str, gw: Option<&str>) -> EndpointConfig {
         netns: ns.path.clone(),
         address,
         gateway: gw.map(|g| g.parse().unwrap()),
+        address6: None,
+        gateway6: None,
         mac: link::mac_for(address.addr()),
         mtu: 1400,
     }
@@ -32,6 +34,7 @@ fn bridge() -> BridgeConfig {
     BridgeConfig {
         name: "br-test".into(),
         address: "10.77.0.1/24".parse().unwrap(),
+        address6: None,
         mtu: 1400,
     }
 }
@@ -80,6 +83,7 @@ fn bridge_and_veth_give_the_container_an_address_and_a_default_route() {
             // A new subnet replaces the old address instead of adding to it.
             let moved = BridgeConfig {
                 address: "10.78.0.1/16".parse().unwrap(),
+                address6: None,
                 ..bridge()
             };
             link::ensure_bridge(&moved).await.unwrap();
@@ -245,6 +249,7 @@ fn routed_subnets_are_skipped_when_picking() {
         let br = BridgeConfig {
             name: "br-docker".into(),
             address: "172.17.0.1/16".parse().unwrap(),
+            address6: None,
             mtu: 1500,
         };
         link::ensure_bridge_sync(&br).unwrap();
@@ -287,6 +292,7 @@ fn a_container_on_two_networks_leaves_nothing_behind() {
             link::ensure_bridge_sync(&BridgeConfig {
                 name: br.to_string(),
                 address: pool.gateway_net(),
+                address6: None,
                 mtu: 1500,
             })
             .unwrap();
@@ -304,6 +310,8 @@ fn a_container_on_two_networks_leaves_nothing_behind() {
                 address: pool.with_prefix(ip),
                 // Only the first network gives the default route.
                 gateway: (i == 0).then_some(pool.gateway),
+                address6: None,
+                gateway6: None,
                 mac: link::mac_for(ip),
                 mtu: 1500,
             })
@@ -316,6 +324,7 @@ fn a_container_on_two_networks_leaves_nothing_behind() {
                 .map(|((br, _), p)| NetworkRules {
                     bridge: br.to_string(),
                     subnet: p.subnet,
+                    subnet6: None,
                     internal: false,
                     masquerade: true,
                     icc: true,
@@ -326,6 +335,7 @@ fn a_container_on_two_networks_leaves_nothing_behind() {
                 host_ip: None,
                 host_port: 18081,
                 container_ip: ips[0],
+                container_ip6: None,
                 container_port: 80,
                 bridge: "br-one".into(),
             }],
@@ -371,5 +381,93 @@ fn a_container_on_two_networks_leaves_nothing_behind() {
         assert!(!table.contains("18081"), "{table}");
         // The port is free again.
         drop(berth_network::ports::reserve(Proto::Tcp, None, 18081).unwrap());
+    });
+}
+
+#[test]
+fn dual_stack_endpoint_gets_v6_address_route_and_traffic() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    in_private_netns(|| {
+        let br = BridgeConfig {
+            address6: Some("fd00:77::1/64".parse().unwrap()),
+            ..bridge()
+        };
+        link::ensure_bridge_sync(&br).unwrap();
+        // Idempotent, and a stale global address from another subnet is replaced.
+        let moved = BridgeConfig {
+            address6: Some("fd00:78::1/64".parse().unwrap()),
+            ..bridge()
+        };
+        link::ensure_bridge_sync(&moved).unwrap();
+        link::ensure_bridge_sync(&br).unwrap();
+        let b6 = run(&[
+            "ip", "-6", "-o", "addr", "show", "br-test", "scope", "global",
+        ]);
+        assert!(
+            b6.contains("fd00:77::1/64") && !b6.contains("fd00:78"),
+            "{b6}"
+        );
+        assert!(!b6.contains("tentative"), "{b6}");
+        link::enable_ipv6_forwarding().unwrap();
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding")
+                .unwrap()
+                .trim(),
+            "1"
+        );
+
+        let ns = Ns::new();
+        let mut ep = endpoint(&ns, "vbtest6", "10.77.0.2/24", Some("10.77.0.1"));
+        ep.address6 = Some("fd00:77::2/64".parse().unwrap());
+        ep.gateway6 = Some("fd00:77::1".parse().unwrap());
+        link::attach_sync(&ep).unwrap();
+        let a = run_in_ns(&ns.path, &["ip", "-6", "-o", "addr", "show", "dev", "eth0"]);
+        let a = String::from_utf8_lossy(&a.stdout);
+        // Usable at once: no duplicate address detection pending.
+        let global = a
+            .lines()
+            .find(|l| l.contains("fd00:77::2/64"))
+            .unwrap_or_default();
+        assert!(
+            global.contains("nodad") && !global.contains("tentative"),
+            "{a}"
+        );
+        let r = run_in_ns(&ns.path, &["ip", "-6", "route", "show", "default"]);
+        let r = String::from_utf8_lossy(&r.stdout);
+        assert!(r.contains("default via fd00:77::1 dev eth0"), "{r}");
+        // The host end stays without IPv6.
+        let host6 = std::fs::read_to_string("/proc/sys/net/ipv6/conf/vbtest6/disable_ipv6");
+        assert_eq!(host6.unwrap().trim(), "1");
+
+        let listener = netns::run_in(&ns.path, || TcpListener::bind("[fd00:77::2]:0"))
+            .unwrap()
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, peer) = listener.accept().unwrap();
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).unwrap();
+            s.write_all(&b).unwrap();
+            peer
+        });
+        let to: std::net::SocketAddr = format!("[fd00:77::2]:{port}").parse().unwrap();
+        let mut c = TcpStream::connect_timeout(&to, Duration::from_secs(5)).unwrap();
+        c.write_all(b"v6").unwrap();
+        let mut b = [0u8; 2];
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"v6");
+        let peer = server.join().unwrap();
+        assert_eq!(peer.ip().to_string(), "fd00:77::1");
+
+        // Back to IPv4 only: the bridge loses its global IPv6 address.
+        link::delete_link_sync("vbtest6").unwrap();
+        link::ensure_bridge_sync(&bridge()).unwrap();
+        let b6 = run(&[
+            "ip", "-6", "-o", "addr", "show", "br-test", "scope", "global",
+        ]);
+        assert!(b6.trim().is_empty(), "{b6}");
     });
 }

@@ -138,10 +138,11 @@ pub async fn dispatch(c: Client, cmd: Cmd) -> Result<()> {
             NetworkCmd::Rm { force, networks } => network::rm(&c, force, networks).await,
             NetworkCmd::Connect {
                 ip,
+                ip6,
                 alias,
                 network,
                 container,
-            } => network::connect(&c, &network, &container, ip, alias).await,
+            } => network::connect(&c, &network, &container, ip, ip6, alias).await,
             NetworkCmd::Disconnect {
                 force,
                 network,

@@ -32,24 +32,88 @@ fn kv(l: &[String]) -> Map<String, Value> {
         .collect()
 }
 
-pub async fn create(c: &Client, a: NetworkCreateArgs) -> Result<()> {
-    let mut ipam = Vec::new();
-    if a.subnet.is_some() || a.gateway.is_some() || a.ip_range.is_some() {
-        let mut cfg = Map::new();
-        for (k, v) in [
-            ("Subnet", &a.subnet),
-            ("Gateway", &a.gateway),
-            ("IPRange", &a.ip_range),
-        ] {
-            if let Some(v) = v {
-                cfg.insert(k.into(), json!(v));
+/// An address or subnet (`a.b.c.d`, `x::y`, with or without `/len`) as (address bits, prefix
+/// length, is IPv6).
+fn parse_net(s: &str) -> Option<(u128, u8, bool)> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l.parse::<u8>().ok()?)),
+        None => (s, None),
+    };
+    match addr.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(v4) => {
+            let len = len.unwrap_or(32);
+            (len <= 32).then_some((u128::from(u32::from(v4)) << 96, len, false))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let len = len.unwrap_or(128);
+            (len <= 128).then_some((u128::from(v6), len, true))
+        }
+    }
+}
+
+/// Whether `inner` (address or subnet) lies in the subnet `outer`.
+fn contains(outer: &str, inner: &str) -> bool {
+    let (Some((o, olen, o6)), Some((i, ilen, i6))) = (parse_net(outer), parse_net(inner)) else {
+        return false;
+    };
+    // IPv4 sits in the top 32 bits (see parse_net): its prefix lengths count from the top too.
+    if o6 != i6 || ilen < olen {
+        return false;
+    }
+    let mask = if olen == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(olen))
+    };
+    o & mask == i & mask
+}
+
+/// The IPAM configs of `--subnet`/`--gateway`/`--ip-range` (each repeatable, as the docker CLI):
+/// each gateway and range goes with the subnet containing it.
+fn ipam_configs(subnets: &[String], gateways: &[String], ranges: &[String]) -> Result<Vec<Value>> {
+    let mut out: Vec<Map<String, Value>> = subnets
+        .iter()
+        .map(|s| Map::from_iter([("Subnet".to_string(), json!(s))]))
+        .collect();
+    for (key, values) in [("Gateway", gateways), ("IPRange", ranges)] {
+        for v in values {
+            let owner = out.iter_mut().find(|c| {
+                !c.contains_key(key)
+                    && c.get("Subnet")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| contains(s, v))
+            });
+            match owner {
+                Some(c) => {
+                    c.insert(key.to_string(), json!(v));
+                }
+                None if subnets.is_empty() => {
+                    return Err(Exit::msg(
+                        125,
+                        "every ip-range or gateway must have a corresponding subnet",
+                    )
+                    .into())
+                }
+                None => {
+                    let what = if key == "Gateway" {
+                        "gateway"
+                    } else {
+                        "ip-range"
+                    };
+                    return Err(Exit::msg(125, format!("no matching subnet for {what} {v}")).into());
+                }
             }
         }
-        ipam.push(Value::Object(cfg));
     }
+    Ok(out.into_iter().map(Value::Object).collect())
+}
+
+pub async fn create(c: &Client, a: NetworkCreateArgs) -> Result<()> {
+    let ipam = ipam_configs(&a.subnet, &a.gateway, &a.ip_range)?;
     let body = json!({
         "Name": a.name,
         "Driver": a.driver,
+        "EnableIPv6": a.ipv6,
         "Internal": a.internal,
         "Attachable": a.attachable,
         "IPAM": {"Driver": "default", "Config": ipam, "Options": {}},
@@ -139,11 +203,12 @@ pub async fn connect(
     network: &str,
     container: &str,
     ip: Option<String>,
+    ip6: Option<String>,
     aliases: Vec<String>,
 ) -> Result<()> {
     let mut ep = Map::new();
-    if let Some(ip) = ip {
-        ep.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
+    if let Some(ipam) = opts::endpoint_ipam(ip.as_deref(), ip6.as_deref()) {
+        ep.insert("IPAMConfig".into(), ipam);
     }
     if !aliases.is_empty() {
         ep.insert("Aliases".into(), json!(aliases));
@@ -195,4 +260,42 @@ pub async fn prune(c: &Client, filter: Vec<String>, force: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn gateways_and_ranges_go_with_their_subnets() {
+        let c = ipam_configs(
+            &v(&["10.5.0.0/16", "fd00:b0::/64"]),
+            &v(&["fd00:b0::1", "10.5.0.254"]),
+            &v(&["fd00:b0::/80"]),
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            vec![
+                json!({"Subnet": "10.5.0.0/16", "Gateway": "10.5.0.254"}),
+                json!({"Subnet": "fd00:b0::/64", "Gateway": "fd00:b0::1", "IPRange": "fd00:b0::/80"}),
+            ]
+        );
+        assert!(ipam_configs(&[], &[], &[]).unwrap().is_empty());
+        let e = ipam_configs(&v(&["10.5.0.0/16"]), &v(&["fd00::1"]), &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no matching subnet for gateway fd00::1"),
+            "{e}"
+        );
+        let e = ipam_configs(&[], &v(&["10.0.0.1"]), &[]).unwrap_err();
+        assert!(e.to_string().contains("corresponding subnet"), "{e}");
+        assert!(contains("0.0.0.0/0", "10.1.2.3"));
+        assert!(!contains("10.5.0.0/16", "10.6.0.1"));
+        assert!(!contains("fd00:b0::/64", "fd00:b0::/48"));
+    }
 }

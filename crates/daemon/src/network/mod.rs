@@ -13,12 +13,12 @@ pub mod ports;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use berth_network::ipam::{self, Pool};
-use ipnet::Ipv4Net;
+use berth_network::ipam::{self, Pool, Pool6};
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
@@ -29,6 +29,9 @@ pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
 pub const OPT_MASQ: &str = "com.docker.network.bridge.enable_ip_masquerade";
 pub const OPT_HOST_IP: &str = "com.docker.network.bridge.host_binding_ipv4";
 pub const OPT_DEFAULT_BRIDGE: &str = "com.docker.network.bridge.default_bridge";
+
+/// The file in the network directory holding this daemon's ULA /48.
+const ULA_FILE: &str = "ula-prefix";
 
 /// The default bridge's interface name.
 pub const DEFAULT_BRIDGE: &str = "berth0";
@@ -42,6 +45,9 @@ pub struct Endpoint {
     pub name: String,
     pub endpoint_id: String,
     pub ip: Ipv4Addr,
+    /// On IPv6 networks.
+    #[serde(default)]
+    pub ip6: Option<Ipv6Addr>,
     pub mac: String,
     pub aliases: Vec<String>,
     /// The host end of the veth pair.
@@ -75,6 +81,33 @@ pub struct NetworkRecord {
     pub host_binding: Option<IpAddr>,
     /// Container id → endpoint, for running containers.
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// `EnableIPv6`: containers get an IPv6 address from `pool6` too.
+    #[serde(default)]
+    pub enable_ipv6: bool,
+    /// The IPv6 IPAM configuration as the user gave it (subnet truncated to its prefix), also
+    /// without `EnableIPv6` (then kept for inspect only, as dockerd 20.10 does).
+    #[serde(default)]
+    pub ipam6: Option<Ipam6>,
+    /// The IPv6 address space, on IPv6 networks only.
+    #[serde(default)]
+    pub pool6: Option<Pool6>,
+}
+
+/// A user's IPv6 IPAM configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipam6 {
+    pub subnet: Ipv6Net,
+    pub gateway: Option<Ipv6Addr>,
+    pub range: Option<Ipv6Net>,
+}
+
+/// The IPAM part of a create request, parsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpamRequest {
+    pub subnet: Option<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    pub ip_range: Option<Ipv4Net>,
+    pub v6: Option<Ipam6>,
 }
 
 impl NetworkRecord {
@@ -90,11 +123,41 @@ impl NetworkRecord {
         self.pool.as_ref().map(|p| p.subnet)
     }
 
+    /// The IPv6 subnet in use (IPv6 networks only).
+    pub fn subnet6(&self) -> Option<Ipv6Net> {
+        self.pool6
+            .as_ref()
+            .filter(|_| self.enable_ipv6)
+            .map(|p| p.subnet)
+    }
+
+    /// Whether `owner` holds an address (IPv4 or IPv6) here.
+    pub fn owns_lease(&self, owner: &str) -> bool {
+        self.pool
+            .as_ref()
+            .is_some_and(|p| p.leases.values().any(|o| o == owner))
+            || self
+                .pool6
+                .as_ref()
+                .is_some_and(|p| p.leases.values().any(|o| o == owner))
+    }
+
+    /// Drops the leases whose owner fails `keep`, in both pools.
+    pub fn retain_leases(&mut self, keep: impl Fn(&str) -> bool) {
+        if let Some(p) = self.pool.as_mut() {
+            p.leases.retain(|_, o| keep(o));
+        }
+        if let Some(p) = self.pool6.as_mut() {
+            p.leases.retain(|_, o| keep(o));
+        }
+    }
+
     pub fn firewall_rules(&self) -> Option<berth_network::firewall::NetworkRules> {
         let p = self.pool.as_ref()?;
         Some(berth_network::firewall::NetworkRules {
             bridge: self.bridge.clone(),
             subnet: p.subnet,
+            subnet6: self.subnet6(),
             internal: self.internal,
             masquerade: self.masquerade,
             icc: self.icc,
@@ -107,6 +170,11 @@ impl NetworkRecord {
         Some(berth_network::link::BridgeConfig {
             name: self.bridge.clone(),
             address,
+            address6: self
+                .pool6
+                .as_ref()
+                .filter(|_| self.enable_ipv6)
+                .map(Pool6::gateway_net),
             mtu: self.mtu,
         })
     }
@@ -124,6 +192,8 @@ pub struct CreateRequest {
     pub subnet: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
     pub ip_range: Option<Ipv4Net>,
+    pub enable_ipv6: bool,
+    pub v6: Option<Ipam6>,
 }
 
 /// The network table and the live per-container network state.
@@ -177,6 +247,9 @@ impl Networks {
             .flatten()
         {
             let p = e.path();
+            if p.file_name().and_then(|x| x.to_str()) == Some(ULA_FILE) {
+                continue;
+            }
             if p.extension().and_then(|x| x.to_str()) != Some("json") {
                 let _ = std::fs::remove_file(&p);
                 continue;
@@ -228,9 +301,14 @@ impl Networks {
                 masquerade: true,
                 host_binding: None,
                 endpoints: BTreeMap::new(),
+                enable_ipv6: false,
+                ipam6: None,
+                pool6: None,
             };
             if name == "bridge" {
                 rec.pool = Some(self.default_bridge_pool()?);
+                rec.pool6 = self.default_bridge_pool6()?;
+                rec.enable_ipv6 = rec.pool6.is_some();
                 rec.user_subnet = self.cfg.bip.is_some();
                 rec.mtu = self.cfg.mtu;
                 rec.bridge = DEFAULT_BRIDGE.into();
@@ -259,6 +337,17 @@ impl Networks {
             .map_err(|e| ApiError::invalid(format!("default bridge: {e}")))
     }
 
+    /// The default bridge's IPv6 pool: `--fixed-cidr-v6`, the gateway its first address.
+    fn default_bridge_pool6(&self) -> ApiResult<Option<Pool6>> {
+        self.cfg
+            .fixed_cidr_v6
+            .map(|s| {
+                Pool6::new(s, None, None)
+                    .map_err(|e| ApiError::invalid(format!("default bridge: {e}")))
+            })
+            .transpose()
+    }
+
     /// A default bridge made by an earlier start with other --bip/--fixed-cidr/--mtu takes the
     /// new ones when no container is on it (as dockerd reconfigures its bridge at start);
     /// otherwise it keeps its addresses, and says so.
@@ -272,13 +361,17 @@ impl Networks {
         let want_bip = self.cfg.bip.map(|b| (b.trunc(), b.addr()));
         let bip_differs = want_bip.is_some_and(|w| w != (pool.subnet, pool.gateway))
             || (want_bip.is_none() && cur.user_subnet);
-        let differs = bip_differs || pool.range != self.cfg.fixed_cidr || cur.mtu != self.cfg.mtu;
+        let v6_differs = cur.pool6.as_ref().map(|p| p.subnet) != self.cfg.fixed_cidr_v6;
+        let differs = bip_differs
+            || v6_differs
+            || pool.range != self.cfg.fixed_cidr
+            || cur.mtu != self.cfg.mtu;
         if !differs {
             return Ok(());
         }
         if !cur.endpoints.is_empty() {
             tracing::warn!(
-                "the default bridge keeps {} (mtu {}): containers are on it; --bip/--fixed-cidr/--mtu apply once they are gone",
+                "the default bridge keeps {} (mtu {}): containers are on it; --bip/--fixed-cidr/--fixed-cidr-v6/--mtu apply once they are gone",
                 pool.subnet,
                 cur.mtu
             );
@@ -302,6 +395,10 @@ impl Networks {
         };
         let mut rec = cur.clone();
         rec.pool = Some(new_pool);
+        if v6_differs {
+            rec.pool6 = self.default_bridge_pool6()?;
+            rec.enable_ipv6 = rec.pool6.is_some();
+        }
         rec.user_subnet = self.cfg.bip.is_some();
         rec.mtu = self.cfg.mtu;
         rec.options
@@ -322,6 +419,40 @@ impl Networks {
             ApiError::forbidden(
                 "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network",
             )
+        })
+    }
+
+    /// This daemon's ULA /48 for IPv6 networks without a subnet: a random global ID made once
+    /// and kept in the network directory (RFC 4193's advice), so the /64s stay put across
+    /// restarts.
+    fn ula_base(&self) -> ApiResult<Ipv6Net> {
+        let p = self.dir.join(ULA_FILE);
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            match text.trim().parse::<Ipv6Net>() {
+                Ok(n) => return Ok(n),
+                Err(e) => tracing::warn!("{}: {e}; making a new one", p.display()),
+            }
+        }
+        let id = crate::util::new_id();
+        let global = u64::from_str_radix(&id[..10], 16)
+            .map_err(|e| ApiError::internal(format!("ULA global id from {id}: {e}")))?;
+        let base = ipam::ula_base(global);
+        crate::util::write_replace(&p, format!("{base}\n").as_bytes(), true)
+            .map_err(|e| ApiError::internal(format!("save {}: {e}", p.display())))?;
+        Ok(base)
+    }
+
+    /// A free /64 of the ULA pool.
+    fn pick_subnet6(&self) -> ApiResult<Ipv6Net> {
+        let base = self.ula_base()?;
+        let taken: Vec<Ipv6Net> = lock(&self.table)
+            .values()
+            .filter_map(|n| n.pool6.as_ref().map(|p| p.subnet))
+            .collect();
+        ipam::pick_subnet6(base, &taken).ok_or_else(|| {
+            ApiError::forbidden(format!(
+                "could not find an available, non-overlapping IPv6 address pool in {base} to assign to the network"
+            ))
         })
     }
 
@@ -464,6 +595,29 @@ impl Networks {
         };
         let pool = Pool::new(subnet, req.gateway, req.ip_range)
             .map_err(|e| ApiError::invalid(format!("invalid pool request: {e}")))?;
+        let pool6 = if req.enable_ipv6 {
+            let (subnet6, gateway6, range6) = match &req.v6 {
+                Some(v6) => {
+                    let others: Vec<Ipv6Net> = lock(&self.table)
+                        .values()
+                        .filter_map(NetworkRecord::subnet6)
+                        .collect();
+                    if others.iter().any(|o| ipam::overlaps6(o, &v6.subnet)) {
+                        return Err(ApiError::forbidden(
+                            "Pool overlaps with other one on this address space",
+                        ));
+                    }
+                    (v6.subnet, v6.gateway, v6.range)
+                }
+                None => (self.pick_subnet6()?, None, None),
+            };
+            Some(
+                Pool6::new(subnet6, gateway6, range6)
+                    .map_err(|e| ApiError::invalid(format!("invalid pool request: {e}")))?,
+            )
+        } else {
+            None
+        };
         let rec = NetworkRecord {
             id,
             name: req.name,
@@ -481,6 +635,9 @@ impl Networks {
             masquerade,
             host_binding,
             endpoints: BTreeMap::new(),
+            enable_ipv6: req.enable_ipv6,
+            ipam6: req.v6,
+            pool6,
         };
         self.save(&rec, true)?;
         lock(&self.table).insert(rec.id.clone(), rec.clone());
@@ -504,15 +661,24 @@ impl Networks {
     }
 }
 
-/// Parses the IPAM part of a create request into [`CreateRequest`] fields (400 on bad input).
-pub fn parse_ipam(
-    cfg: &[berth_api::models::IpamConfig],
-) -> ApiResult<(Option<Ipv4Net>, Option<Ipv4Addr>, Option<Ipv4Net>)> {
-    let mut v4 = cfg
-        .iter()
-        .filter(|c| c.subnet.as_deref().is_none_or(|s| !s.contains(':')));
+/// Parses the IPAM part of a create request (400 on bad input): at most one IPv4 and one IPv6
+/// configuration (an IPv6 one is one whose subnet has a ':').
+pub fn parse_ipam(cfg: &[berth_api::models::IpamConfig]) -> ApiResult<IpamRequest> {
+    let is_v6 =
+        |c: &&berth_api::models::IpamConfig| c.subnet.as_deref().is_some_and(|s| s.contains(':'));
+    let v6s: Vec<_> = cfg.iter().filter(is_v6).collect();
+    if v6s.len() > 1 {
+        return Err(ApiError::invalid(
+            "bridge driver doesn't support multiple subnets",
+        ));
+    }
+    let v6 = v6s.first().map(|c| parse_ipam6(c)).transpose()?;
+    let mut v4 = cfg.iter().filter(|c| !is_v6(c));
     let Some(c) = v4.next() else {
-        return Ok((None, None, None));
+        return Ok(IpamRequest {
+            v6,
+            ..Default::default()
+        });
     };
     if v4.next().is_some() {
         return Err(ApiError::invalid(
@@ -553,7 +719,84 @@ pub fn parse_ipam(
             )));
         }
     }
-    Ok((subnet, gateway, range))
+    Ok(IpamRequest {
+        subnet,
+        gateway,
+        ip_range: range,
+        v6,
+    })
+}
+
+/// One IPv6 IPAM configuration, in dockerd 20.10's words where it has them (subnet, gateway),
+/// else in those of dockerd 25+'s `ValidateIPAM` (ranges; 20.10 accepts any). Host bits in the
+/// subnet are dropped (docker-py's tests send `2001:389::1/64`, which dockerd accepts).
+fn parse_ipam6(c: &berth_api::models::IpamConfig) -> ApiResult<Ipam6> {
+    let bad = |m: String| ApiError::invalid(m);
+    let s = c.subnet.as_deref().unwrap_or_default();
+    let subnet = s
+        .parse::<Ipv6Net>()
+        .map_err(|_| bad(format!("Invalid subnet {s} : invalid CIDR address: {s}")))?
+        .trunc();
+    let gateway = match c.gateway.as_deref().filter(|g| !g.is_empty()) {
+        None => None,
+        Some(g) => {
+            let ip = match g.parse::<IpAddr>() {
+                Ok(IpAddr::V6(ip)) => ip,
+                Ok(IpAddr::V4(_)) => {
+                    return Err(bad(format!(
+                        "invalid gateway {g}: parent subnet is an IPv6 block"
+                    )))
+                }
+                Err(_) => {
+                    return Err(bad(format!(
+                        "invalid gateway address {g} in Ipam configuration"
+                    )))
+                }
+            };
+            if !subnet.contains(&ip) {
+                return Err(bad(format!(
+                    "failed to allocate gateway ({g}): Requested address is out of range"
+                )));
+            }
+            Some(ip)
+        }
+    };
+    let range = match c.ip_range.as_deref().filter(|r| !r.is_empty()) {
+        None => None,
+        Some(r) => {
+            let net = r
+                .parse::<Ipv6Net>()
+                .map_err(|_| bad(format!("invalid ip-range {r}: invalid CIDR block notation")))?;
+            if net.prefix_len() < subnet.prefix_len() {
+                return Err(bad(format!(
+                    "invalid ip-range {r}: CIDR block is bigger than its parent subnet {subnet}"
+                )));
+            }
+            if net != net.trunc() {
+                return Err(bad(format!(
+                    "invalid ip-range {r}: it should be {}",
+                    net.trunc()
+                )));
+            }
+            if !subnet.contains(&net) {
+                return Err(bad(format!(
+                    "invalid ip-range {r}: parent subnet {subnet} doesn't contain ip-range"
+                )));
+            }
+            Some(net)
+        }
+    };
+    if subnet.prefix_len() > ipam::MAX_V6_PREFIX {
+        return Err(bad(format!(
+            "invalid subnet {subnet}: the prefix must be at most /{} to hold a gateway and a host",
+            ipam::MAX_V6_PREFIX
+        )));
+    }
+    Ok(Ipam6 {
+        subnet,
+        gateway,
+        range,
+    })
 }
 
 pub fn mac_string(mac: [u8; 6]) -> String {
@@ -576,15 +819,101 @@ mod tests {
             ip_range: Some(r.into()),
             auxiliary_addresses: None,
         };
-        let (s, g, r) = parse_ipam(&[c("10.5.0.0/16", "10.5.0.254", "10.5.1.0/24")]).unwrap();
-        assert_eq!(s.unwrap().to_string(), "10.5.0.0/16");
-        assert_eq!(g.unwrap().to_string(), "10.5.0.254");
-        assert_eq!(r.unwrap().to_string(), "10.5.1.0/24");
+        let req = parse_ipam(&[c("10.5.0.0/16", "10.5.0.254", "10.5.1.0/24")]).unwrap();
+        assert_eq!(req.subnet.unwrap().to_string(), "10.5.0.0/16");
+        assert_eq!(req.gateway.unwrap().to_string(), "10.5.0.254");
+        assert_eq!(req.ip_range.unwrap().to_string(), "10.5.1.0/24");
+        assert_eq!(req.v6, None);
         assert!(parse_ipam(&[c("10.5.0.0/33", "", "")]).is_err());
         assert!(parse_ipam(&[c("10.5.0.0/16", "10.6.0.1", "")]).is_err());
         assert!(parse_ipam(&[c("10.5.0.0/16", "", "10.6.0.0/24")]).is_err());
         assert!(parse_ipam(&[c("10.5.0.0/16", "x", "")]).is_err());
-        assert_eq!(parse_ipam(&[]).unwrap(), (None, None, None));
+        assert_eq!(parse_ipam(&[]).unwrap(), IpamRequest::default());
         assert_eq!(mac_string([2, 0x42, 10, 5, 0, 2]), "02:42:0a:05:00:02");
+    }
+
+    fn cfg(s: &str, g: &str, r: &str) -> IpamConfig {
+        IpamConfig {
+            subnet: Some(s.into()),
+            gateway: Some(g.into()),
+            ip_range: Some(r.into()),
+            auxiliary_addresses: None,
+        }
+    }
+
+    #[test]
+    fn ipam_v6_config_parsing() {
+        // docker-py's shape: host bits in the subnet, accepted and truncated; v4 and v6 apart.
+        let req = parse_ipam(&[
+            cfg("2001:389::1/64", "2001:389::1", ""),
+            cfg("10.6.0.0/16", "", ""),
+        ])
+        .unwrap();
+        assert_eq!(req.subnet.unwrap().to_string(), "10.6.0.0/16");
+        let v6 = req.v6.unwrap();
+        assert_eq!(v6.subnet.to_string(), "2001:389::/64");
+        assert_eq!(v6.gateway.unwrap().to_string(), "2001:389::1");
+        assert_eq!(v6.range, None);
+        let only6 = parse_ipam(&[cfg("fd00:b0::/64", "", "fd00:b0::/80")]).unwrap();
+        assert_eq!(only6.subnet, None);
+        assert_eq!(only6.v6.unwrap().range.unwrap().to_string(), "fd00:b0::/80");
+
+        let err = |c: &[IpamConfig]| parse_ipam(c).unwrap_err().to_string();
+        let e = err(&[cfg("fd00:b0::/64", "fd00:b1::1", "")]);
+        assert!(
+            e.contains(
+                "failed to allocate gateway (fd00:b1::1): Requested address is out of range"
+            ),
+            "{e}"
+        );
+        let e = err(&[cfg("fd00:b0::/64", "10.0.0.1", "")]);
+        assert!(e.contains("parent subnet is an IPv6 block"), "{e}");
+        let e = err(&[cfg("fd00:b0::/64", "", "fd00:b1::/80")]);
+        assert!(e.contains("invalid ip-range fd00:b1::/80: parent subnet fd00:b0::/64 doesn't contain ip-range"), "{e}");
+        let e = err(&[cfg("fd00:b0::/64", "", "fd00::/48")]);
+        assert!(e.contains("bigger than its parent subnet"), "{e}");
+        let e = err(&[cfg("fd00:zz::/64", "", "")]);
+        assert!(
+            e.contains("Invalid subnet fd00:zz::/64 : invalid CIDR address: fd00:zz::/64"),
+            "{e}"
+        );
+        let e = err(&[cfg("fd00:b0::/64", "nonsense", "")]);
+        assert!(
+            e.contains("invalid gateway address nonsense in Ipam configuration"),
+            "{e}"
+        );
+        let e = err(&[cfg("fd00:b0::/127", "", "")]);
+        assert!(e.contains("at most /126"), "{e}");
+        let e = err(&[cfg("fd00:b0::/64", "", ""), cfg("fd00:b1::/64", "", "")]);
+        assert!(e.contains("doesn't support multiple subnets"), "{e}");
+    }
+
+    #[test]
+    fn records_without_the_ipv6_fields_still_load() {
+        // A record as written before IPv6 networks existed.
+        let old = r#"{
+            "id": "0000000000000000000000000000000000000000000000000000000000000001",
+            "name": "n1", "driver": "bridge", "created": "2026-01-01T00:00:00Z",
+            "internal": false, "attachable": false, "labels": {}, "options": {},
+            "user_subnet": true,
+            "pool": {"subnet": "10.5.0.0/16", "gateway": "10.5.0.1", "range": null,
+                     "leases": {"10.5.0.2": "c1"}},
+            "bridge": "br-000000000000", "mtu": 1500, "icc": true, "masquerade": true,
+            "host_binding": null,
+            "endpoints": {"c1": {"container_id": "c1", "name": "web", "endpoint_id": "e1",
+                "ip": "10.5.0.2", "mac": "02:42:0a:05:00:02", "aliases": [],
+                "host_ifname": "vbe1", "ifname": "eth0"}}
+        }"#;
+        let rec: NetworkRecord = serde_json::from_str(old).unwrap();
+        assert!(!rec.enable_ipv6);
+        assert_eq!(rec.pool6, None);
+        assert_eq!(rec.ipam6, None);
+        assert_eq!(rec.endpoints["c1"].ip6, None);
+        assert_eq!(rec.subnet6(), None);
+        assert!(rec.owns_lease("c1"));
+        assert!(rec.bridge_config().unwrap().address6.is_none());
+        let old_att = r#"{"network_id": "x", "aliases": [], "ipv4": null}"#;
+        let att: crate::container::Attachment = serde_json::from_str(old_att).unwrap();
+        assert_eq!(att.ipv6, None);
     }
 }

@@ -30,6 +30,9 @@ pub struct Published {
     pub host_port: u16,
     pub container_port: u16,
     pub container_ip: Ipv4Addr,
+    /// On IPv6 networks: IPv6 clients are DNATed here (`ip6` table).
+    #[serde(default)]
+    pub container_ip6: Option<std::net::Ipv6Addr>,
     pub bridge: String,
 }
 
@@ -266,6 +269,7 @@ mod tests {
                 host_port: 8080,
                 container_port: 80,
                 container_ip: Ipv4Addr::new(10, 0, 0, 2),
+                container_ip6: None,
                 bridge: "b".into(),
             }],
         );

@@ -5,7 +5,7 @@
 //! daemon starts ([`restore`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -154,8 +154,20 @@ pub fn attachment_for(
                 .map_err(|_| ApiError::invalid(format!("invalid IPv4 address: {ip}")))?,
         ),
     };
+    let ipv6 = match s
+        .ipam_config
+        .as_ref()
+        .and_then(|c| c.ipv6_address.as_deref())
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(ip) => Some(
+            ip.parse::<Ipv6Addr>()
+                .map_err(|_| ApiError::invalid(format!("invalid IPv6 address: {ip}")))?,
+        ),
+    };
     if n.is_default_bridge() {
-        if ipv4.is_some() {
+        if ipv4.is_some() || ipv6.is_some() {
             return Err(ApiError::invalid(
                 "user specified IP address is supported on user defined networks only",
             ));
@@ -194,6 +206,21 @@ pub fn attachment_for(
         }
         links.push(format!("{target}:{alias}"));
     }
+    if let Some(ip) = ipv6 {
+        // dockerd: a static address needs a configured subnet of its family; with an IPv6
+        // configuration but without EnableIPv6 it is kept (and shown) but not assigned.
+        let Some(v6) = n.ipam6.as_ref() else {
+            return Err(ApiError::invalid(
+                "user specified IP address is supported only when connecting to networks with user configured subnets",
+            ));
+        };
+        if !v6.subnet.contains(&ip) {
+            // dockerd 20.10's words (it says so at start; dockerd 25+ and berth at create).
+            return Err(ApiError::invalid(format!(
+                "Invalid address {ip}: It does not belong to any of this network's subnets"
+            )));
+        }
+    }
     Ok(Attachment {
         network_id: n.id.clone(),
         aliases,
@@ -206,6 +233,7 @@ pub fn attachment_for(
             .unwrap_or_default()
             .into_iter()
             .collect(),
+        ipv6,
     })
 }
 
@@ -247,6 +275,9 @@ async fn ensure_bridge(d: &Daemon, n: &NetworkRecord) -> ApiResult<()> {
     link::ensure_bridge(&cfg)
         .await
         .map_err(|e| net_err(&format!("create bridge {}", n.bridge), e))?;
+    if cfg.address6.is_some() {
+        link::enable_ipv6_forwarding().map_err(|e| net_err(&format!("network {}", n.name), e))?;
+    }
     if let Ok(mut b) = d.networks.bridges_up.lock() {
         b.insert(n.bridge.clone());
     }
@@ -276,11 +307,18 @@ pub(crate) async fn attach_one(
         let ip = pool
             .allocate(owner, att.ipv4)
             .map_err(|e| net_err(&format!("allocate address on network {}", n.name), e))?;
+        let ip6 = match n.pool6.as_mut().filter(|_| n.enable_ipv6) {
+            Some(p6) => Some(p6.allocate(owner, att.ipv6).map_err(|e| {
+                net_err(&format!("allocate IPv6 address on network {}", n.name), e)
+            })?),
+            None => None,
+        };
         let ep = Endpoint {
             container_id: owner.to_string(),
             name: name.to_string(),
             endpoint_id: endpoint_id.clone(),
             ip,
+            ip6,
             mac: att
                 .mac
                 .clone()
@@ -305,6 +343,14 @@ pub(crate) async fn attach_one(
         address: Ipv4Net::new(ep.ip, pool.subnet.prefix_len())
             .map_err(|e| ApiError::internal(format!("address {}: {e}", ep.ip)))?,
         gateway: (want_gateway && !n.internal).then_some(pool.gateway),
+        address6: ep
+            .ip6
+            .and_then(|ip| n.pool6.as_ref().map(|p| p.with_prefix(ip))),
+        gateway6: n
+            .pool6
+            .as_ref()
+            .filter(|_| want_gateway && !n.internal && ep.ip6.is_some())
+            .map(|p| p.gateway),
         mac: parse_mac(&ep.mac)?,
         mtu: n.mtu,
     };
@@ -416,6 +462,7 @@ async fn setup_inner(d: &Arc<Daemon>, c: &Arc<Container>, rec: &ContainerRecord)
                 host_port: r.port,
                 container_port: req.container_port,
                 container_ip: ep.ip,
+                container_ip6: ep.ip6,
                 bridge: n.bridge.clone(),
             };
             proxy_v6(&mut live, &p, &rec.id);
@@ -472,10 +519,12 @@ fn write_etc(
         .clone()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| crate::util::short(&rec.id).to_string());
+    // As dockerd: the hostname for the first network's addresses, IPv6 too.
     let own: Vec<(IpAddr, Vec<String>)> = eps
         .iter()
         .take(1)
-        .map(|(_, ep)| (IpAddr::V4(ep.ip), vec![hostname.clone()]))
+        .flat_map(|(_, ep)| std::iter::once(IpAddr::V4(ep.ip)).chain(ep.ip6.map(IpAddr::V6)))
+        .map(|ip| (ip, vec![hostname.clone()]))
         .collect();
     let gateway = eps
         .first()
@@ -561,10 +610,7 @@ pub(crate) async fn release(d: &Daemon, id: &str) {
     let id = id.to_string();
     let mut links = Vec::new();
     for n in d.networks.all() {
-        let owns_lease = n
-            .pool
-            .as_ref()
-            .is_some_and(|p| p.leases.values().any(|o| *o == id));
+        let owns_lease = n.owns_lease(&id);
         if !n.endpoints.contains_key(&id) && !owns_lease {
             continue;
         }
@@ -574,9 +620,7 @@ pub(crate) async fn release(d: &Daemon, id: &str) {
         }
         let r = d.networks.modify(&n.id, false, |n| {
             n.endpoints.remove(&id);
-            if let Some(p) = n.pool.as_mut() {
-                p.leases.retain(|_, o| *o != id);
-            }
+            n.retain_leases(|o| o != id);
             Ok(())
         });
         if let Err(e) = r {
@@ -684,9 +728,7 @@ async fn detach_live(d: &Daemon, cid: &str, net_id: &str) {
         if let Some(ep) = n.endpoints.remove(cid) {
             link_name = Some(ep.host_ifname);
         }
-        if let Some(p) = n.pool.as_mut() {
-            p.leases.retain(|_, o| o != cid);
-        }
+        n.retain_leases(|o| o != cid);
         Ok(())
     });
     if let Some(l) = link_name {
@@ -726,6 +768,7 @@ pub fn ruleset(d: &Daemon) -> Ruleset {
                 host_ip: p.host_ip,
                 host_port: p.host_port,
                 container_ip: p.container_ip,
+                container_ip6: p.container_ip6,
                 container_port: p.container_port,
                 bridge: p.bridge.clone(),
             });
@@ -769,13 +812,14 @@ pub async fn restore(d: &Arc<Daemon>) {
         let stale_lease = n
             .pool
             .as_ref()
-            .is_some_and(|p| p.leases.values().any(|o| !running.contains_key(o)));
+            .is_some_and(|p| p.leases.values().any(|o| !running.contains_key(o)))
+            || n.pool6
+                .as_ref()
+                .is_some_and(|p| p.leases.values().any(|o| !running.contains_key(o)));
         if stale_ep || stale_lease {
             let _ = d.networks.modify(&n.id, true, |n| {
                 n.endpoints.retain(|k, _| running.contains_key(k));
-                if let Some(p) = n.pool.as_mut() {
-                    p.leases.retain(|_, o| running.contains_key(o));
-                }
+                n.retain_leases(|o| running.contains_key(o));
                 Ok(())
             });
         }
@@ -860,8 +904,9 @@ struct Resolver {
     cid: String,
 }
 
-impl Resolve for Resolver {
-    fn lookup(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
+impl Resolver {
+    /// The endpoints `name` stands for on the container's user networks.
+    fn matches<T>(&self, name: &str, mut pick: impl FnMut(&Endpoint) -> Option<T>) -> Vec<T> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         let t = self.table.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
@@ -878,7 +923,7 @@ impl Resolve for Resolver {
                     || ep.aliases.iter().any(|a| hit(a))
                     || hit(crate::util::short(&ep.container_id))
                 {
-                    out.push(ep.ip);
+                    out.extend(pick(ep));
                 }
             }
             // This container's links on the network: the alias names the linked container
@@ -895,11 +940,24 @@ impl Resolve for Resolver {
                 let linked = n.endpoints.values().find(|ep| {
                     ep.name == target || (target.len() >= 12 && ep.container_id.starts_with(target))
                 });
-                out.extend(linked.map(|ep| ep.ip));
+                out.extend(linked.and_then(&mut pick));
             }
         }
+        out
+    }
+}
+
+impl Resolve for Resolver {
+    fn lookup(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
+        let mut out = self.matches(name, |ep| Some(ep.ip));
         out.dedup();
         (!out.is_empty()).then_some(out)
+    }
+
+    fn lookup6(&self, name: &str) -> Vec<Ipv6Addr> {
+        let mut out = self.matches(name, |ep| ep.ip6);
+        out.dedup();
+        out
     }
 
     fn reverse(&self, ip: Ipv4Addr) -> Option<String> {
@@ -910,6 +968,18 @@ impl Resolve for Resolver {
                 n.endpoints
                     .values()
                     .find(|e| e.ip == ip)
+                    .map(|e| format!("{}.{}", e.name, n.name))
+            })
+    }
+
+    fn reverse6(&self, ip: Ipv6Addr) -> Option<String> {
+        let t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        t.values()
+            .filter(|n| !n.is_default_bridge() && n.endpoints.contains_key(&self.cid))
+            .find_map(|n| {
+                n.endpoints
+                    .values()
+                    .find(|e| e.ip6 == Some(ip))
                     .map(|e| format!("{}.{}", e.name, n.name))
             })
     }
@@ -936,6 +1006,9 @@ mod tests {
             icc: true,
             masquerade: true,
             host_binding: None,
+            enable_ipv6: false,
+            ipam6: None,
+            pool6: None,
             endpoints: eps
                 .iter()
                 .map(|(cid, cname, ip, aliases)| {
@@ -946,6 +1019,7 @@ mod tests {
                             name: cname.to_string(),
                             endpoint_id: String::new(),
                             ip: Ipv4Addr::from(*ip),
+                            ip6: None,
                             mac: String::new(),
                             aliases: aliases.iter().map(|s| s.to_string()).collect(),
                             host_ifname: String::new(),
@@ -995,6 +1069,7 @@ mod tests {
         // db shares only the default bridge (no name resolution there) and another network.
         assert_eq!(r.lookup("db"), None);
         assert_eq!(r.lookup("example.com"), None);
+        assert_eq!(r.lookup6("web"), Vec::<Ipv6Addr>::new());
         assert_eq!(
             r.reverse("10.0.0.2".parse().unwrap()).as_deref(),
             Some("web.app")
@@ -1055,5 +1130,35 @@ mod tests {
             .unwrap_err()
             .message
             .contains("multicast"));
+    }
+
+    #[test]
+    fn resolver_answers_aaaa_with_ipv6_addresses_on_shared_networks() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let mut n = net(
+            "six",
+            &[
+                (&a, "web", [10, 0, 0, 2], &["www"]),
+                (&b, "client", [10, 0, 0, 3], &[]),
+            ],
+        );
+        let six: Ipv6Addr = "fd00:b0::2".parse().unwrap();
+        if let Some(ep) = n.endpoints.get_mut(&a) {
+            ep.ip6 = Some(six);
+        }
+        let t = BTreeMap::from([(n.id.clone(), n)]);
+        let r = Resolver {
+            table: Arc::new(Mutex::new(t)),
+            cid: b.clone(),
+        };
+        assert_eq!(r.lookup6("web"), vec![six]);
+        assert_eq!(r.lookup6("WWW.six."), vec![six]);
+        // client has IPv4 only: known (A), no AAAA.
+        assert!(r.lookup("client").is_some());
+        assert!(r.lookup6("client").is_empty());
+        assert!(r.lookup6("nothere").is_empty());
+        assert_eq!(r.reverse6(six).as_deref(), Some("web.six"));
+        assert_eq!(r.reverse6("fd00:b0::9".parse().unwrap()), None);
     }
 }

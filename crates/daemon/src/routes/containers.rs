@@ -488,9 +488,15 @@ async fn inspect(
         ns.insert("LinkLocalIPv6PrefixLen".into(), serde_json::json!(0));
         ns.insert("SecondaryIPAddresses".into(), serde_json::Value::Null);
         ns.insert("SecondaryIPv6Addresses".into(), serde_json::Value::Null);
-        ns.insert("GlobalIPv6Address".into(), serde_json::json!(""));
-        ns.insert("GlobalIPv6PrefixLen".into(), serde_json::json!(0));
-        ns.insert("IPv6Gateway".into(), serde_json::json!(""));
+        ns.insert("GlobalIPv6Address".into(), s("GlobalIPv6Address"));
+        ns.insert(
+            "GlobalIPv6PrefixLen".into(),
+            bridge
+                .get("GlobalIPv6PrefixLen")
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!(0)),
+        );
+        ns.insert("IPv6Gateway".into(), s("IPv6Gateway"));
     }
     Ok(json(&val))
 }

@@ -34,8 +34,9 @@ fn ipam_of(n: &NetworkRecord) -> Ipam {
         driver: Some("default".into()),
         // dockerd reports no IPAM driver options as null (docker-py's tests check it).
         options: None,
-        config: Some(
-            n.pool
+        config: Some({
+            let mut c: Vec<IpamConfig> = n
+                .pool
                 .iter()
                 .map(|p| IpamConfig {
                     subnet: Some(p.subnet.to_string()),
@@ -43,13 +44,31 @@ fn ipam_of(n: &NetworkRecord) -> Ipam {
                     ip_range: p.range.map(|r| r.to_string()),
                     auxiliary_addresses: None,
                 })
-                .collect(),
-        ),
+                .collect();
+            // IPv4 first, then IPv6: the pool in use, else the configuration as given.
+            if let Some(p) = n.pool6.as_ref().filter(|_| n.enable_ipv6) {
+                c.push(IpamConfig {
+                    subnet: Some(p.subnet.to_string()),
+                    gateway: Some(p.gateway.to_string()),
+                    ip_range: p.range.map(|r| r.to_string()),
+                    auxiliary_addresses: None,
+                });
+            } else if let Some(v6) = &n.ipam6 {
+                c.push(IpamConfig {
+                    subnet: Some(v6.subnet.to_string()),
+                    gateway: v6.gateway.map(|g| g.to_string()),
+                    ip_range: v6.range.map(|r| r.to_string()),
+                    auxiliary_addresses: None,
+                });
+            }
+            c
+        }),
     }
 }
 
 pub fn to_api(d: &Daemon, n: &NetworkRecord, with_containers: bool) -> NetworkInspect {
     let prefix = n.subnet().map(|s| s.prefix_len()).unwrap_or(0);
+    let prefix6 = n.subnet6().map(|s| s.prefix_len()).unwrap_or(0);
     let containers = with_containers.then(|| {
         n.endpoints
             .iter()
@@ -65,7 +84,11 @@ pub fn to_api(d: &Daemon, n: &NetworkRecord, with_containers: bool) -> NetworkIn
                         endpoint_id: Some(ep.endpoint_id.clone()),
                         mac_address: Some(ep.mac.clone()),
                         ipv4_address: Some(format!("{}/{prefix}", ep.ip)),
-                        ipv6_address: Some(String::new()),
+                        ipv6_address: Some(
+                            ep.ip6
+                                .map(|ip| format!("{ip}/{prefix6}"))
+                                .unwrap_or_default(),
+                        ),
                     },
                 )
             })
@@ -78,7 +101,7 @@ pub fn to_api(d: &Daemon, n: &NetworkRecord, with_containers: bool) -> NetworkIn
         scope: Some("local".into()),
         driver: Some(n.driver.clone()),
         enable_ipv4: Some(n.driver == "bridge"),
-        enable_ipv6: Some(false),
+        enable_ipv6: Some(n.enable_ipv6),
         ipam: Some(ipam_of(n)),
         internal: Some(n.internal),
         attachable: Some(n.attachable),
@@ -164,7 +187,7 @@ async fn create(
     {
         return Err(ApiError::not_found(format!("plugin \"{ipd}\" not found")));
     }
-    let (subnet, gateway, ip_range) = crate::network::parse_ipam(
+    let ipam = crate::network::parse_ipam(
         req.ipam
             .as_ref()
             .and_then(|i| i.config.as_deref())
@@ -184,9 +207,11 @@ async fn create(
         attachable: req.attachable.unwrap_or(false),
         labels: req.labels.clone().unwrap_or_default(),
         options: req.options.clone().unwrap_or_default(),
-        subnet,
-        gateway,
-        ip_range,
+        subnet: ipam.subnet,
+        gateway: ipam.gateway,
+        ip_range: ipam.ip_range,
+        enable_ipv6: req.enable_ipv6.unwrap_or(false),
+        v6: ipam.v6,
     })?;
     if let Err(e) = wire::sync_firewall(&d).await {
         tracing::warn!("firewall after creating network {}: {e}", rec.name);
@@ -281,9 +306,7 @@ async fn disconnect(
             let Some(cid) = gone else { return Err(e) };
             d.networks.modify(&n.id, true, |n| {
                 n.endpoints.remove(&cid);
-                if let Some(p) = n.pool.as_mut() {
-                    p.leases.retain(|_, o| *o != cid);
-                }
+                n.retain_leases(|o| o != cid);
                 Ok(())
             })?;
             return Ok(json(&serde_json::json!({})));
@@ -376,9 +399,12 @@ pub fn endpoint_settings(
         out.insert(
             n.name.clone(),
             EndpointSettings {
-                ipam_config: a.ipv4.map(|ip| berth_api::models::EndpointIpamConfig {
-                    ipv4_address: Some(ip.to_string()),
-                    ..Default::default()
+                ipam_config: (a.ipv4.is_some() || a.ipv6.is_some()).then(|| {
+                    berth_api::models::EndpointIpamConfig {
+                        ipv4_address: a.ipv4.map(|ip| ip.to_string()),
+                        ipv6_address: a.ipv6.map(|ip| ip.to_string()),
+                        ..Default::default()
+                    }
                 }),
                 links: (!a.links.is_empty()).then(|| a.links.clone()),
                 mac_address: Some(
@@ -399,6 +425,23 @@ pub fn endpoint_settings(
                 ip_address: Some(ep.map(|e| e.ip.to_string()).unwrap_or_default()),
                 ip_prefix_len: Some(
                     ep.and(pool)
+                        .map(|p| i64::from(p.subnet.prefix_len()))
+                        .unwrap_or(0),
+                ),
+                ipv6_gateway: Some(
+                    ep.and_then(|e| e.ip6)
+                        .and(n.pool6.as_ref())
+                        .map(|p| p.gateway.to_string())
+                        .unwrap_or_default(),
+                ),
+                global_ipv6_address: Some(
+                    ep.and_then(|e| e.ip6)
+                        .map(|ip| ip.to_string())
+                        .unwrap_or_default(),
+                ),
+                global_ipv6_prefix_len: Some(
+                    ep.and_then(|e| e.ip6)
+                        .and(n.pool6.as_ref())
                         .map(|p| i64::from(p.subnet.prefix_len()))
                         .unwrap_or(0),
                 ),
