@@ -200,6 +200,9 @@ pub struct Attachment {
     /// address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// `--link-local-ip`: further addresses on the interface.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local: Vec<std::net::IpAddr>,
     /// The endpoint's driver options, kept and reported as given.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,

@@ -198,13 +198,12 @@ pub async fn start(d: &Arc<Daemon>, c: &Arc<Container>) -> ApiResult<()> {
         start_locked(d, c, false).await
     };
     if let Err(e) = &r {
-        // `docker run --rm` waits for the removal after a failed start, as dockerd removes it.
-        // Only a start that failed: a refusal (304, or 409 for a paused, restarting or
-        // removing container) must not force-remove a container that is running.
-        let failed = matches!(
-            e.kind,
-            crate::error::Kind::InvalidInput | crate::error::Kind::Internal
-        ) && matches!(c.status(), Status::Created | Status::Exited);
+        // `docker run --rm` waits for the removal after a failed start, as dockerd removes it,
+        // whatever the error (an address or port already taken is a 409). Only a start that
+        // failed: a refusal (304, or 409 for a paused, restarting or removing container)
+        // leaves the container in a state other than created or exited.
+        let failed = e.kind != crate::error::Kind::NotModified
+            && matches!(c.status(), Status::Created | Status::Exited);
         if failed && c.lock().host_config.auto_remove.unwrap_or(false) {
             let (d, c) = (d.clone(), c.clone());
             tokio::spawn(async move {

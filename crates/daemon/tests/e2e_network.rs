@@ -920,3 +920,154 @@ fn legacy_links_on_the_default_bridge() {
 fn out_str_err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim().to_string()
 }
+
+/// `--aux-address` sets addresses aside (never handed out, refused as a static address, in
+/// inspect); `--link-local-ip` puts further addresses on the interface (in inspect too); bad
+/// ones are refused and nothing is created.
+#[test]
+fn auxiliary_addresses_and_link_local_ips() {
+    let d = TestDaemon::start_in_netns();
+    d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.79.0.0/24",
+        "--aux-address",
+        "a=10.79.0.2",
+        "--aux-address",
+        "b=10.79.0.3",
+        "auxnet",
+    ]);
+    let ipam = d.ok(&["network", "inspect", "-f", "{{json .IPAM}}", "auxnet"]);
+    let v: serde_json::Value = serde_json::from_str(ipam.trim()).unwrap();
+    assert_eq!(v["Options"], serde_json::Value::Null, "{v}");
+    assert_eq!(
+        v["Config"][0]["AuxiliaryAddresses"]["a"], "10.79.0.2",
+        "{v}"
+    );
+    assert_eq!(
+        v["Config"][0]["AuxiliaryAddresses"]["b"], "10.79.0.3",
+        "{v}"
+    );
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "auxnet",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let ip = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.auxnet.IPAddress}}",
+        "c1",
+    ]);
+    assert_eq!(ip.trim(), "10.79.0.4");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "auxnet",
+        "--ip",
+        "10.79.0.2",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        out_str_err(&o).contains("Address already in use"),
+        "{}",
+        out_str_err(&o)
+    );
+    // The failed `run --rm` returned (dockerd removes such a container) and left nothing.
+    assert_eq!(d.ok(&["ps", "-aq"]).lines().count(), 1);
+    // The docker CLI checks the subnet itself; the API answers for other clients.
+    let o = d.docker(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.80.9.0/24",
+        "--aux-address",
+        "x=10.81.0.1",
+        "badaux",
+    ]);
+    assert!(
+        out_str_err(&o).contains("no matching subnet for aux-address"),
+        "{}",
+        out_str_err(&o)
+    );
+    for (ipam, what) in [
+        (
+            r#"{"Subnet":"10.80.9.0/24","AuxiliaryAddresses":{"x":"10.81.0.1"}}"#,
+            "auxiliary address: (x:10.81.0.1) must belong to the master pool: 10.80.9.0/24",
+        ),
+        (
+            r#"{"AuxiliaryAddresses":{"x":"10.81.0.1"}}"#,
+            "need a subnet",
+        ),
+    ] {
+        let r = d.http(
+            "POST",
+            "/networks/create",
+            Some(&format!(
+                r#"{{"Name":"badaux","IPAM":{{"Config":[{ipam}]}}}}"#
+            )),
+        );
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains(what), "{ipam}: {}", r.text());
+    }
+    let r = d.http(
+        "POST",
+        "/networks/create",
+        Some(r#"{"Name":"badaux","IPAM":{"Config":[{"Subnet":"10.80.9.0/24","AuxiliaryAddresses":{"x":"nope"}}]}}"#),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("failed to parse secondary address x"),
+        "{}",
+        r.text()
+    );
+    assert_ne!(
+        d.docker(&["network", "inspect", "badaux"]).status.code(),
+        Some(0)
+    );
+
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ll",
+        "--link-local-ip",
+        "169.254.8.8",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let addrs = d.ok(&["exec", "ll", "ip", "-4", "addr", "show", "eth0"]);
+    assert!(addrs.contains("169.254.8.8/16"), "{addrs}");
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{json .NetworkSettings.Networks.bridge.IPAMConfig.LinkLocalIPs}}",
+            "ll"
+        ])
+        .trim(),
+        r#"["169.254.8.8"]"#
+    );
+    let r = d.http(
+        "POST",
+        "/containers/create?name=badll",
+        Some(r#"{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"bridge":{"IPAMConfig":{"LinkLocalIPs":["nope"]}}}}}"#),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("invalid link-local IP address: nope"),
+        "{}",
+        r.text()
+    );
+    assert_ne!(d.docker(&["inspect", "badll"]).status.code(), Some(0));
+}

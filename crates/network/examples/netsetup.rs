@@ -46,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             gateway: Some("10.88.0.1".parse()?),
             address6: None,
             gateway6: None,
+            link_local: Vec::new(),
             mac: link::mac_for(ip),
             mtu: 1500,
         })?;

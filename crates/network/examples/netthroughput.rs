@@ -31,6 +31,7 @@ fn container(dir: &Path, name: &str, ip: &str) -> PathBuf {
         gateway: Some("10.90.0.1".parse().unwrap()),
         address6: None,
         gateway6: None,
+        link_local: Vec::new(),
         mac: link::mac_for(address.addr()),
         mtu: 1500,
     })

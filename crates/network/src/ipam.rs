@@ -84,6 +84,9 @@ pub struct Pool {
     pub range: Option<Ipv4Net>,
     /// Leased address → owner (endpoint id).
     pub leases: BTreeMap<Ipv4Addr, String>,
+    /// Auxiliary addresses (`--aux-address name=ip`): never handed out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reserved: BTreeMap<String, Ipv4Addr>,
 }
 
 impl Pool {
@@ -135,7 +138,24 @@ impl Pool {
             gateway,
             range,
             leases: BTreeMap::new(),
+            reserved: BTreeMap::new(),
         })
+    }
+
+    /// Sets aside an auxiliary address, which must lie in the subnet (dockerd's words).
+    pub fn reserve(&mut self, name: &str, ip: Ipv4Addr) -> Result<()> {
+        if !self.subnet.contains(&ip) {
+            return Err(NetError::Invalid(format!(
+                "auxiliary address: ({name}:{ip}) must belong to the master pool: {}",
+                self.subnet
+            )));
+        }
+        self.reserved.insert(name.to_string(), ip);
+        Ok(())
+    }
+
+    fn is_reserved(&self, ip: Ipv4Addr) -> bool {
+        self.reserved.values().any(|r| *r == ip)
     }
 
     /// Leases `want` (must be free, inside the subnet, not network/broadcast/gateway) or the next
@@ -154,7 +174,7 @@ impl Pool {
                     self.subnet
                 )));
             }
-            if ip == self.gateway || self.leases.contains_key(&ip) {
+            if ip == self.gateway || self.leases.contains_key(&ip) || self.is_reserved(ip) {
                 return Err(NetError::Conflict(format!("Address already in use: {ip}")));
             }
             self.leases.insert(ip, owner.to_string());
@@ -168,7 +188,12 @@ impl Pool {
         );
         for n in first..=last {
             let ip = Ipv4Addr::from(n);
-            if n == net || n == bcast || ip == self.gateway || self.leases.contains_key(&ip) {
+            if n == net
+                || n == bcast
+                || ip == self.gateway
+                || self.leases.contains_key(&ip)
+                || self.is_reserved(ip)
+            {
                 continue;
             }
             self.leases.insert(ip, owner.to_string());
@@ -253,6 +278,9 @@ pub struct Pool6 {
     /// Where the next dynamic scan starts (absent: at the start of the range).
     #[serde(default)]
     pub cursor: Option<Ipv6Addr>,
+    /// Auxiliary addresses: never handed out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reserved: BTreeMap<String, Ipv6Addr>,
 }
 
 impl Pool6 {
@@ -310,11 +338,27 @@ impl Pool6 {
             range,
             leases: BTreeMap::new(),
             cursor: None,
+            reserved: BTreeMap::new(),
         })
     }
 
+    /// Sets aside an auxiliary address, which must lie in the subnet.
+    pub fn reserve(&mut self, name: &str, ip: Ipv6Addr) -> Result<()> {
+        if !self.subnet.contains(&ip) {
+            return Err(NetError::Invalid(format!(
+                "auxiliary address: ({name}:{ip}) must belong to the master pool: {}",
+                self.subnet
+            )));
+        }
+        self.reserved.insert(name.to_string(), ip);
+        Ok(())
+    }
+
     fn usable(&self, ip: Ipv6Addr) -> bool {
-        ip != self.subnet.network() && ip != self.gateway && !self.leases.contains_key(&ip)
+        ip != self.subnet.network()
+            && ip != self.gateway
+            && !self.leases.contains_key(&ip)
+            && !self.reserved.values().any(|r| *r == ip)
     }
 
     /// Leases `want` (inside the subnet, not the subnet-router address, the gateway or taken)
@@ -348,7 +392,9 @@ impl Pool6 {
             .unwrap_or(first);
         // Every address that is not free is a lease, the gateway or the subnet-router address:
         // a free one turns up within that many steps of any start, whatever the pool's size.
-        let budget = (self.leases.len() as u128).saturating_add(3);
+        let budget = (self.leases.len() as u128)
+            .saturating_add(self.reserved.len() as u128)
+            .saturating_add(3);
         let size = last - first + 1;
         let mut n = start;
         for _ in 0..budget.min(size) {
@@ -673,5 +719,46 @@ mod tests {
         let old = r#"{"subnet":"fd00:b0::/64","gateway":"fd00:b0::1","range":null,"leases":{}}"#;
         let p: Pool6 = serde_json::from_str(old).unwrap();
         assert_eq!(p.cursor, None);
+    }
+
+    #[test]
+    fn auxiliary_addresses_are_never_handed_out() {
+        let mut p = Pool::new("10.9.0.0/29".parse().unwrap(), None, None).unwrap();
+        p.reserve("a", "10.9.0.2".parse().unwrap()).unwrap();
+        p.reserve("b", "10.9.0.4".parse().unwrap()).unwrap();
+        let got: Vec<Ipv4Addr> = (0..3)
+            .map(|i| p.allocate(&format!("c{i}"), None).unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            ["10.9.0.3", "10.9.0.5", "10.9.0.6"]
+                .map(|s| s.parse::<Ipv4Addr>().unwrap())
+                .to_vec()
+        );
+        assert!(p.allocate("x", None).is_err());
+        let e = p
+            .allocate("y", Some("10.9.0.2".parse().unwrap()))
+            .unwrap_err();
+        assert!(e.to_string().contains("Address already in use"), "{e}");
+        let e = p.reserve("far", "10.10.0.1".parse().unwrap()).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "auxiliary address: (far:10.10.0.1) must belong to the master pool: 10.9.0.0/29"
+            ),
+            "{e}"
+        );
+
+        let mut p6 = Pool6::new("fd00:9::/126".parse().unwrap(), None, None).unwrap();
+        p6.reserve("a", "fd00:9::2".parse().unwrap()).unwrap();
+        assert_eq!(
+            p6.allocate("c", None).unwrap(),
+            "fd00:9::3".parse::<Ipv6Addr>().unwrap()
+        );
+        assert!(p6.allocate("d", None).is_err());
+        assert!(p6.reserve("far", "fd00:a::1".parse().unwrap()).is_err());
+        // Records written before auxiliary addresses existed still load.
+        let old = r#"{"subnet":"10.9.0.0/29","gateway":"10.9.0.1","range":null,"leases":{}}"#;
+        let p: Pool = serde_json::from_str(old).unwrap();
+        assert!(p.reserved.is_empty());
     }
 }

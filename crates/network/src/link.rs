@@ -42,6 +42,8 @@ pub struct EndpointConfig {
     pub address6: Option<Ipv6Net>,
     /// Default IPv6 route via this gateway (same rule as `gateway`).
     pub gateway6: Option<Ipv6Addr>,
+    /// `--link-local-ip`: further addresses (169.254.0.0/16 as /16, fe80::/10 as /64).
+    pub link_local: Vec<std::net::IpAddr>,
     pub mac: [u8; 6],
     pub mtu: u32,
 }
@@ -295,6 +297,7 @@ pub fn attach_sync(cfg: &EndpointConfig) -> Result<()> {
         let address = cfg.address;
         let gateway = cfg.gateway;
         let (address6, gateway6) = (cfg.address6, cfg.gateway6);
+        let link_local = cfg.link_local.clone();
         crate::netns::try_run_in(&cfg.netns, move || {
             let mut nl = Netlink::open()?;
             let index = nl
@@ -302,16 +305,31 @@ pub fn attach_sync(cfg: &EndpointConfig) -> Result<()> {
                 .map_err(|e| nl_err(format!("look up {ifname} in the container"), e))?;
             nl.add_address(index, address)
                 .map_err(|e| nl_err(format!("add address {address} to {ifname}"), e))?;
-            if let Some(a6) = address6 {
+            let ll6 = link_local.iter().any(std::net::IpAddr::is_ipv6);
+            if address6.is_some() || ll6 {
                 // The namespace's default keeps IPv6 off (see netns::create); an IPv6 network
-                // turns it on for this interface only, before it goes up.
+                // (or an IPv6 link-local address) turns it on for this interface only, before
+                // it goes up.
                 let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
                 std::fs::write(&path, b"0").map_err(|e| NetError::Io {
                     what: format!("enable IPv6 on {ifname} ({path})"),
                     source: e,
                 })?;
+            }
+            if let Some(a6) = address6 {
                 nl.add_address6(index, a6)
                     .map_err(|e| nl_err(format!("add address {a6} to {ifname}"), e))?;
+            }
+            for ip in &link_local {
+                let r = match *ip {
+                    std::net::IpAddr::V4(v4) => Ipv4Net::new(v4, 16)
+                        .map_err(std::io::Error::other)
+                        .and_then(|n| nl.add_address(index, n)),
+                    std::net::IpAddr::V6(v6) => Ipv6Net::new(v6, 64)
+                        .map_err(std::io::Error::other)
+                        .and_then(|n| nl.add_address6(index, n)),
+                };
+                r.map_err(|e| nl_err(format!("add link-local address {ip} to {ifname}"), e))?;
             }
             nl.set_link(index, None, None, true)
                 .map_err(|e| nl_err(format!("set {ifname} up"), e))?;

@@ -37,6 +37,7 @@ fn container(bridge: &str, host_if: &str, ip: &str, gw: &str) -> Ns {
         gateway: Some(gw.parse().unwrap()),
         address6: None,
         gateway6: None,
+        link_local: Vec::new(),
         mac: link::mac_for(address.addr()),
         mtu: 1500,
     })

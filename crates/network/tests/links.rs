@@ -25,6 +25,7 @@ fn endpoint(ns: &Ns, host: &str, ip: &str, gw: Option<&str>) -> EndpointConfig {
         gateway: gw.map(|g| g.parse().unwrap()),
         address6: None,
         gateway6: None,
+        link_local: Vec::new(),
         mac: link::mac_for(address.addr()),
         mtu: 1400,
     }
@@ -312,6 +313,7 @@ fn a_container_on_two_networks_leaves_nothing_behind() {
                 gateway: (i == 0).then_some(pool.gateway),
                 address6: None,
                 gateway6: None,
+                link_local: Vec::new(),
                 mac: link::mac_for(ip),
                 mtu: 1500,
             })

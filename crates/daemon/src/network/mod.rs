@@ -99,6 +99,9 @@ pub struct Ipam6 {
     pub subnet: Ipv6Net,
     pub gateway: Option<Ipv6Addr>,
     pub range: Option<Ipv6Net>,
+    /// `--aux-address` names → addresses set aside in this subnet.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux: BTreeMap<String, Ipv6Addr>,
 }
 
 /// The IPAM part of a create request, parsed.
@@ -107,6 +110,8 @@ pub struct IpamRequest {
     pub subnet: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
     pub ip_range: Option<Ipv4Net>,
+    /// `--aux-address` of the IPv4 configuration.
+    pub aux: BTreeMap<String, Ipv4Addr>,
     pub v6: Option<Ipam6>,
 }
 
@@ -192,6 +197,7 @@ pub struct CreateRequest {
     pub subnet: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
     pub ip_range: Option<Ipv4Net>,
+    pub aux: BTreeMap<String, Ipv4Addr>,
     pub enable_ipv6: bool,
     pub v6: Option<Ipam6>,
 }
@@ -585,16 +591,20 @@ impl Networks {
                 s
             }
             None => {
-                if req.gateway.is_some() || req.ip_range.is_some() {
+                if req.gateway.is_some() || req.ip_range.is_some() || !req.aux.is_empty() {
                     return Err(ApiError::invalid(
-                        "gateway and ip-range need a subnet (--subnet)",
+                        "gateway, ip-range and auxiliary addresses need a subnet (--subnet)",
                     ));
                 }
                 self.pick_subnet()?
             }
         };
-        let pool = Pool::new(subnet, req.gateway, req.ip_range)
+        let mut pool = Pool::new(subnet, req.gateway, req.ip_range)
             .map_err(|e| ApiError::invalid(format!("invalid pool request: {e}")))?;
+        for (name, ip) in &req.aux {
+            pool.reserve(name, *ip)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
+        }
         let pool6 = if req.enable_ipv6 {
             let (subnet6, gateway6, range6) = match &req.v6 {
                 Some(v6) => {
@@ -611,10 +621,13 @@ impl Networks {
                 }
                 None => (self.pick_subnet6()?, None, None),
             };
-            Some(
-                Pool6::new(subnet6, gateway6, range6)
-                    .map_err(|e| ApiError::invalid(format!("invalid pool request: {e}")))?,
-            )
+            let mut p = Pool6::new(subnet6, gateway6, range6)
+                .map_err(|e| ApiError::invalid(format!("invalid pool request: {e}")))?;
+            for (name, ip) in req.v6.iter().flat_map(|v6| v6.aux.iter()) {
+                p.reserve(name, *ip)
+                    .map_err(|e| ApiError::invalid(e.to_string()))?;
+            }
+            Some(p)
         } else {
             None
         };
@@ -723,6 +736,7 @@ pub fn parse_ipam(cfg: &[berth_api::models::IpamConfig]) -> ApiResult<IpamReques
         subnet,
         gateway,
         ip_range: range,
+        aux: parse_aux(c)?,
         v6,
     })
 }
@@ -796,7 +810,25 @@ fn parse_ipam6(c: &berth_api::models::IpamConfig) -> ApiResult<Ipam6> {
         subnet,
         gateway,
         range,
+        aux: parse_aux(c)?,
     })
+}
+
+/// A configuration's `AuxiliaryAddresses` (name → address of the configuration's family;
+/// whether each lies in the subnet is the pool's check).
+fn parse_aux<T: std::str::FromStr>(
+    c: &berth_api::models::IpamConfig,
+) -> ApiResult<BTreeMap<String, T>> {
+    let mut out = BTreeMap::new();
+    for (name, ip) in c.auxiliary_addresses.iter().flatten() {
+        let addr = ip.parse::<T>().map_err(|_| {
+            ApiError::invalid(format!(
+                "failed to parse secondary address {name} ({ip}): invalid address"
+            ))
+        })?;
+        out.insert(name.clone(), addr);
+    }
+    Ok(out)
 }
 
 pub fn mac_string(mac: [u8; 6]) -> String {

@@ -195,6 +195,17 @@ pub fn attachment_for(
         None => None,
         Some(m) => Some(mac_string(parse_mac(m)?)),
     };
+    let mut link_local = Vec::new();
+    for ip in s
+        .ipam_config
+        .iter()
+        .flat_map(|c| c.link_local_ips.iter().flatten())
+    {
+        link_local.push(
+            ip.parse::<IpAddr>()
+                .map_err(|_| ApiError::invalid(format!("invalid link-local IP address: {ip}")))?,
+        );
+    }
     let mut links = Vec::new();
     for l in s.links.iter().flatten() {
         let (target, alias) = l.split_once(':').unwrap_or((l, l));
@@ -227,6 +238,7 @@ pub fn attachment_for(
         ipv4,
         links,
         mac,
+        link_local,
         driver_opts: s
             .driver_opts
             .clone()
@@ -351,6 +363,7 @@ pub(crate) async fn attach_one(
             .as_ref()
             .filter(|_| want_gateway && !n.internal && ep.ip6.is_some())
             .map(|p| p.gateway),
+        link_local: att.link_local.clone(),
         mac: parse_mac(&ep.mac)?,
         mtu: n.mtu,
     };

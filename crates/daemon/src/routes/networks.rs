@@ -42,7 +42,7 @@ fn ipam_of(n: &NetworkRecord) -> Ipam {
                     subnet: Some(p.subnet.to_string()),
                     gateway: Some(p.gateway.to_string()),
                     ip_range: p.range.map(|r| r.to_string()),
-                    auxiliary_addresses: None,
+                    auxiliary_addresses: aux_of(&p.reserved),
                 })
                 .collect();
             // IPv4 first, then IPv6: the pool in use, else the configuration as given.
@@ -51,19 +51,29 @@ fn ipam_of(n: &NetworkRecord) -> Ipam {
                     subnet: Some(p.subnet.to_string()),
                     gateway: Some(p.gateway.to_string()),
                     ip_range: p.range.map(|r| r.to_string()),
-                    auxiliary_addresses: None,
+                    auxiliary_addresses: aux_of(&p.reserved),
                 });
             } else if let Some(v6) = &n.ipam6 {
                 c.push(IpamConfig {
                     subnet: Some(v6.subnet.to_string()),
                     gateway: v6.gateway.map(|g| g.to_string()),
                     ip_range: v6.range.map(|r| r.to_string()),
-                    auxiliary_addresses: None,
+                    auxiliary_addresses: aux_of(&v6.aux),
                 });
             }
             c
         }),
     }
+}
+
+fn aux_of<T: std::fmt::Display>(
+    aux: &std::collections::BTreeMap<String, T>,
+) -> Option<HashMap<String, String>> {
+    (!aux.is_empty()).then(|| {
+        aux.iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect()
+    })
 }
 
 pub fn to_api(d: &Daemon, n: &NetworkRecord, with_containers: bool) -> NetworkInspect {
@@ -210,6 +220,7 @@ async fn create(
         subnet: ipam.subnet,
         gateway: ipam.gateway,
         ip_range: ipam.ip_range,
+        aux: ipam.aux,
         enable_ipv6: req.enable_ipv6.unwrap_or(false),
         v6: ipam.v6,
     })?;
@@ -399,13 +410,13 @@ pub fn endpoint_settings(
         out.insert(
             n.name.clone(),
             EndpointSettings {
-                ipam_config: (a.ipv4.is_some() || a.ipv6.is_some()).then(|| {
-                    berth_api::models::EndpointIpamConfig {
+                ipam_config: (a.ipv4.is_some() || a.ipv6.is_some() || !a.link_local.is_empty())
+                    .then(|| berth_api::models::EndpointIpamConfig {
                         ipv4_address: a.ipv4.map(|ip| ip.to_string()),
                         ipv6_address: a.ipv6.map(|ip| ip.to_string()),
-                        ..Default::default()
-                    }
-                }),
+                        link_local_ips: (!a.link_local.is_empty())
+                            .then(|| a.link_local.iter().map(ToString::to_string).collect()),
+                    }),
                 links: (!a.links.is_empty()).then(|| a.links.clone()),
                 mac_address: Some(
                     ep.map(|e| e.mac.clone())
