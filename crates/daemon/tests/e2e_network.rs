@@ -867,6 +867,16 @@ fn legacy_links_on_the_default_bridge() {
             .trim(),
         r#"["/db:/web/store"]"#
     );
+    let names_of_db = |d: &TestDaemon| {
+        let list = d.http("GET", "/containers/json", None).json();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["Names"][0] == "/db")
+            .map(|c| c["Names"].clone())
+            .unwrap()
+    };
+    assert_eq!(names_of_db(&d), serde_json::json!(["/db", "/web/store"]));
     // rm --link: the parent forgets it, both containers stay.
     d.ok(&["rm", "--link", "web/store"]);
     assert_eq!(
@@ -875,6 +885,7 @@ fn legacy_links_on_the_default_bridge() {
         "null"
     );
     assert_eq!(d.ok(&["ps", "-q"]).lines().count(), 2);
+    assert_eq!(names_of_db(&d), serde_json::json!(["/db"]));
     let o = d.docker(&["rm", "--link", "web"]);
     assert!(
         out_str_err(&o).contains("cannot remove the default link name"),

@@ -380,6 +380,16 @@ async fn list(State(d): State<Arc<Daemon>>, q: Params) -> ApiResult<Response> {
     let limit = q.int("limit")?.unwrap_or(-1);
     let mut recs: Vec<ContainerRecord> = d.all_containers().iter().map(|c| c.snapshot()).collect();
     recs.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
+    let mut link_names: HashMap<String, Vec<String>> = HashMap::new();
+    for r in &recs {
+        for l in r.host_config.links.iter().flatten() {
+            // Recorded as `/child:/parent/alias` (default-bridge links only).
+            if let Some((child, name)) = l.split_once(':').filter(|(_, n)| n.starts_with('/')) {
+                let child = child.trim_start_matches('/').to_string();
+                link_names.entry(child).or_default().push(name.to_string());
+            }
+        }
+    }
     let find_created = |key: &str| -> ApiResult<String> { Ok(d.find(key)?.lock().created.clone()) };
     let before = f
         .get("before")
@@ -430,7 +440,12 @@ async fn list(State(d): State<Arc<Daemon>>, q: Params) -> ApiResult<Response> {
             && since.as_ref().is_none_or(|b| rec.created > *b)
             && f.match_labels(&rec.labels());
         if ok {
-            out.push(summary(&d, &rec, size));
+            let mut s = summary(&d, &rec, size);
+            // A linked child is also listed under its link names, as dockerd does.
+            if let (Some(names), Some(extra)) = (s.names.as_mut(), link_names.get(&rec.name)) {
+                names.extend(extra.iter().cloned());
+            }
+            out.push(s);
         }
     }
     if limit > 0 {
