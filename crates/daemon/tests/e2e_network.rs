@@ -928,6 +928,29 @@ fn legacy_links_on_the_default_bridge() {
     assert_eq!(members.trim(), "2");
 }
 
+/// With `--domainname`, /etc/hosts names the container by its FQDN first, as dockerd writes it.
+#[test]
+fn hosts_file_names_the_fqdn_with_a_domainname() {
+    let d = TestDaemon::start_in_netns();
+    let hosts = d.ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "hh",
+        "--domainname",
+        "example.com",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    let line = hosts.lines().find(|l| l.contains("hh")).unwrap_or_default();
+    assert_eq!(
+        line.split_whitespace().skip(1).collect::<Vec<_>>(),
+        ["hh.example.com", "hh"],
+        "{hosts}"
+    );
+}
+
 fn out_str_err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim().to_string()
 }

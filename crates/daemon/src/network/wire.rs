@@ -532,12 +532,18 @@ fn write_etc(
         .clone()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| crate::util::short(&rec.id).to_string());
-    // As dockerd: the hostname for the first network's addresses, IPv6 too.
+    // As dockerd: the hostname (after its FQDN with --domainname) for the first network's
+    // addresses, IPv6 too.
+    let mut names = Vec::new();
+    if let Some(dn) = rec.config.domainname.as_deref().filter(|d| !d.is_empty()) {
+        names.push(format!("{hostname}.{dn}"));
+    }
+    names.push(hostname);
     let own: Vec<(IpAddr, Vec<String>)> = eps
         .iter()
         .take(1)
         .flat_map(|(_, ep)| std::iter::once(IpAddr::V4(ep.ip)).chain(ep.ip6.map(IpAddr::V6)))
-        .map(|ip| (ip, vec![hostname.clone()]))
+        .map(|ip| (ip, names.clone()))
         .collect();
     let gateway = eps
         .first()
