@@ -745,6 +745,7 @@ pub async fn create(
         _ => None,
     };
     let _ = join;
+    let warnings = crate::network::check_mode(&body, &hc)?;
     let networks = crate::network::wire::plan_attachments(d, &hc, body.networking_config.as_ref())?;
     {
         let exposed = config.exposed_ports.clone().unwrap_or_default();
@@ -796,7 +797,7 @@ pub async fn create(
     if let Ok(mut r) = d.reserved_names.lock() {
         r.remove(&name);
     }
-    result.map(|()| (id, Vec::new()))
+    result.map(|()| (id, warnings))
 }
 
 fn normalize_for_message(r: &str) -> String {

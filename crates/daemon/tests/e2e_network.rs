@@ -951,6 +951,67 @@ fn hosts_file_names_the_fqdn_with_a_domainname() {
     );
 }
 
+/// dockerd's conflicts between a `container:` network mode and the options it cannot have, and
+/// its warning for ports published in host mode; nothing is created for a refused request.
+#[test]
+fn network_mode_conflicts_and_the_host_mode_warning() {
+    let d = TestDaemon::start_in_netns();
+    d.ok(&["create", "--name", "base", "busybox", "sleep", "300"]);
+    for (args, what) in [
+        (
+            vec!["-p", "80:80"],
+            "conflicting options: port publishing and the container type network mode",
+        ),
+        (
+            vec!["-P"],
+            "conflicting options: port publishing and the container type network mode",
+        ),
+        (
+            vec!["--expose", "80"],
+            "conflicting options: port exposing and the container type network mode",
+        ),
+        (
+            vec!["--hostname", "x"],
+            "conflicting options: hostname and the network mode",
+        ),
+        (
+            vec!["--dns", "1.1.1.1"],
+            "conflicting options: dns and the network mode",
+        ),
+        (
+            vec!["--add-host", "a:1.2.3.4"],
+            "conflicting options: custom host-to-IP mapping and the network mode",
+        ),
+    ] {
+        let mut a = vec!["create", "--network", "container:base"];
+        a.extend(args);
+        a.push("busybox");
+        let o = d.docker(&a);
+        assert_ne!(o.status.code(), Some(0), "{a:?}");
+        assert!(out_str_err(&o).contains(what), "{a:?}: {}", out_str_err(&o));
+    }
+    let r = d.http(
+        "POST",
+        "/v1.43/containers/create",
+        Some(r#"{"Image":"busybox","MacAddress":"02:42:ac:11:00:0a","HostConfig":{"NetworkMode":"host"}}"#),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("conflicting options: mac-address and the network mode"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(d.ok(&["ps", "-aq"]).lines().count(), 1);
+    let o = d.docker(&["create", "--network", "host", "-p", "80:80", "busybox"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out_str_err(&o));
+    assert!(
+        out_str_err(&o).contains("Published ports are discarded when using host network mode"),
+        "{}",
+        out_str_err(&o)
+    );
+}
+
 fn out_str_err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim().to_string()
 }

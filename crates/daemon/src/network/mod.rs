@@ -676,6 +676,49 @@ impl Networks {
 
 /// Parses the IPAM part of a create request (400 on bad input): at most one IPv4 and one IPv6
 /// configuration (an IPv6 one is one whose subnet has a ':').
+/// dockerd's checks of a create request's network mode against its other networking options:
+/// errors for what a `container:` mode cannot have, and the warning for ports published in
+/// `host` mode. Checked on the request as sent, before the image's defaults are merged in.
+pub fn check_mode(
+    body: &berth_api::models::ContainerCreateBody,
+    hc: &berth_api::models::HostConfig,
+) -> ApiResult<Vec<String>> {
+    let mode = hc.network_mode.as_deref().unwrap_or_default();
+    let publishes = hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
+        || hc.publish_all_ports.unwrap_or(false);
+    if mode.starts_with("container:") {
+        let conflict = |what: &str| {
+            Err(ApiError::invalid(format!(
+                "conflicting options: {what} and the network mode"
+            )))
+        };
+        if body.hostname.as_deref().is_some_and(|h| !h.is_empty()) {
+            return conflict("hostname");
+        }
+        if hc.dns.as_ref().is_some_and(|d| !d.is_empty()) {
+            return conflict("dns");
+        }
+        if hc.extra_hosts.as_ref().is_some_and(|h| !h.is_empty()) {
+            return conflict("custom host-to-IP mapping");
+        }
+        if publishes {
+            return Err(ApiError::invalid(
+                "conflicting options: port publishing and the container type network mode",
+            ));
+        }
+        if body.exposed_ports.as_ref().is_some_and(|p| !p.is_empty()) {
+            return Err(ApiError::invalid(
+                "conflicting options: port exposing and the container type network mode",
+            ));
+        }
+    }
+    let mut warnings = Vec::new();
+    if mode == "host" && publishes {
+        warnings.push("Published ports are discarded when using host network mode".to_string());
+    }
+    Ok(warnings)
+}
+
 pub fn parse_ipam(cfg: &[berth_api::models::IpamConfig]) -> ApiResult<IpamRequest> {
     let is_v6 =
         |c: &&berth_api::models::IpamConfig| c.subnet.as_deref().is_some_and(|s| s.contains(':'));

@@ -306,7 +306,7 @@ async fn create(
     let name = q.get("name").filter(|s| !s.is_empty()).map(str::to_string);
     let mut body = req.body;
     if let Some(mac) = req.mac_address.filter(|m| !m.is_empty()) {
-        primary_endpoint_mac(&mut body, mac);
+        primary_endpoint_mac(&mut body, mac)?;
     }
     let (id, warnings) = lifecycle::create(&d, name, body).await?;
     Ok(json_status(
@@ -316,17 +316,22 @@ async fn create(
 }
 
 /// Moves a container-wide MAC address to the endpoint settings of the primary network (where
-/// API 1.44+ clients put it), unless those name one already; host, none and container: modes
-/// have no endpoint of their own to give it to.
-fn primary_endpoint_mac(body: &mut ContainerCreateBody, mac: String) {
+/// API 1.44+ clients put it), unless those name one already; host and container: modes have
+/// no endpoint of their own to give it to (dockerd refuses), none ignores it.
+fn primary_endpoint_mac(body: &mut ContainerCreateBody, mac: String) -> ApiResult<()> {
     let mode = body
         .host_config
         .as_ref()
         .and_then(|h| h.network_mode.clone())
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "default".into());
-    if matches!(mode.as_str(), "host" | "none") || mode.starts_with("container:") {
-        return;
+    if mode == "host" || mode.starts_with("container:") {
+        return Err(ApiError::invalid(
+            "conflicting options: mac-address and the network mode",
+        ));
+    }
+    if mode == "none" {
+        return Ok(());
     }
     let eps = body
         .networking_config
@@ -337,6 +342,7 @@ fn primary_endpoint_mac(body: &mut ContainerCreateBody, mac: String) {
     if ep.mac_address.as_deref().is_none_or(str::is_empty) {
         ep.mac_address = Some(mac);
     }
+    Ok(())
 }
 
 pub const LIST_FILTERS: &[&str] = &[
