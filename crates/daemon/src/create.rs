@@ -310,11 +310,19 @@ pub fn validate_host_config(hc: &HostConfig) -> ApiResult<()> {
             None | Some("") | Some("json-file") | Some("none") => {}
             Some(t) => {
                 return Err(ApiError::invalid(format!(
-                    "failed to create logger: logger: no log driver named '{t}' is registered"
+                    "logger: no log driver named '{t}' is registered"
                 )))
             }
         }
         log_options(lc.config.as_ref())?;
+    }
+    match hc.runtime.as_deref() {
+        None | Some("") | Some("runc") => {}
+        Some(r) => {
+            return Err(ApiError::invalid(format!(
+                "unknown or invalid runtime name: {r}"
+            )))
+        }
     }
     crate::spec::SecurityOpts::parse(hc.security_opt.as_deref().unwrap_or_default())?;
     crate::spec::capabilities(
@@ -380,8 +388,9 @@ pub fn log_options(cfg: Option<&HashMap<String, String>>) -> ApiResult<(u64, u32
             }
         }
     }
-    if files > 1 && size == 0 {
-        return Err(ApiError::invalid("max-file cannot be set without max-size"));
+    // dockerd's json-file accepts max-file without max-size and never rotates then.
+    if size == 0 {
+        files = 1;
     }
     Ok((size, files))
 }
