@@ -121,6 +121,16 @@ pub struct MountRecord {
 }
 
 impl MountRecord {
+    /// The propagation mode given in the options (`rshared`, `slave`…), if any.
+    pub fn propagation(&self) -> Option<&str> {
+        self.options.iter().map(String::as_str).find(|o| {
+            matches!(
+                *o,
+                "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate"
+            )
+        })
+    }
+
     pub fn to_api(&self) -> MountPoint {
         MountPoint {
             typ: Some(self.typ.clone()),
@@ -135,7 +145,7 @@ impl MountRecord {
             mode: Some(self.mode.clone()),
             rw: Some(self.rw),
             propagation: Some(if self.typ == "bind" {
-                "rprivate".into()
+                self.propagation().unwrap_or("rprivate").to_string()
             } else {
                 String::new()
             }),

@@ -359,13 +359,7 @@ pub fn build(rec: &ContainerRecord, inp: &Inputs) -> ApiResult<Value> {
                     "rbind".to_string(),
                     if m.rw { "rw" } else { "ro" }.to_string(),
                 ];
-                let prop = m
-                    .options
-                    .iter()
-                    .find(|x| x.contains("shared") || x.contains("slave") || x.contains("private"))
-                    .cloned()
-                    .unwrap_or_else(|| "rprivate".into());
-                o.push(prop);
+                o.push(m.propagation().unwrap_or("rprivate").to_string());
                 mounts.push(json!({"destination": m.destination, "type": "bind", "source": m.source, "options": o}));
             }
         }

@@ -227,3 +227,96 @@ fn log_driver_and_runtime_as_dockerd() {
         "unknown or invalid runtime name: nosuch"
     );
 }
+
+#[test]
+fn exec_detach_keys_in_any_case() {
+    let d = TestDaemon::start();
+    let id = d.ok(&["run", "-d", "-i", "busybox", "cat"]);
+    let id = id.trim();
+    // docker-py sends its config file's detach keys as "detachKeys"; Go decodes field names
+    // case-insensitively, so dockerd honours them.
+    let body = r#"{"Cmd":["cat"],"Tty":true,"AttachStdin":true,"AttachStdout":true,"detachKeys":"ctrl-p"}"#;
+    let r = d.http("POST", &format!("/containers/{id}/exec"), Some(body));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let eid = json(&r)["Id"].as_str().unwrap().to_string();
+    assert_eq!(
+        json(&d.http("GET", &format!("/exec/{eid}/json"), None))["DetachKeys"],
+        "ctrl-p"
+    );
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let start = r#"{"Tty":true}"#;
+    let req = format!(
+        "POST /exec/{eid}/start HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{start}",
+        start.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // ctrl-p alone detaches: the daemon closes the stream (a read error would be a timeout).
+    s.write_all(&[0x10]).unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all)
+        .unwrap_or_else(|e| panic!("not detached: {e}: {}", String::from_utf8_lossy(&all)));
+    assert!(String::from_utf8_lossy(&all).starts_with("HTTP/1.1 101"));
+    // Bad keys are refused at create whatever their case.
+    let bad = r#"{"Cmd":["cat"],"detachkeys":"ctrl-"}"#;
+    assert_eq!(
+        d.http("POST", &format!("/containers/{id}/exec"), Some(bad))
+            .status,
+        400
+    );
+    d.ok(&["rm", "-f", id]);
+}
+
+#[test]
+fn bind_propagation_is_reported_and_applied() {
+    let d = TestDaemon::start();
+    let src = d.root.join("bindsrc");
+    std::fs::create_dir_all(&src).unwrap();
+    let src = src.to_str().unwrap();
+    for (mode, want) in [
+        ("", "rprivate"),
+        (":ro", "rprivate"),
+        (":rw,rshared", "rshared"),
+        (":rslave", "rslave"),
+        (":rprivate", "rprivate"),
+        (":shared", "shared"),
+        (":ro,slave", "slave"),
+        (":private", "private"),
+    ] {
+        let id = d.ok(&[
+            "create",
+            "-v",
+            &format!("{src}:/mnt{mode}"),
+            "busybox",
+            "true",
+        ]);
+        let m = d.inspect(id.trim())["Mounts"][0].clone();
+        assert_eq!(m["Propagation"], want, "{mode}: {m}");
+        d.ok(&["rm", id.trim()]);
+    }
+    // rshared makes the container's mount a peer of a shared group.
+    let info = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{src}:/mnt:rw,rshared"),
+        "busybox",
+        "grep",
+        " /mnt ",
+        "/proc/self/mountinfo",
+    ]);
+    assert!(info.contains("shared:"), "{info}");
+    let info = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{src}:/mnt"),
+        "busybox",
+        "grep",
+        " /mnt ",
+        "/proc/self/mountinfo",
+    ]);
+    assert!(!info.contains("shared:"), "{info}");
+}

@@ -25,8 +25,13 @@ pub fn router() -> Router<Arc<Daemon>> {
 async fn create(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
-    JsonBody(cfg): JsonBody<ExecConfig>,
+    JsonBody(mut raw): JsonBody<serde_json::Value>,
 ) -> ApiResult<Response> {
+    // Go's JSON decoding matches field names case-insensitively; docker-py sends the detach
+    // keys of its config file as "detachKeys".
+    fold_keys(&mut raw, EXEC_CONFIG_FIELDS);
+    let cfg: ExecConfig = serde_json::from_value(raw)
+        .map_err(|e| ApiError::invalid(format!("invalid exec config: {e}")))?;
     let c = d.find(&id)?;
     let st = c.status();
     if st == crate::container::Status::Paused {
@@ -78,6 +83,39 @@ async fn create(
         StatusCode::CREATED,
         &serde_json::json!({ "Id": eid }),
     ))
+}
+
+const EXEC_CONFIG_FIELDS: &[&str] = &[
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "ConsoleSize",
+    "DetachKeys",
+    "Tty",
+    "Env",
+    "Cmd",
+    "Privileged",
+    "User",
+    "WorkingDir",
+];
+
+/// Renames top-level keys that match one of `fields` but for case to that field, as Go's
+/// encoding/json does when dockerd decodes a body; an exact match wins over a folded one.
+fn fold_keys(v: &mut serde_json::Value, fields: &[&str]) {
+    let Some(m) = v.as_object_mut() else {
+        return;
+    };
+    for f in fields {
+        if m.contains_key(*f) {
+            continue;
+        }
+        let other = m.keys().find(|k| k.eq_ignore_ascii_case(f)).cloned();
+        if let Some(k) = other {
+            if let Some(val) = m.remove(&k) {
+                m.insert((*f).to_string(), val);
+            }
+        }
+    }
 }
 
 fn get_exec(d: &Daemon, id: &str) -> ApiResult<ExecRecord> {
