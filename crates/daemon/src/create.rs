@@ -395,6 +395,25 @@ pub fn log_options(cfg: Option<&HashMap<String, String>>) -> ApiResult<(u64, u32
     Ok((size, files))
 }
 
+/// A volume's Subpath (API 1.45) must name something inside the volume: relative, without
+/// `..`. Symlinks that lead out of it are caught at start, where the path is resolved.
+fn check_subpath(sub: &str) -> ApiResult<()> {
+    if sub.starts_with('/') {
+        return Err(ApiError::invalid(format!(
+            "invalid mount config for type \"volume\": subpath must be a relative path within the volume: {sub:?}"
+        )));
+    }
+    if std::path::Path::new(sub)
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(ApiError::invalid(format!(
+            "invalid mount config for type \"volume\": subpath must not contain \"..\": {sub:?}"
+        )));
+    }
+    Ok(())
+}
+
 fn check_dest(dest: &str, spec: &str) -> ApiResult<()> {
     if !dest.starts_with('/') {
         return Err(ApiError::invalid(format!(
@@ -468,6 +487,7 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
                 options: opts,
                 copy_up: !nocopy,
                 anonymous: src.is_empty(),
+                subpath: String::new(),
             }
         } else {
             MountRecord {
@@ -480,6 +500,7 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
                 options: opts,
                 copy_up: false,
                 anonymous: false,
+                subpath: String::new(),
             }
         };
         out.push(MountRequest {
@@ -539,6 +560,7 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
                     options: prop.into_iter().collect(),
                     copy_up: false,
                     anonymous: false,
+                    subpath: String::new(),
                 }
             }
             "volume" => {
@@ -550,6 +572,12 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
                     .as_ref()
                     .and_then(|v| v.no_copy)
                     .unwrap_or(false);
+                let subpath = m
+                    .volume_options
+                    .as_ref()
+                    .and_then(|v| v.subpath.clone())
+                    .unwrap_or_default();
+                check_subpath(&subpath)?;
                 MountRecord {
                     typ: "volume".into(),
                     name: src.clone(),
@@ -560,6 +588,7 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
                     options: Vec::new(),
                     copy_up: !nocopy,
                     anonymous: src.is_empty(),
+                    subpath,
                 }
             }
             "tmpfs" => {
@@ -587,6 +616,7 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
                     options: opts,
                     copy_up: false,
                     anonymous: false,
+                    subpath: String::new(),
                 }
             }
             other => {
@@ -641,6 +671,7 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
                 options: o,
                 copy_up: false,
                 anonymous: false,
+                subpath: String::new(),
             },
             labels: HashMap::new(),
             create_source: false,
@@ -847,6 +878,7 @@ async fn finish_create(
                     options: Vec::new(),
                     copy_up: true,
                     anonymous: true,
+                    subpath: String::new(),
                 },
                 labels: HashMap::new(),
                 create_source: false,

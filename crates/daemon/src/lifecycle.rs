@@ -158,6 +158,18 @@ fn prepare_bundle(d: &Daemon, rec: &ContainerRecord) -> ApiResult<std::path::Pat
             cgroup_parent: d.config.cgroup_parent.as_deref(),
             default_ulimits: &d.config.default_ulimits,
         };
+        // Volume subpaths are resolved now, when the directory must exist inside the volume.
+        let with_subpaths;
+        let rec = if rec.mounts.iter().any(|m| !m.subpath.is_empty()) {
+            let mut r = rec.clone();
+            for m in &mut r.mounts {
+                m.source = m.resolved_source().map_err(ApiError::invalid)?;
+            }
+            with_subpaths = r;
+            &with_subpaths
+        } else {
+            rec
+        };
         let spec = crate::spec::build(rec, &inputs)?;
         let bytes = serde_json::to_vec(&spec)
             .map_err(|e| ApiError::internal(format!("encode config.json: {e}")))?;

@@ -320,3 +320,59 @@ fn bind_propagation_is_reported_and_applied() {
     ]);
     assert!(!info.contains("shared:"), "{info}");
 }
+
+#[test]
+fn volume_subpath_mounts_a_directory_of_the_volume() {
+    let d = TestDaemon::start();
+    d.ok(&["volume", "create", "sv"]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "sv:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /v/sub/deep && echo inside > /v/sub/deep/f && echo top > /v/top \
+         && ln -s / /v/out && ln -s sub /v/tosub",
+    ]);
+    let create = |sub: &str| {
+        let body = serde_json::json!({
+            "Image": "busybox", "Cmd": ["sh", "-c", "cat /mnt/deep/f; ls /mnt"],
+            "HostConfig": {"Mounts": [{"Type": "volume", "Source": "sv", "Target": "/mnt",
+                "VolumeOptions": {"Subpath": sub}}]},
+        });
+        d.http("POST", "/containers/create", Some(&body.to_string()))
+    };
+    for sub in ["sub", "tosub"] {
+        let r = create(sub);
+        assert_eq!(r.status, 201, "{}", r.text());
+        let id = json(&r)["Id"].as_str().unwrap().to_string();
+        d.ok(&["start", &id]);
+        d.wait_status(&id, "exited", Duration::from_secs(20));
+        let out = d.ok(&["logs", &id]);
+        assert_eq!(out.trim_end(), "inside\ndeep", "subpath {sub}");
+    }
+    // Refused at create: absolute, or climbing out.
+    for sub in ["/sub", "../sv", "sub/../../x"] {
+        let r = create(sub);
+        assert_eq!(r.status, 400, "{sub}: {}", r.text());
+        assert!(
+            json(&r)["message"].as_str().unwrap().contains("subpath"),
+            "{}",
+            r.text()
+        );
+    }
+    // Refused at start: missing, or a symlink out of the volume.
+    for (sub, why) in [
+        ("nosuch", "cannot access path"),
+        ("out", "outside the volume"),
+    ] {
+        let r = create(sub);
+        assert_eq!(r.status, 201, "{}", r.text());
+        let id = json(&r)["Id"].as_str().unwrap().to_string();
+        let o = d.fails(&["start", &id]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(why), "{sub}: {err}");
+    }
+}
