@@ -118,9 +118,49 @@ pub struct MountRecord {
     /// Copy the image's content at the destination into an empty volume on first use.
     pub copy_up: bool,
     pub anonymous: bool,
+    /// The part of the volume mounted (Mount's VolumeOptions.Subpath), relative to its _data.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subpath: String,
 }
 
 impl MountRecord {
+    /// The host path to mount: the source, or for a volume with a subpath that directory of
+    /// it, resolved (symlinks followed) and refused unless it exists inside the volume.
+    pub fn resolved_source(&self) -> Result<PathBuf, String> {
+        if self.subpath.is_empty() {
+            return Ok(self.source.clone());
+        }
+        let base = std::fs::canonicalize(&self.source)
+            .map_err(|e| format!("volume {} at {}: {e}", self.name, self.source.display()))?;
+        let p = std::fs::canonicalize(self.source.join(&self.subpath)).map_err(|e| {
+            format!(
+                "cannot access path {}: subpath {:?} of volume {}: {e}",
+                self.source.join(&self.subpath).display(),
+                self.subpath,
+                self.name
+            )
+        })?;
+        if !p.starts_with(&base) {
+            return Err(format!(
+                "subpath {:?} of volume {} resolves to {}, outside the volume",
+                self.subpath,
+                self.name,
+                p.display()
+            ));
+        }
+        Ok(p)
+    }
+
+    /// The propagation mode given in the options (`rshared`, `slave`…), if any.
+    pub fn propagation(&self) -> Option<&str> {
+        self.options.iter().map(String::as_str).find(|o| {
+            matches!(
+                *o,
+                "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate"
+            )
+        })
+    }
+
     pub fn to_api(&self) -> MountPoint {
         MountPoint {
             typ: Some(self.typ.clone()),
@@ -135,7 +175,7 @@ impl MountRecord {
             mode: Some(self.mode.clone()),
             rw: Some(self.rw),
             propagation: Some(if self.typ == "bind" {
-                "rprivate".into()
+                self.propagation().unwrap_or("rprivate").to_string()
             } else {
                 String::new()
             }),

@@ -310,11 +310,19 @@ pub fn validate_host_config(hc: &HostConfig) -> ApiResult<()> {
             None | Some("") | Some("json-file") | Some("none") => {}
             Some(t) => {
                 return Err(ApiError::invalid(format!(
-                    "failed to create logger: logger: no log driver named '{t}' is registered"
+                    "logger: no log driver named '{t}' is registered"
                 )))
             }
         }
         log_options(lc.config.as_ref())?;
+    }
+    match hc.runtime.as_deref() {
+        None | Some("") | Some("runc") => {}
+        Some(r) => {
+            return Err(ApiError::invalid(format!(
+                "unknown or invalid runtime name: {r}"
+            )))
+        }
     }
     crate::spec::SecurityOpts::parse(hc.security_opt.as_deref().unwrap_or_default())?;
     crate::spec::capabilities(
@@ -380,10 +388,30 @@ pub fn log_options(cfg: Option<&HashMap<String, String>>) -> ApiResult<(u64, u32
             }
         }
     }
-    if files > 1 && size == 0 {
-        return Err(ApiError::invalid("max-file cannot be set without max-size"));
+    // dockerd's json-file accepts max-file without max-size and never rotates then.
+    if size == 0 {
+        files = 1;
     }
     Ok((size, files))
+}
+
+/// A volume's Subpath (API 1.45) must name something inside the volume: relative, without
+/// `..`. Symlinks that lead out of it are caught at start, where the path is resolved.
+fn check_subpath(sub: &str) -> ApiResult<()> {
+    if sub.starts_with('/') {
+        return Err(ApiError::invalid(format!(
+            "invalid mount config for type \"volume\": subpath must be a relative path within the volume: {sub:?}"
+        )));
+    }
+    if std::path::Path::new(sub)
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(ApiError::invalid(format!(
+            "invalid mount config for type \"volume\": subpath must not contain \"..\": {sub:?}"
+        )));
+    }
+    Ok(())
 }
 
 fn check_dest(dest: &str, spec: &str) -> ApiResult<()> {
@@ -459,6 +487,7 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
                 options: opts,
                 copy_up: !nocopy,
                 anonymous: src.is_empty(),
+                subpath: String::new(),
             }
         } else {
             MountRecord {
@@ -471,6 +500,7 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
                 options: opts,
                 copy_up: false,
                 anonymous: false,
+                subpath: String::new(),
             }
         };
         out.push(MountRequest {
@@ -530,6 +560,7 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
                     options: prop.into_iter().collect(),
                     copy_up: false,
                     anonymous: false,
+                    subpath: String::new(),
                 }
             }
             "volume" => {
@@ -541,6 +572,12 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
                     .as_ref()
                     .and_then(|v| v.no_copy)
                     .unwrap_or(false);
+                let subpath = m
+                    .volume_options
+                    .as_ref()
+                    .and_then(|v| v.subpath.clone())
+                    .unwrap_or_default();
+                check_subpath(&subpath)?;
                 MountRecord {
                     typ: "volume".into(),
                     name: src.clone(),
@@ -551,6 +588,7 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
                     options: Vec::new(),
                     copy_up: !nocopy,
                     anonymous: src.is_empty(),
+                    subpath,
                 }
             }
             "tmpfs" => {
@@ -578,6 +616,7 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
                     options: opts,
                     copy_up: false,
                     anonymous: false,
+                    subpath: String::new(),
                 }
             }
             other => {
@@ -632,6 +671,7 @@ pub fn parse_mounts(hc: &HostConfig) -> ApiResult<Vec<MountRequest>> {
                 options: o,
                 copy_up: false,
                 anonymous: false,
+                subpath: String::new(),
             },
             labels: HashMap::new(),
             create_source: false,
@@ -847,6 +887,7 @@ async fn finish_create(
                     options: Vec::new(),
                     copy_up: true,
                     anonymous: true,
+                    subpath: String::new(),
                 },
                 labels: HashMap::new(),
                 create_source: false,

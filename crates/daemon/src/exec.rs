@@ -60,7 +60,17 @@ pub fn process_for(d: &Daemon, c: &Container, e: &ExecSpec) -> ApiResult<Process
     if let Some(u) = e.user.as_ref().filter(|u| !u.is_empty()) {
         let root = bundle.join("rootfs");
         let rd = |f: &str| std::fs::read_to_string(root.join(f)).unwrap_or_default();
-        let user = crate::spec::resolve_user(u, &rd("etc/passwd"), &rd("etc/group"))?;
+        let mut user = crate::spec::resolve_user(u, &rd("etc/passwd"), &rd("etc/group"))?;
+        // Without a user the exec keeps the container's process user, GroupAdd included.
+        crate::spec::add_groups(
+            &mut user,
+            c.snapshot()
+                .host_config
+                .group_add
+                .as_deref()
+                .unwrap_or_default(),
+            &rd("etc/group"),
+        )?;
         p["user"] = serde_json::json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids});
     }
     if e.privileged {

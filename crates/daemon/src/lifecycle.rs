@@ -114,10 +114,16 @@ fn prepare_bundle(d: &Daemon, rec: &ContainerRecord) -> ApiResult<std::path::Pat
             }
         }
         let user_spec = rec.config.user.clone().unwrap_or_default();
-        let user = crate::spec::resolve_user(
+        let group_file = read_in_root(&rootfs, "/etc/group");
+        let mut user = crate::spec::resolve_user(
             &user_spec,
             &read_in_root(&rootfs, "/etc/passwd"),
-            &read_in_root(&rootfs, "/etc/group"),
+            &group_file,
+        )?;
+        crate::spec::add_groups(
+            &mut user,
+            rec.host_config.group_add.as_deref().unwrap_or_default(),
+            &group_file,
         )?;
         let join_netns = match rec.host_config.network_mode.as_deref() {
             Some(m) if m.starts_with("container:") => {
@@ -151,6 +157,18 @@ fn prepare_bundle(d: &Daemon, rec: &ContainerRecord) -> ApiResult<std::path::Pat
                 .then_some(init_path.as_path()),
             cgroup_parent: d.config.cgroup_parent.as_deref(),
             default_ulimits: &d.config.default_ulimits,
+        };
+        // Volume subpaths are resolved now, when the directory must exist inside the volume.
+        let with_subpaths;
+        let rec = if rec.mounts.iter().any(|m| !m.subpath.is_empty()) {
+            let mut r = rec.clone();
+            for m in &mut r.mounts {
+                m.source = m.resolved_source().map_err(ApiError::invalid)?;
+            }
+            with_subpaths = r;
+            &with_subpaths
+        } else {
+            rec
         };
         let linked = crate::network::links::resolve(d, rec)?;
         let spec = if linked.is_empty() {
@@ -576,11 +594,21 @@ pub async fn kill(d: &Arc<Daemon>, c: &Arc<Container>, sig: &str) -> ApiResult<(
     if n == libc::SIGKILL || n == libc::SIGTERM || n == libc::SIGINT {
         let _ = c.update(|r| r.manually_stopped = true);
     }
+    let mut rx = c.lifecycle.subscribe();
+    let before = rx.borrow().exits;
     signal(d, c, n).await?;
     let rec = c.snapshot();
     let mut attrs = rec.event_attrs();
     attrs.insert("signal".into(), n.to_string());
     d.events.emit("container", "kill", &rec.id, attrs);
+    // dockerd's Kill (no signal, or SIGKILL) returns only once the exit is recorded, so an
+    // inspect or remove right after sees the container stopped; other signals return at once.
+    if n == libc::SIGKILL && !wait_exit(&mut rx, before, Some(Duration::from_secs(10))).await {
+        return Err(ApiError::internal(format!(
+            "tried to kill container {}, but did not receive an exit event",
+            c.id
+        )));
+    }
     Ok(())
 }
 

@@ -176,6 +176,30 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> ApiResult<User> {
     })
 }
 
+/// Adds HostConfig.GroupAdd to the user's supplementary groups, as dockerd does for the
+/// container's process and its execs: numbers as they are, names from the container's /etc/group.
+pub fn add_groups(user: &mut User, groups: &[String], group: &str) -> ApiResult<()> {
+    for g in groups.iter().filter(|g| !g.is_empty()) {
+        let gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        };
+        if !user.additional_gids.contains(&gid) {
+            user.additional_gids.push(gid);
+        }
+    }
+    Ok(())
+}
+
 /// Parses a signal name or number (`SIGTERM`, `TERM`, `15`).
 pub fn parse_signal(s: &str) -> ApiResult<i32> {
     if let Ok(n) = s.parse::<i32>() {
@@ -335,13 +359,7 @@ pub fn build(rec: &ContainerRecord, inp: &Inputs) -> ApiResult<Value> {
                     "rbind".to_string(),
                     if m.rw { "rw" } else { "ro" }.to_string(),
                 ];
-                let prop = m
-                    .options
-                    .iter()
-                    .find(|x| x.contains("shared") || x.contains("slave") || x.contains("private"))
-                    .cloned()
-                    .unwrap_or_else(|| "rprivate".into());
-                o.push(prop);
+                o.push(m.propagation().unwrap_or("rprivate").to_string());
                 mounts.push(json!({"destination": m.destination, "type": "bind", "source": m.source, "options": o}));
             }
         }
@@ -708,6 +726,15 @@ mod tests {
         assert!(resolve_user("nobody", passwd, group).is_err());
         assert!(resolve_user("www:nogroup", passwd, group).is_err());
         assert_eq!(resolve_user("", passwd, group).unwrap().uid, 0);
+        let mut u = resolve_user("www", passwd, group).unwrap();
+        add_groups(&mut u, &["1000".into(), "staff".into(), "50".into()], group).unwrap();
+        assert_eq!(u.additional_gids, vec![50, 1000]);
+        let err = add_groups(&mut u, &["nogroup".into()], group).unwrap_err();
+        assert!(
+            err.message.contains("unable to find group nogroup"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -232,6 +232,10 @@ pub fn inspect_of(d: &Daemon, rec: &ContainerRecord, size: bool) -> ContainerIns
         lc.typ = Some("json-file".into());
     }
     lc.config.get_or_insert_with(HashMap::new);
+    // dockerd names its default runtime "runc", the only one berthd has (create refuses others).
+    if host_config.runtime.as_deref().is_none_or(str::is_empty) {
+        host_config.runtime = Some("runc".into());
+    }
     ContainerInspectResponse {
         id: Some(rec.id.clone()),
         created: Some(rec.created.clone()),

@@ -12,7 +12,7 @@ use berth_shim::protocol::{ExecState, Request};
 
 use crate::error::{ApiError, ApiResult};
 use crate::server::{hijack, json, json_status, parse_json_or_default, JsonBody, Params, Version};
-use crate::state::{Daemon, ExecRecord};
+use crate::state::{Container, Daemon, ExecRecord};
 
 pub fn router() -> Router<Arc<Daemon>> {
     Router::new()
@@ -25,8 +25,13 @@ pub fn router() -> Router<Arc<Daemon>> {
 async fn create(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
-    JsonBody(cfg): JsonBody<ExecConfig>,
+    JsonBody(mut raw): JsonBody<serde_json::Value>,
 ) -> ApiResult<Response> {
+    // Go's JSON decoding matches field names case-insensitively; docker-py sends the detach
+    // keys of its config file as "detachKeys".
+    fold_keys(&mut raw, EXEC_CONFIG_FIELDS);
+    let cfg: ExecConfig = serde_json::from_value(raw)
+        .map_err(|e| ApiError::invalid(format!("invalid exec config: {e}")))?;
     let c = d.find(&id)?;
     let st = c.status();
     if st == crate::container::Status::Paused {
@@ -80,6 +85,39 @@ async fn create(
     ))
 }
 
+const EXEC_CONFIG_FIELDS: &[&str] = &[
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "ConsoleSize",
+    "DetachKeys",
+    "Tty",
+    "Env",
+    "Cmd",
+    "Privileged",
+    "User",
+    "WorkingDir",
+];
+
+/// Renames top-level keys that match one of `fields` but for case to that field, as Go's
+/// encoding/json does when dockerd decodes a body; an exact match wins over a folded one.
+fn fold_keys(v: &mut serde_json::Value, fields: &[&str]) {
+    let Some(m) = v.as_object_mut() else {
+        return;
+    };
+    for f in fields {
+        if m.contains_key(*f) {
+            continue;
+        }
+        let other = m.keys().find(|k| k.eq_ignore_ascii_case(f)).cloned();
+        if let Some(k) = other {
+            if let Some(val) = m.remove(&k) {
+                m.insert((*f).to_string(), val);
+            }
+        }
+    }
+}
+
 fn get_exec(d: &Daemon, id: &str) -> ApiResult<ExecRecord> {
     d.execs
         .lock()
@@ -122,13 +160,16 @@ async fn start(
         )));
     }
     let cfg = &e.config;
+    // As dockerd: the process gets a pty when the exec was created with Tty; the start body's
+    // Tty only chooses whether the hijacked stream is raw or multiplexed (docker-py starts a
+    // tty exec with Tty=false and demultiplexes the pty's output).
     let tty = sc.tty.or(cfg.tty).unwrap_or(false);
     let spec = crate::exec::ExecSpec {
         cmd: cfg.cmd.clone().unwrap_or_default(),
         env: cfg.env.clone().unwrap_or_default(),
         user: cfg.user.clone(),
         workdir: cfg.working_dir.clone(),
-        tty,
+        tty: cfg.tty.unwrap_or(false),
         privileged: cfg.privileged.unwrap_or(false),
     };
     let process = crate::exec::process_for(&d, &c, &spec)?;
@@ -149,36 +190,39 @@ async fn start(
         stdin,
         detach,
     };
-    let opened = crate::shim::open_stream(&d.shim_socket(&c.id), &req).await;
-    let (stream, reply) = match opened {
-        Ok(x) => x,
-        Err(err) => {
-            // As docker: a missing program exits 127, anything else that stops the start 126.
-            let lower = err.message.to_ascii_lowercase();
-            let code = if lower.contains("no such file") || lower.contains("not found") {
-                127
-            } else {
-                126
-            };
-            set_exec(&d, &id, |x| {
-                x.running = false;
-                x.exit_code = Some(code);
-            });
-            let err = crate::shim::start_error(err.message);
-            if detach {
-                return Err(err);
+    let ct = if !tty && v.0.at_least(1, 42) {
+        berth_api::stream::MULTIPLEXED_STREAM
+    } else {
+        berth_api::stream::RAW_STREAM
+    };
+    if detach {
+        let (_stream, reply) = match crate::shim::open_stream(&d.shim_socket(&c.id), &req).await {
+            Ok(x) => x,
+            Err(err) => return Err(start_failed(&d, &id, err)),
+        };
+        started(&d, &c, &id, &spec, &reply);
+        // The shim keeps the exit code; exec inspect asks for it.
+        return Ok(StatusCode::OK.into_response());
+    }
+    // As dockerd, the process starts once the upgrade's headers are out: output that followed
+    // them at once could land in the client's header buffer, which docker-py drops when it
+    // takes the raw socket (the first line of a quick exec went missing).
+    let dd = d.clone();
+    let eid = id.clone();
+    let cid = c.id.clone();
+    Ok(hijack(&mut parts, ct, move |mut client| async move {
+        let opened = crate::shim::open_stream(&dd.shim_socket(&cid), &req).await;
+        let stream = match opened {
+            Ok((stream, reply)) => {
+                started(&dd, &c, &eid, &spec, &reply);
+                stream
             }
-            // An attached client has already asked for the upgrade and reads the exit code from
-            // exec inspect afterwards: dockerd upgrades, writes the error on the stream and
-            // closes it. Answering 400 instead makes the CLI fail with "unable to upgrade to
-            // tcp" and exit 1 rather than 127.
-            let text = format!("{}\r\n", err.message);
-            let ct = if !tty && v.0.at_least(1, 42) {
-                berth_api::stream::MULTIPLEXED_STREAM
-            } else {
-                berth_api::stream::RAW_STREAM
-            };
-            return Ok(hijack(&mut parts, ct, move |mut client| async move {
+            Err(err) => {
+                // The attached client reads the exit code from exec inspect afterwards: dockerd
+                // writes the error on the stream and closes it (answering 400 would make the CLI
+                // fail with "unable to upgrade to tcp" and exit 1 rather than 127).
+                let err = start_failed(&dd, &eid, err);
+                let text = format!("{}\r\n", err.message);
                 use tokio::io::AsyncWriteExt;
                 let bytes = if tty {
                     text.into_bytes()
@@ -187,34 +231,9 @@ async fn start(
                 };
                 let _ = client.write_all(&bytes).await;
                 let _ = client.shutdown().await;
-            }));
-        }
-    };
-    if let Some(st) = &reply.exec {
-        set_exec(&d, &id, |x| x.pid = st.pid);
-    }
-    let rec = c.snapshot();
-    let mut attrs = rec.event_attrs();
-    attrs.insert("execID".into(), id.clone());
-    d.events.emit(
-        "container",
-        &format!("exec_start: {}", spec.cmd.join(" ")),
-        &rec.id,
-        attrs,
-    );
-    if detach {
-        // The shim keeps the exit code; exec inspect asks for it.
-        return Ok(StatusCode::OK.into_response());
-    }
-    let ct = if !tty && v.0.at_least(1, 42) {
-        berth_api::stream::MULTIPLEXED_STREAM
-    } else {
-        berth_api::stream::RAW_STREAM
-    };
-    let dd = d.clone();
-    let eid = id.clone();
-    let cid = c.id.clone();
-    Ok(hijack(&mut parts, ct, move |client| async move {
+                return;
+            }
+        };
         let d2 = dd.clone();
         let e2 = eid.clone();
         crate::attach::pump(client, stream, tty, stdin, keys, move |payload| {
@@ -240,6 +259,43 @@ async fn start(
             dd.events.emit("container", "exec_die", &rec.id, attrs);
         });
     }))
+}
+
+/// Records a start that failed: as docker, a missing program exits 127, anything else 126.
+fn start_failed(d: &Daemon, id: &str, err: ApiError) -> ApiError {
+    let lower = err.message.to_ascii_lowercase();
+    let code = if lower.contains("no such file") || lower.contains("not found") {
+        127
+    } else {
+        126
+    };
+    set_exec(d, id, |x| {
+        x.running = false;
+        x.exit_code = Some(code);
+    });
+    crate::shim::start_error(err.message)
+}
+
+/// Records a started exec's pid and announces it.
+fn started(
+    d: &Daemon,
+    c: &Container,
+    id: &str,
+    spec: &crate::exec::ExecSpec,
+    reply: &berth_shim::protocol::Response,
+) {
+    if let Some(st) = &reply.exec {
+        set_exec(d, id, |x| x.pid = st.pid);
+    }
+    let rec = c.snapshot();
+    let mut attrs = rec.event_attrs();
+    attrs.insert("execID".into(), id.to_string());
+    d.events.emit(
+        "container",
+        &format!("exec_start: {}", spec.cmd.join(" ")),
+        &rec.id,
+        attrs,
+    );
 }
 
 async fn refresh(d: &Daemon, cid: &str, eid: &str) {
