@@ -249,6 +249,48 @@ pub fn json_line<T: Serialize>(v: &T) -> Bytes {
 
 pub type Upgraded = TokioIo<hyper::upgrade::Upgraded>;
 
+/// The fd of the unix socket a request came on (axum's connect info for the unix listeners).
+#[derive(Debug, Clone, Copy)]
+pub struct UnixFd(std::os::fd::RawFd);
+
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, tokio::net::UnixListener>,
+    > for UnixFd
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        use std::os::fd::AsRawFd;
+        UnixFd(s.io().as_raw_fd())
+    }
+}
+
+/// Waits (200 ms at most) until the client has read the 101 headers off a unix socket.
+/// docker-py reads the headers through a buffered reader and then takes the raw socket,
+/// dropping whatever the buffer held: output written right behind the headers (a quick
+/// exec, attach logs) was lost. `up` owns the connection, so the fd stays this socket's.
+async fn after_headers_read(up: hyper::upgrade::Upgraded, fd: Option<UnixFd>) -> Upgraded {
+    if let Some(UnixFd(fd)) = fd {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+        while unread_by_peer(fd) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+    TokioIo::new(up)
+}
+
+/// Bytes written on a unix socket that its peer has not read yet (SIOCOUTQ); 0 on error.
+fn unread_by_peer(fd: std::os::fd::RawFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one c_int through the pointer, which points at `n`,
+    // alive for the call; a bad fd only makes the call fail.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n as *mut libc::c_int) };
+    if r < 0 {
+        0
+    } else {
+        n
+    }
+}
+
 /// Answers 101 and hands the raw connection to `f` once the client has it: the attach and
 /// exec streams. `content_type` is raw-stream or multiplexed-stream.
 pub fn hijack<F, Fut>(req_parts: &mut Parts, content_type: &'static str, f: F) -> Response
@@ -260,9 +302,13 @@ where
         return ApiError::invalid("this endpoint needs a connection upgrade (Upgrade: tcp)")
             .into_response();
     };
+    let fd = req_parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<UnixFd>>()
+        .map(|c| c.0);
     tokio::spawn(async move {
         match on.await {
-            Ok(up) => f(TokioIo::new(up)).await,
+            Ok(up) => f(after_headers_read(up, fd).await).await,
             Err(e) => tracing::debug!("upgrade failed: {e}"),
         }
     });
@@ -313,11 +359,16 @@ pub async fn serve(
                 let svc = svc.clone();
                 let mut stop = stop_tx.subscribe();
                 tasks.push(tokio::spawn(async move {
-                    let r = axum::serve(l, axum::ServiceExt::<Request>::into_make_service(svc))
-                        .with_graceful_shutdown(async move {
-                            let _ = stop.recv().await;
-                        })
-                        .await;
+                    let r = axum::serve(
+                        l,
+                        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<UnixFd>(
+                            svc,
+                        ),
+                    )
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.recv().await;
+                    })
+                    .await;
                     if let Err(e) = r {
                         tracing::error!("serve: {e}");
                     }

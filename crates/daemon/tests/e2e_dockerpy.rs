@@ -376,3 +376,33 @@ fn volume_subpath_mounts_a_directory_of_the_volume() {
         assert!(err.contains(why), "{sub}: {err}");
     }
 }
+
+#[test]
+fn hijacked_output_waits_until_the_headers_are_read() {
+    let d = TestDaemon::start();
+    let id = d.ok(&["run", "-d", "busybox", "echo", "hello"]);
+    let id = id.trim();
+    d.wait_status(id, "exited", Duration::from_secs(20));
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = format!(
+        "POST /containers/{id}/attach?logs=1&stream=0&stdout=1&stderr=1 HTTP/1.1\r\nHost: d\r\n\
+         Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    // A client slow to read the headers (docker-py reads them through a buffer it then drops)
+    // must not find the logs queued behind them.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut buf = vec![0u8; 65536];
+    let n = s.read(&mut buf).unwrap();
+    let first = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(first.starts_with("HTTP/1.1 101"), "{first}");
+    assert!(
+        first.ends_with("\r\n\r\n"),
+        "output came with the headers: {first:?}"
+    );
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    let (out, _) = demux(&rest);
+    assert_eq!(out, b"hello\n");
+}
