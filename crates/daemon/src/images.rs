@@ -360,7 +360,11 @@ pub fn list(d: &Daemon, f: &Filters, v: ApiVersion) -> ApiResult<Vec<ImageListEn
         let size = size_i64(rec.size);
         let summary = ImageSummary {
             id: rec.id().to_string(),
-            parent_id: String::new(),
+            parent_id: rec
+                .parent
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             repo_tags: tags,
             repo_digests: digests,
             created: created_ns / 1_000_000_000,
@@ -436,7 +440,11 @@ pub fn inspect(d: &Daemon, rec: &ImageRecord, v: ApiVersion) -> ApiResult<ImageI
         id: rec.id().to_string(),
         repo_tags: repo_tags(d, rec.id())?,
         repo_digests: repo_digests(rec),
-        parent: String::new(),
+        parent: rec
+            .parent
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         comment: s("comment").unwrap_or_default(),
         created: (!created.is_empty()).then_some(created),
         container: (!v.at_least(1, 45)).then(|| s("container").unwrap_or_default()),
@@ -776,6 +784,7 @@ fn record_of_loaded(d: &Daemon, li: &LoadedImage) -> ApiResult<ImageRecord> {
         manifest_media_type: Some(media_type),
         chain_id: (!diff_ids.is_empty()).then(|| chain_id(&diff_ids)),
         size: layers.iter().map(|l| l.size).sum(),
+        parent: None,
         layers,
         repo_digests: Vec::new(),
         created: cfg.created().clone().unwrap_or_default(),

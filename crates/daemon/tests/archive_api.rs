@@ -471,6 +471,26 @@ fn commit_then_run() {
     // The container kept running through the pause.
     let running = d.ok(&["inspect", "-f", "{{.State.Running}}", "c"]);
     assert_eq!(running.trim(), "true");
+    // Its parent is the container's image; a --change EXPOSE on a container without exposed
+    // ports is kept (the merge with the container's config used to drop it).
+    let busybox_id = d.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
+    assert_eq!(
+        d.ok(&["image", "inspect", "-f", "{{.Parent}}", "mine:v1"])
+            .trim(),
+        busybox_id.trim()
+    );
+    d.ok(&["commit", "--change", "EXPOSE 8000", "c", "mine:ports"]);
+    assert_eq!(
+        d.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .Config.ExposedPorts}}",
+            "mine:ports"
+        ])
+        .trim(),
+        r#"{"8000/tcp":{}}"#
+    );
     // Commit of the committed image's container stacks a third layer.
     d.ok(&["create", "--name", "c2", "mine:v1"]);
     d.ok(&["cp", "greeting", "c2:/second"]);

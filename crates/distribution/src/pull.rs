@@ -569,6 +569,7 @@ async fn pull_inner(
         repo_digests: vec![format!("{}@{}", reference.repository(), first.digest)],
         created: config.created().clone().unwrap_or_default(),
         size,
+        parent: None,
     };
     let tags: Vec<Reference> = if reference.tag().is_some() {
         vec![reference.clone()]

@@ -53,6 +53,9 @@ pub struct ImageRecord {
     pub created: String,
     /// Sum of the uncompressed layer sizes, as `docker images` shows.
     pub size: u64,
+    /// The local image it was made from (`docker commit`), shown as `Parent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Digest>,
 }
 
 impl ImageRecord {
@@ -80,6 +83,7 @@ impl ImageRecord {
             repo_digests: Vec::new(),
             created: String::new(),
             size,
+            parent: None,
         })
     }
 }
@@ -498,6 +502,7 @@ mod tests {
             repo_digests: vec![],
             created: "2026-01-01T00:00:00Z".into(),
             size: 100,
+            parent: None,
         }
     }
 

@@ -537,6 +537,7 @@ impl<'a> Engine<'a> {
                 .unwrap_or("")
                 .to_string(),
             size: st.size,
+            parent: None,
         };
         self.images.put(&record, &[])?;
         Ok(record)

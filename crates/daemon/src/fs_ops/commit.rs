@@ -77,6 +77,8 @@ pub fn merge(user: &mut ContainerConfig, base: &ContainerConfig) {
                 }
             }
         }
+        // The user's own list stays when the container's has none.
+        (Some(u), None) if !u.is_empty() => {}
         (u, b) => *u = b.clone(),
     }
     match (&mut user.env, &base.env) {
@@ -87,6 +89,8 @@ pub fn merge(user: &mut ContainerConfig, base: &ContainerConfig) {
                 }
             }
         }
+        // The user's own list stays when the container's has none.
+        (Some(u), None) if !u.is_empty() => {}
         (u, b) => *u = b.clone(),
     }
     let labels = user.labels.get_or_insert_with(HashMap::new);
@@ -116,6 +120,8 @@ pub fn merge(user: &mut ContainerConfig, base: &ContainerConfig) {
                 }
             }
         }
+        // The user's own list stays when the container's has none.
+        (Some(u), None) if !u.is_empty() => {}
         (u, b) => *u = b.clone(),
     }
     if user.stop_signal.as_deref().unwrap_or("").is_empty() {
@@ -306,6 +312,7 @@ pub fn commit(d: &Daemon, rec: &ContainerRecord, opts: &CommitOptions) -> ApiRes
         repo_digests: Vec::new(),
         created,
         size: parent.size + tar_size,
+        parent: Some(parent.config_digest.clone()),
     };
     let tags: Vec<Reference> = opts.reference.iter().cloned().collect();
     d.images.put(&record, &tags)?;
@@ -374,6 +381,15 @@ mod tests {
         let mut p = user.exposed_ports.unwrap();
         p.sort();
         assert_eq!(p, vec!["53/udp".to_string(), "80/tcp".to_string()]);
+
+        // The user's own ports, env and volumes stay when the container has none (a commit
+        // with `--change EXPOSE 8000` of a container without exposed ports).
+        let mut user =
+            cfg(json!({"Env": ["A=2"], "ExposedPorts": {"8000/tcp": {}}, "Volumes": {"/v": {}}}));
+        merge(&mut user, &cfg(json!({})));
+        assert_eq!(user.exposed_ports.unwrap(), vec!["8000/tcp".to_string()]);
+        assert_eq!(user.env.unwrap(), vec!["A=2".to_string()]);
+        assert_eq!(user.volumes.unwrap(), vec!["/v".to_string()]);
 
         // A user Cmd wins; an Entrypoint of the user's keeps the base Cmd out.
         let mut user = cfg(json!({"Entrypoint": ["/init"]}));
