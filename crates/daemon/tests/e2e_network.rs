@@ -13,21 +13,6 @@ use std::time::Duration;
 use common::*;
 
 const T: Duration = Duration::from_secs(20);
-const HTTPD: &str =
-    "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www";
-
-fn busybox() -> &'static str {
-    for p in ["/bin/busybox", "/usr/bin/busybox"] {
-        if std::path::Path::new(p).exists() {
-            return p;
-        }
-    }
-    panic!("busybox not found on the host: install busybox-static");
-}
-
-fn out_str(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
 
 /// One fetch of a URL from berthd's namespace (the "host" side), 5 s at most.
 fn host_try(d: &TestDaemon, url: &str) -> Output {
@@ -888,24 +873,24 @@ fn legacy_links_on_the_default_bridge() {
     assert_eq!(names_of_db(&d), serde_json::json!(["/db"]));
     let o = d.docker(&["rm", "--link", "web"]);
     assert!(
-        out_str_err(&o).contains("cannot remove the default link name"),
+        err_str(&o).contains("cannot remove the default link name"),
         "{}",
-        out_str_err(&o)
+        err_str(&o)
     );
 
     // Bad input.
     let o = d.docker(&["create", "--link", "nosuch:x", "busybox"]);
     assert_ne!(o.status.code(), Some(0));
     assert!(
-        out_str_err(&o).contains("could not get container for nosuch"),
+        err_str(&o).contains("could not get container for nosuch"),
         "{}",
-        out_str_err(&o)
+        err_str(&o)
     );
     let o = d.docker(&["create", "--network", "host", "--link", "db:x", "busybox"]);
     assert!(
-        out_str_err(&o).contains("conflicting options"),
+        err_str(&o).contains("conflicting options"),
         "{}",
-        out_str_err(&o)
+        err_str(&o)
     );
     d.ok(&["create", "--name", "sleeper", "busybox", "sleep", "300"]);
     d.ok(&[
@@ -919,9 +904,9 @@ fn legacy_links_on_the_default_bridge() {
     ]);
     let o = d.docker(&["start", "needy"]);
     assert!(
-        out_str_err(&o).contains("Cannot link to a non running container: /sleeper AS /needy/s"),
+        err_str(&o).contains("Cannot link to a non running container: /sleeper AS /needy/s"),
         "{}",
-        out_str_err(&o)
+        err_str(&o)
     );
     // The refused start left nothing wired.
     let members = d.ok(&["network", "inspect", "-f", "{{len .Containers}}", "bridge"]);
@@ -988,7 +973,7 @@ fn network_mode_conflicts_and_the_host_mode_warning() {
         a.push("busybox");
         let o = d.docker(&a);
         assert_ne!(o.status.code(), Some(0), "{a:?}");
-        assert!(out_str_err(&o).contains(what), "{a:?}: {}", out_str_err(&o));
+        assert!(err_str(&o).contains(what), "{a:?}: {}", err_str(&o));
     }
     let r = d.http(
         "POST",
@@ -1004,16 +989,12 @@ fn network_mode_conflicts_and_the_host_mode_warning() {
     );
     assert_eq!(d.ok(&["ps", "-aq"]).lines().count(), 1);
     let o = d.docker(&["create", "--network", "host", "-p", "80:80", "busybox"]);
-    assert_eq!(o.status.code(), Some(0), "{}", out_str_err(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", err_str(&o));
     assert!(
-        out_str_err(&o).contains("Published ports are discarded when using host network mode"),
+        err_str(&o).contains("Published ports are discarded when using host network mode"),
         "{}",
-        out_str_err(&o)
+        err_str(&o)
     );
-}
-
-fn out_str_err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).trim().to_string()
 }
 
 /// `--aux-address` sets addresses aside (never handed out, refused as a static address, in
@@ -1073,9 +1054,9 @@ fn auxiliary_addresses_and_link_local_ips() {
         "true",
     ]);
     assert!(
-        out_str_err(&o).contains("Address already in use"),
+        err_str(&o).contains("Address already in use"),
         "{}",
-        out_str_err(&o)
+        err_str(&o)
     );
     // The failed `run --rm` returned (dockerd removes such a container) and left nothing.
     assert_eq!(d.ok(&["ps", "-aq"]).lines().count(), 1);
@@ -1090,9 +1071,9 @@ fn auxiliary_addresses_and_link_local_ips() {
         "badaux",
     ]);
     assert!(
-        out_str_err(&o).contains("no matching subnet for aux-address"),
+        err_str(&o).contains("no matching subnet for aux-address"),
         "{}",
-        out_str_err(&o)
+        err_str(&o)
     );
     for (ipam, what) in [
         (

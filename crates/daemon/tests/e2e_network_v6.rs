@@ -6,31 +6,11 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::Duration;
 
 use common::*;
 
 const T: Duration = Duration::from_secs(20);
-const HTTPD: &str =
-    "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www";
-
-fn busybox() -> &'static str {
-    for p in ["/bin/busybox", "/usr/bin/busybox"] {
-        if std::path::Path::new(p).exists() {
-            return p;
-        }
-    }
-    panic!("busybox not found on the host: install busybox-static");
-}
-
-fn out_str(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn err_str(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).trim().to_string()
-}
 
 /// Runs a throwaway container on `net` and returns its output (retried while a server on the
 /// network comes up).

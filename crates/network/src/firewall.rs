@@ -147,23 +147,7 @@ pub fn render(table: &str, rules: &Ruleset) -> String {
         );
     }
     let _ = writeln!(s, "\t}}");
-    let _ = writeln!(s, "\tchain prerouting {{");
-    let _ = writeln!(
-        s,
-        "\t\ttype nat hook prerouting priority dstnat; policy accept;"
-    );
-    let _ = writeln!(s, "\t\tfib daddr type local jump publish");
-    let _ = writeln!(s, "\t}}");
-    let _ = writeln!(s, "\tchain output {{");
-    let _ = writeln!(s, "\t\ttype nat hook output priority -100; policy accept;");
-    let _ = writeln!(s, "\t\tfib daddr type local jump publish");
-    let _ = writeln!(s, "\t}}");
-
-    let _ = writeln!(s, "\tchain postrouting {{");
-    let _ = writeln!(
-        s,
-        "\t\ttype nat hook postrouting priority srcnat; policy accept;"
-    );
+    nat_hooks(&mut s, "");
     for n in &rules.networks {
         let (br, net) = (&n.bridge, n.subnet.trunc());
         // 127.0.0.1:hostPort sent out a bridge (route_localnet lets it route): the container
@@ -181,37 +165,7 @@ pub fn render(table: &str, rules: &Ruleset) -> String {
     }
     let _ = writeln!(s, "\t}}");
 
-    let _ = writeln!(s, "\tchain forward {{");
-    let _ = writeln!(
-        s,
-        "\t\ttype filter hook forward priority filter; policy accept;"
-    );
-    let _ = writeln!(s, "\t\tct state established,related accept");
-    let bridges: Vec<&str> = rules.networks.iter().map(|n| n.bridge.as_str()).collect();
-    for n in rules.networks.iter().filter(|n| n.internal) {
-        let br = n.bridge.as_str();
-        let _ = writeln!(s, "\t\tiifname \"{br}\" oifname != \"{br}\" drop");
-        let _ = writeln!(s, "\t\toifname \"{br}\" iifname != \"{br}\" drop");
-    }
-    // A published port is for everyone but internal networks: a container of another network
-    // (or of an icc=false one) reaches it through a host address, as with Docker.
-    let _ = writeln!(s, "\t\tct status dnat accept");
-    for n in &rules.networks {
-        let br = n.bridge.as_str();
-        // Docker's isolation: berth's networks do not route to one another.
-        let others: Vec<&str> = bridges.iter().copied().filter(|b| *b != br).collect();
-        if !others.is_empty() {
-            let _ = writeln!(
-                s,
-                "\t\tiifname \"{br}\" oifname {} drop",
-                quoted_set(&others)
-            );
-        }
-        if !n.icc {
-            let _ = writeln!(s, "\t\tiifname \"{br}\" oifname \"{br}\" drop");
-        }
-    }
-    let _ = writeln!(s, "\t}}");
+    forward_chain(&mut s, &rules.networks);
     let _ = writeln!(s, "}}");
 
     s
@@ -259,23 +213,7 @@ pub fn render6(table: &str, rules: &Ruleset) -> String {
         );
     }
     let _ = writeln!(s, "\t}}");
-    let _ = writeln!(s, "\tchain prerouting {{");
-    let _ = writeln!(
-        s,
-        "\t\ttype nat hook prerouting priority dstnat; policy accept;"
-    );
-    let _ = writeln!(s, "\t\tfib daddr type local jump publish");
-    let _ = writeln!(s, "\t}}");
-    let _ = writeln!(s, "\tchain output {{");
-    let _ = writeln!(s, "\t\ttype nat hook output priority -100; policy accept;");
-    let _ = writeln!(s, "\t\tip6 daddr != ::1 fib daddr type local jump publish");
-    let _ = writeln!(s, "\t}}");
-
-    let _ = writeln!(s, "\tchain postrouting {{");
-    let _ = writeln!(
-        s,
-        "\t\ttype nat hook postrouting priority srcnat; policy accept;"
-    );
+    nat_hooks(&mut s, "ip6 daddr != ::1 ");
     for (n, net) in &v6 {
         let br = &n.bridge;
         let _ = writeln!(
@@ -288,21 +226,55 @@ pub fn render6(table: &str, rules: &Ruleset) -> String {
     }
     let _ = writeln!(s, "\t}}");
 
+    forward_chain(&mut s, &rules.networks);
+    let _ = writeln!(s, "}}");
+    s
+}
+
+/// The NAT hook chains both tables share: published ports for traffic arriving (prerouting)
+/// and made on the host (output, where `output_match` narrows which), and the head of the
+/// postrouting chain the caller fills and closes.
+fn nat_hooks(s: &mut String, output_match: &str) {
+    use std::fmt::Write as _;
+    let _ = writeln!(s, "\tchain prerouting {{");
+    let _ = writeln!(
+        s,
+        "\t\ttype nat hook prerouting priority dstnat; policy accept;"
+    );
+    let _ = writeln!(s, "\t\tfib daddr type local jump publish");
+    let _ = writeln!(s, "\t}}");
+    let _ = writeln!(s, "\tchain output {{");
+    let _ = writeln!(s, "\t\ttype nat hook output priority -100; policy accept;");
+    let _ = writeln!(s, "\t\t{output_match}fib daddr type local jump publish");
+    let _ = writeln!(s, "\t}}");
+    let _ = writeln!(s, "\tchain postrouting {{");
+    let _ = writeln!(
+        s,
+        "\t\ttype nat hook postrouting priority srcnat; policy accept;"
+    );
+}
+
+/// The forward chain, the same policy in both tables (its rules match interfaces only).
+fn forward_chain(s: &mut String, networks: &[NetworkRules]) {
+    use std::fmt::Write as _;
     let _ = writeln!(s, "\tchain forward {{");
     let _ = writeln!(
         s,
         "\t\ttype filter hook forward priority filter; policy accept;"
     );
     let _ = writeln!(s, "\t\tct state established,related accept");
-    for n in rules.networks.iter().filter(|n| n.internal) {
+    let bridges: Vec<&str> = networks.iter().map(|n| n.bridge.as_str()).collect();
+    for n in networks.iter().filter(|n| n.internal) {
         let br = n.bridge.as_str();
         let _ = writeln!(s, "\t\tiifname \"{br}\" oifname != \"{br}\" drop");
         let _ = writeln!(s, "\t\toifname \"{br}\" iifname != \"{br}\" drop");
     }
+    // A published port is for everyone but internal networks: a container of another network
+    // (or of an icc=false one) reaches it through a host address, as with Docker.
     let _ = writeln!(s, "\t\tct status dnat accept");
-    let bridges: Vec<&str> = rules.networks.iter().map(|n| n.bridge.as_str()).collect();
-    for n in &rules.networks {
+    for n in networks {
         let br = n.bridge.as_str();
+        // Docker's isolation: berth's networks do not route to one another.
         let others: Vec<&str> = bridges.iter().copied().filter(|b| *b != br).collect();
         if !others.is_empty() {
             let _ = writeln!(
@@ -316,8 +288,6 @@ pub fn render6(table: &str, rules: &Ruleset) -> String {
         }
     }
     let _ = writeln!(s, "\t}}");
-    let _ = writeln!(s, "}}");
-    s
 }
 
 /// Runs `nft -f -` with `script` on stdin.

@@ -142,30 +142,9 @@ pub fn attachment_for(
         .into_iter()
         .filter(|a| !a.is_empty())
         .collect();
-    let ipv4 = match s
-        .ipam_config
-        .as_ref()
-        .and_then(|c| c.ipv4_address.as_deref())
-        .filter(|s| !s.is_empty())
-    {
-        None => None,
-        Some(ip) => Some(
-            ip.parse::<Ipv4Addr>()
-                .map_err(|_| ApiError::invalid(format!("invalid IPv4 address: {ip}")))?,
-        ),
-    };
-    let ipv6 = match s
-        .ipam_config
-        .as_ref()
-        .and_then(|c| c.ipv6_address.as_deref())
-        .filter(|s| !s.is_empty())
-    {
-        None => None,
-        Some(ip) => Some(
-            ip.parse::<Ipv6Addr>()
-                .map_err(|_| ApiError::invalid(format!("invalid IPv6 address: {ip}")))?,
-        ),
-    };
+    let ipam = s.ipam_config.as_ref();
+    let ipv4 = requested_ip::<Ipv4Addr>(ipam.and_then(|c| c.ipv4_address.as_deref()), "IPv4")?;
+    let ipv6 = requested_ip::<Ipv6Addr>(ipam.and_then(|c| c.ipv6_address.as_deref()), "IPv6")?;
     if n.is_default_bridge() {
         if ipv4.is_some() || ipv6.is_some() {
             return Err(ApiError::invalid(
@@ -247,6 +226,17 @@ pub fn attachment_for(
             .collect(),
         ipv6,
     })
+}
+
+/// A static address asked for (`--ip`, `--ip6`), empty meaning none.
+fn requested_ip<T: std::str::FromStr>(ip: Option<&str>, family: &str) -> ApiResult<Option<T>> {
+    match ip.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(ip) => ip
+            .parse::<T>()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(format!("invalid {family} address: {ip}"))),
+    }
 }
 
 /// `aa:bb:cc:dd:ee:ff` (or with `-`), as Go's `net.ParseMAC` takes a 48-bit address; a

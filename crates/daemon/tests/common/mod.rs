@@ -408,3 +408,27 @@ impl Drop for TestDaemon {
         }
     }
 }
+
+/// A busybox `httpd` serving `hello-from-<hostname>` on port 80 (networking tests).
+pub const HTTPD: &str =
+    "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www";
+
+/// The host's static busybox (networking tests run its wget/timeout in berthd's namespace).
+pub fn busybox() -> &'static str {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if std::path::Path::new(p).exists() {
+            return p;
+        }
+    }
+    panic!("busybox not found on the host: install busybox-static");
+}
+
+/// A command's stdout, trimmed.
+pub fn out_str(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// A command's stderr, trimmed.
+pub fn err_str(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
+}
