@@ -975,6 +975,39 @@ fn network_mode_conflicts_and_the_host_mode_warning() {
         assert_ne!(o.status.code(), Some(0), "{a:?}");
         assert!(err_str(&o).contains(what), "{a:?}: {}", err_str(&o));
     }
+    // The docker CLI checks some of these itself: the API answers for other clients.
+    for (extra, what) in [
+        (r#""Hostname":"x""#, "hostname and the network mode"),
+        (
+            r#""ExposedPorts":{"80/tcp":{}}"#,
+            "port exposing and the container type network mode",
+        ),
+        (
+            r#""HostConfig":{"NetworkMode":"container:base","Dns":["1.1.1.1"]}"#,
+            "dns and the network mode",
+        ),
+        (
+            r#""HostConfig":{"NetworkMode":"container:base","ExtraHosts":["a:1.2.3.4"]}"#,
+            "custom host-to-IP mapping",
+        ),
+        (
+            r#""HostConfig":{"NetworkMode":"container:base","PortBindings":{"80/tcp":[{"HostPort":"80"}]}}"#,
+            "port publishing and the container type network mode",
+        ),
+    ] {
+        let hc = if extra.contains("HostConfig") {
+            String::new()
+        } else {
+            r#","HostConfig":{"NetworkMode":"container:base"}"#.to_string()
+        };
+        let r = d.http(
+            "POST",
+            "/containers/create",
+            Some(&format!(r#"{{"Image":"busybox",{extra}{hc}}}"#)),
+        );
+        assert_eq!(r.status, 400, "{extra}: {}", r.text());
+        assert!(r.text().contains(what), "{extra}: {}", r.text());
+    }
     let r = d.http(
         "POST",
         "/v1.43/containers/create",
